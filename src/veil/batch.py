@@ -1,0 +1,193 @@
+"""Batches: map inputs to outputs, run them (in a pool when asked), keep the report, resume.
+
+The report is written line by line to ``REPORT.partial`` while the batch runs and moved into
+place at the end, so a crash or Ctrl-C leaves every finished file accounted for; the next run
+reads both files back and does not redo a file whose output and report line exist.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UsageError
+from .pipeline import Pipeline, atomic_write
+from .result import Result
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+    #: Set when the job cannot run at all (e.g. two inputs map to one output).
+    problem: str | None = None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def plan(inputs: Iterable[Path], outdir: Path) -> list[Job]:
+    """One job per input file; folders are walked recursively and mirrored below ``outdir``.
+
+    A file input lands at ``outdir/name``; a file inside a folder input at ``outdir/relative``.
+    Raises `UsageError` for missing inputs or an output folder that is, or is inside, an input
+    folder (a rerun would clean its own outputs) or that would place an output over its input.
+    """
+    out = outdir.resolve()
+    jobs: list[Job] = []
+    claimed: dict[Path, Path] = {}
+    for given in inputs:
+        if not given.exists():
+            raise UsageError(f"input not found: {given}")
+        root = given.resolve()
+        if root.is_dir():
+            if _inside(out, root):
+                raise UsageError(f"output folder {outdir} must not be inside input folder {given}")
+            files = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.endswith(".veil-tmp"))
+            pairs = [(f, out / f.relative_to(given)) for f in files]
+        else:
+            if root.parent == out:
+                raise UsageError(f"output folder {outdir} is the folder of input {given}: "
+                                 "veil never writes next to or over its input")
+            pairs = [(given, out / given.name)]
+        for src, dst in pairs:
+            if dst in claimed:
+                jobs.append(Job(src, dst, f"output {dst} is already the output of {claimed[dst]}"))
+            else:
+                claimed[dst] = src
+                jobs.append(Job(src, dst))
+    return jobs
+
+
+def load_report(path: Path | None) -> dict[str, Result]:
+    """Rows of an earlier run (final report and unfinished partial), by input path."""
+    rows: dict[str, Result] = {}
+    if path is None:
+        return rows
+    for candidate in (path, _partial(path)):
+        if not candidate.exists():
+            continue
+        for line in candidate.read_text(encoding="utf-8").splitlines():
+            try:
+                result = Result.from_dict(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+            rows[result.input] = result
+    return rows
+
+
+def _partial(report: Path) -> Path:
+    return report.with_name(report.name + ".partial")
+
+
+# Worker processes each hold one Pipeline (the model loads once per process).
+_WORKER: Pipeline | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    global _WORKER
+    # One onnxruntime thread per worker: the processes already fill the cores.
+    _WORKER = Pipeline(settings, threads=1)
+
+
+def _work(src: Path, dst: Path) -> Result:
+    assert _WORKER is not None
+    return _WORKER.run(src, dst)
+
+
+def run(
+    jobs: list[Job],
+    settings: Settings,
+    report: Path | None = None,
+    progress: bool | None = None,
+    pipeline: Pipeline | None = None,
+) -> list[Result]:
+    """Run every job; returns one `Result` per job in job order and writes ``report``."""
+    previous = load_report(report)
+    results: dict[int, Result] = {}
+    todo: list[tuple[int, Job]] = []
+    for i, job in enumerate(jobs):
+        done = _already_done(job, settings, previous)
+        if done is not None:
+            results[i] = done
+        else:
+            todo.append((i, job))
+
+    partial = open(_partial(report), "a", encoding="utf-8") if report else None  # noqa: SIM115
+    show = sys.stderr.isatty() if progress is None else progress
+
+    def record(i: int, result: Result) -> None:
+        results[i] = result
+        if partial is not None:
+            partial.write(result.to_json() + "\n")
+            partial.flush()
+
+    try:
+        for i, result in _execute(todo, settings, pipeline, show, initial=len(results), total=len(jobs)):
+            record(i, result)
+    finally:
+        if partial is not None:
+            partial.close()
+    ordered = [results[i] for i in range(len(jobs))]
+    if report is not None:
+        atomic_write(report, "".join(r.to_json() + "\n" for r in ordered).encode("utf-8"))
+        _partial(report).unlink(missing_ok=True)
+    return ordered
+
+
+def _already_done(job: Job, settings: Settings, previous: dict[str, Result]) -> Result | None:
+    if job.problem is not None:
+        return Result(input=str(job.src), output=None, status="failed", error=job.problem)
+    if settings.overwrite or not job.dst.exists():
+        return None
+    earlier = previous.get(str(job.src))
+    if earlier is not None and earlier.output == str(job.dst) and earlier.status in ("cleaned", "unchanged"):
+        return earlier  # resumed: this file was finished by an earlier run
+    return Result(input=str(job.src), output=None, status="skipped",
+                  error=f"output exists: {job.dst} (use --overwrite to replace it)")
+
+
+def _execute(
+    todo: list[tuple[int, Job]], settings: Settings, pipeline: Pipeline | None, show: bool,
+    initial: int, total: int,
+) -> Iterator[tuple[int, Result]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=initial, disable=not show, unit="file", dynamic_ncols=True,
+               file=sys.stderr)
+    try:
+        if settings.jobs <= 1 or len(todo) <= 1:
+            pipe = pipeline or Pipeline(settings)
+            for i, job in todo:
+                bar.set_postfix_str(job.src.name[-30:], refresh=False)
+                yield i, pipe.run(job.src, job.dst)
+                bar.update()
+            return
+        workers = min(settings.jobs, len(todo))
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+            futures = {pool.submit(_work, job.src, job.dst): i for i, job in todo}
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+                    bar.update()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+def summary(results: list[Result]) -> dict[str, int]:
+    counts = {status: 0 for status in ("cleaned", "unchanged", "skipped", "failed")}
+    for r in results:
+        counts[r.status] += 1
+    counts["faces"] = sum(len(r.faces) for r in results)
+    return counts
+

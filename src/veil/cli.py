@@ -1,0 +1,191 @@
+"""The ``veil`` command. Exit codes: 0 all good, 1 some files failed, 2 usage error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from . import __version__
+from .batch import plan, run, summary
+from .errors import UsageError, VeilError
+from .formats import supported_extensions
+from .formats.metadata import CATEGORIES
+from .pipeline import Pipeline, ScanReport
+from .settings import MASKS, METHODS, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+_EPILOG = f"""\
+formats: {" ".join(supported_extensions())}
+Files of other kinds are reported as skipped; RAW camera files and video are refused with a reason.
+
+examples:
+  veil clean holiday/ -o holiday-clean --report report.jsonl
+  veil clean protest.jpg -o share --method pixelate
+  veil scan photo.heic
+  veil scan photos/ --json > findings.json
+"""
+
+
+def _on_off(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError("expected 'on' or 'off'")
+    return value == "on"
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _add_detection(p: argparse.ArgumentParser) -> None:
+    d = Settings()
+    p.add_argument("--faces", type=_on_off, default=True, metavar="on|off",
+                   help="detect and obscure faces (default: on); off only strips metadata")
+    p.add_argument("--threshold", type=float, default=d.threshold, metavar="T",
+                   help=f"detector score from which a face is obscured, 0-1 (default: {d.threshold}; "
+                        "lower obscures more)")
+    p.add_argument("--max-megapixels", type=float, default=d.max_pixels / 1e6, metavar="MP",
+                   help=f"refuse images larger than this, all frames together (default: {d.max_pixels / 1e6:.0f})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="veil",
+        description="Obscure every face and strip identifying metadata (GPS, serials, owner names, "
+                    "thumbnails, XMP/IPTC) from photos before they are published. Works offline.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"veil {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    clean = sub.add_parser(
+        "clean", help="write cleaned copies of photos into another folder",
+        description="Write a cleaned copy of each photo into OUTDIR, mirroring the input tree. "
+                    "Inputs are never modified; existing outputs are kept unless --overwrite.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    clean.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders")
+    clean.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
+                       help="folder for the cleaned copies (created if missing)")
+    clean.add_argument("--report", type=Path, metavar="REPORT.jsonl",
+                       help="write one JSON line per input: status, faces, metadata removed, error")
+    clean.add_argument("--method", choices=METHODS, default=Settings().method,
+                       help="how faces are obscured (default: %(default)s)")
+    clean.add_argument("--mask", choices=MASKS, default=Settings().mask,
+                       help="shape obscured inside each face region (default: %(default)s)")
+    _add_detection(clean)
+    clean.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                       help="files cleaned in parallel, one process each (default: 1)")
+    clean.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    clean.add_argument("--progress", type=_on_off, default=None, metavar="on|off",
+                       help="progress bar (default: on when stderr is a terminal)")
+
+    scan = sub.add_parser(
+        "scan", help="show faces and identifying metadata without writing anything",
+        description="Read-only: list, per file, the faces found and what its metadata reveals "
+                    "(place, device, serial numbers, people, times, embedded pictures).",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scan.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders")
+    scan.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_detection(scan)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return Settings(faces=args.faces, threshold=args.threshold,
+                    max_pixels=max(1, int(args.max_megapixels * 1e6)), **extra)  # type: ignore[arg-type]
+
+
+def _clean(args: argparse.Namespace) -> int:
+    settings = _settings(args, method=args.method, mask=args.mask, jobs=args.jobs,
+                         overwrite=args.overwrite)
+    jobs = plan(args.inputs, args.output)
+    if args.report is not None and any(args.report.resolve() == j.src.resolve() for j in jobs):
+        raise UsageError("the report must not overwrite an input")
+    results = run(jobs, settings, report=args.report, progress=args.progress)
+    counts = summary(results)
+    for r in results:
+        if r.status == "failed":
+            print(f"failed: {r.input}: {r.error}", file=sys.stderr)
+    print(
+        f"{len(results)} files: {counts['cleaned']} cleaned, {counts['unchanged']} unchanged, "
+        f"{counts['skipped']} skipped, {counts['failed']} failed; {counts['faces']} faces obscured"
+        + (f"; report: {args.report}" if args.report else ""),
+        file=sys.stderr,
+    )
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _scan_files(inputs: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for given in inputs:
+        if not given.exists():
+            raise UsageError(f"input not found: {given}")
+        files += sorted(p for p in given.rglob("*") if p.is_file()) if given.is_dir() else [given]
+    return files
+
+
+def _scan(args: argparse.Namespace) -> int:
+    pipe = Pipeline(_settings(args))
+    reports = [pipe.scan(f) for f in _scan_files(args.inputs)]
+    if args.json:
+        json.dump([asdict(r) for r in reports], sys.stdout, indent=2, ensure_ascii=False)
+        print()
+    else:
+        for r in reports:
+            print(format_scan(r, faces_on=args.faces))
+    return EXIT_FAILED if any(r.error for r in reports) else EXIT_OK
+
+
+def format_scan(report: ScanReport, faces_on: bool = True) -> str:
+    """A scan as a short readable block: a header line, then one line per finding."""
+    if report.error:
+        return f"{report.path}\n  cannot read: {report.error}\n"
+    size = f"{report.format} {report.width}x{report.height}"
+    if report.frames > 1:
+        size += f", {report.frames} frames"
+    lines = [f"{report.path}  ({size})"]
+    if faces_on:
+        if report.faces:
+            heights = sorted(round(f.box[3] - f.box[1]) for f in report.faces)
+            span = f"{heights[0]} px" if heights[0] == heights[-1] else f"{heights[0]}-{heights[-1]} px"
+            lines.append(f"  {'faces':<16} {len(report.faces)} found, {span} tall: would be obscured")
+        else:
+            lines.append(f"  {'faces':<16} none found")
+    if not report.metadata:
+        lines.append(f"  {'metadata':<16} nothing identifying found")
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    for f in sorted(report.metadata, key=lambda f: order.get(f.category, len(order))):
+        lines.append(f"  {f.category:<16} {f.name + ':':<22} {f.value}")
+    if report.metadata:
+        lines.append(f"  {'':<16} clean would remove all {len(report.metadata)} of these")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "clean":
+            return _clean(args)
+        return _scan(args)
+    except UsageError as exc:
+        parser.exit(EXIT_USAGE, f"veil: error: {exc}\n")
+    except VeilError as exc:
+        print(f"veil: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\nveil: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

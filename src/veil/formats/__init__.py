@@ -1,0 +1,70 @@
+"""Format registry: which handler cleans a file, decided by extension and confirmed by content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import CorruptInput, FormatMismatch, UnsupportedFormat
+from .base import Decoded, FormatHandler, read_prefix
+from .bmp import BmpHandler
+from .gif import GifHandler
+from .heif import AvifHandler, HeifHandler, register_heif
+from .jpeg import JpegHandler
+from .png import PngHandler
+from .tiff import TiffHandler
+from .webp import WebpHandler
+
+HANDLERS: tuple[FormatHandler, ...] = (
+    JpegHandler(), PngHandler(), WebpHandler(), TiffHandler(), HeifHandler(), AvifHandler(),
+    GifHandler(), BmpHandler(),
+)
+_BY_EXTENSION = {ext: h for h in HANDLERS for ext in h.extensions}
+
+# Refused with a reason rather than "unknown": people expect these to work.
+RAW_EXTENSIONS = frozenset(
+    [".dng", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".mos", ".iiq", ".rwl", ".raw"]
+)
+VIDEO_EXTENSIONS = frozenset([".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".wmv", ".flv"])
+
+register_heif()
+
+
+def supported_extensions() -> list[str]:
+    return sorted(_BY_EXTENSION)
+
+
+def handler_for(path: Path) -> FormatHandler:
+    """The handler for a file, after checking its signature agrees with its extension.
+
+    Raises `UnsupportedFormat` for kinds veil does not clean, `CorruptInput` for empty or
+    unrecognisable content and `FormatMismatch` when the content is another supported format.
+    """
+    ext = path.suffix.lower()
+    if ext in RAW_EXTENSIONS:
+        raise UnsupportedFormat(
+            f"RAW camera file ({ext}): it cannot be cleaned safely (maker notes and previews are "
+            "interleaved with the sensor data); export a JPEG or TIFF and clean that"
+        )
+    if ext in VIDEO_EXTENSIONS:
+        raise UnsupportedFormat(f"video ({ext}) is not supported yet")
+    handler = _BY_EXTENSION.get(ext)
+    if handler is None:
+        raise UnsupportedFormat(f"unsupported file type {ext or '(no extension)'}")
+    try:
+        prefix = read_prefix(path)
+    except OSError as exc:
+        raise CorruptInput(f"cannot read file: {exc.strerror or exc}") from exc
+    if not prefix:
+        raise CorruptInput("empty file (0 bytes)")
+    if handler.accept(prefix):
+        return handler
+    actual = next((h for h in HANDLERS if h.accept(prefix)), None)
+    if actual is not None:
+        raise FormatMismatch(f"content is {actual.name} but the extension says {handler.name}")
+    raise CorruptInput(f"not a valid {handler.name} file (unrecognised signature)")
+
+
+__all__ = [
+    "HANDLERS", "RAW_EXTENSIONS", "VIDEO_EXTENSIONS", "Decoded", "FormatHandler", "handler_for",
+    "supported_extensions",
+]

@@ -1,0 +1,62 @@
+"""HEIC/HEIF (through pillow-heif) and AVIF (Pillow's own plug-in).
+
+Neither container records the quality it was encoded at, so outputs use a high fixed quality.
+Orientation: both decoders apply the container's rotation (irot/imir) and EXIF orientation is
+applied on top only where the decoder leaves it set, via ``ImageOps.exif_transpose``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from .base import FormatHandler
+
+QUALITY = 90
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
+_AVIF_BRANDS = (b"avif", b"avis")
+
+
+def _brand(prefix: bytes) -> bytes:
+    return prefix[8:12] if prefix[4:8] == b"ftyp" else b""
+
+
+def register_heif() -> None:
+    """Teach Pillow to open HEIC/HEIF; idempotent."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+class HeifHandler(FormatHandler):
+    name = "HEIF"
+    extensions = (".heic", ".heif", ".hif")
+    pil_formats = ("HEIF",)
+
+    @classmethod
+    def accept(cls, prefix: bytes) -> bool:
+        # AVIF files often list mif1 as major brand too; avif wins when it is the major brand.
+        return _brand(prefix) in _HEIF_BRANDS and b"avif" not in prefix[8:32]
+
+    def encode_options(self, im: Image.Image) -> dict[str, Any]:
+        options = super().encode_options(im)
+        options["quality"] = QUALITY
+        return options
+
+
+class AvifHandler(FormatHandler):
+    name = "AVIF"
+    extensions = (".avif",)
+    pil_formats = ("AVIF",)
+
+    @classmethod
+    def accept(cls, prefix: bytes) -> bool:
+        return _brand(prefix) in _AVIF_BRANDS or (
+            _brand(prefix) in (b"mif1", b"msf1") and b"avif" in prefix[8:32]
+        )
+
+    def encode_options(self, im: Image.Image) -> dict[str, Any]:
+        options = super().encode_options(im)
+        options["quality"] = QUALITY
+        return options

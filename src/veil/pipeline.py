@@ -1,0 +1,158 @@
+"""The one pipeline every door uses: decode -> detect -> grow -> obscure -> encode -> verify -> write."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from .detectors import Detector, default_detector
+from .errors import CorruptInput, UnsupportedFormat, VeilError, WriteFailed
+from .faces import Faces
+from .formats import handler_for
+from .formats.base import Pixels
+from .formats.metadata import MetaField
+from .obscurers import Obscurer, get_obscurer
+from .result import FaceRecord, Result
+from .settings import Settings
+
+
+@dataclass
+class Cleaned:
+    """An image after obscuring: the pixels plus what was found and where it was obscured."""
+
+    pixels: Pixels
+    faces: Faces
+    regions: npt.NDArray[np.int32]
+
+    def records(self) -> list[FaceRecord]:
+        return [
+            FaceRecord(box=[round(float(v), 1) for v in box], region=[int(v) for v in region],
+                       score=round(score, 4))
+            for (box, score), region in zip(self.faces, self.regions, strict=True)
+        ]
+
+
+@dataclass
+class ScanReport:
+    """What `veil scan` learns about one file without writing anything."""
+
+    path: str
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int = 0
+    faces: list[FaceRecord] = field(default_factory=list)
+    metadata: list[MetaField] = field(default_factory=list)
+    error: str | None = None
+
+
+class Pipeline:
+    """Holds the loaded detector and obscurer; reuse one per process (model loads once).
+
+    >>> pipe = Pipeline(Settings(method="blur"))          # doctest: +SKIP
+    >>> pipe.run(Path("in.jpg"), Path("out/in.jpg")).status  # doctest: +SKIP
+    'cleaned'
+    """
+
+    def __init__(self, settings: Settings | None = None, detector: Detector | None = None,
+                 threads: int | None = None) -> None:
+        self.settings = settings or Settings()
+        self._detector = detector
+        self._threads = threads
+        self.obscurer: Obscurer = get_obscurer(self.settings.method, self.settings.mask)
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:  # loaded on first use: `--faces off` never pays for it
+            self._detector = default_detector(self.settings.threshold, self._threads)
+        return self._detector
+
+    # -- in memory -------------------------------------------------------------------------
+    def clean_array(self, pixels: Pixels) -> Cleaned:
+        """Detect and obscure faces in an RGB(A) or grey uint8 array; returns a new array."""
+        if not self.settings.faces:
+            return Cleaned(pixels.copy(), Faces.empty(), np.zeros((0, 4), np.int32))
+        rgb = _rgb_view(pixels)
+        faces = self.detector.detect(rgb)
+        regions = faces.regions(width=pixels.shape[1], height=pixels.shape[0])
+        return Cleaned(self.obscurer.apply(pixels, regions), faces, regions)
+
+    # -- files -----------------------------------------------------------------------------
+    def clean_file(self, src: Path, dst: Path) -> Result:
+        """Clean one file into ``dst`` atomically; raises `VeilError` and writes nothing on failure."""
+        handler = handler_for(src)
+        decoded = handler.decode(_read(src), self.settings.max_pixels)
+        cleaned = [self.clean_array(frame) for frame in decoded.frames]
+        data = handler.encode(decoded, [c.pixels for c in cleaned])
+        handler.verify(data, decoded)
+        try:
+            atomic_write(dst, data)
+        except OSError as exc:
+            raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
+        faces = [record for c in cleaned for record in c.records()]
+        return Result(input=str(src), output=str(dst), status="cleaned", faces=faces,
+                      metadata_removed=sorted({f.name for f in decoded.metadata}))
+
+    def run(self, src: Path, dst: Path) -> Result:
+        """`clean_file` for the doors: every `VeilError` becomes a skipped or failed row."""
+        try:
+            return self.clean_file(src, dst)
+        except UnsupportedFormat as exc:
+            return Result(input=str(src), output=None, status="skipped", error=str(exc))
+        except VeilError as exc:
+            return Result(input=str(src), output=None, status="failed",
+                          error=f"{type(exc).__name__}: {exc}")
+        except MemoryError:
+            return Result(input=str(src), output=None, status="failed",
+                          error="MemoryError: not enough memory to process this file")
+
+    def scan(self, src: Path) -> ScanReport:
+        """Faces and identifying metadata of one file; reads only."""
+        report = ScanReport(path=str(src))
+        try:
+            handler = handler_for(src)
+            decoded = handler.decode(_read(src), self.settings.max_pixels)
+            report.format, report.frames = decoded.format, len(decoded.frames)
+            report.width, report.height = decoded.width, decoded.height
+            report.metadata = decoded.metadata
+            if self.settings.faces:
+                for frame in decoded.frames:
+                    faces = self.detector.detect(_rgb_view(frame))
+                    regions = faces.regions(decoded.width, decoded.height)
+                    report.faces += Cleaned(frame, faces, regions).records()
+        except VeilError as exc:
+            report.error = f"{type(exc).__name__}: {exc}"
+        return report
+
+
+def _rgb_view(pixels: Pixels) -> Pixels:
+    if pixels.ndim == 2:
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CorruptInput(f"cannot read file: {exc.strerror or exc}") from exc
+
+
+def atomic_write(dst: Path, data: bytes) -> None:
+    """Write ``data`` to ``dst`` so that ``dst`` is either absent/old or complete, never partial."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".veil-tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
