@@ -36,9 +36,24 @@ from .settings import Settings
 __version__ = "0.1.0"
 
 __all__ = [
-    "CorruptInput", "DetectionFailed", "EncodeFailed", "FaceRecord", "Faces", "FormatMismatch",
-    "Pipeline", "Result", "ScanReport", "Settings", "TooLarge", "UnsupportedFormat", "UsageError",
-    "VeilError", "VerificationFailed", "WriteFailed", "clean", "scan",
+    "CorruptInput",
+    "DetectionFailed",
+    "EncodeFailed",
+    "FaceRecord",
+    "Faces",
+    "FormatMismatch",
+    "Pipeline",
+    "Result",
+    "ScanReport",
+    "Settings",
+    "TooLarge",
+    "UnsupportedFormat",
+    "UsageError",
+    "VeilError",
+    "VerificationFailed",
+    "WriteFailed",
+    "clean",
+    "scan",
 ]
 
 _PIPELINES: dict[Settings, Pipeline] = {}
@@ -52,16 +67,24 @@ def _pipeline(settings: Settings | None, options: dict[str, Any]) -> Pipeline:
 
 
 @overload
-def clean(source: npt.NDArray[np.uint8], output: None = None, *, settings: Settings | None = None,
-          **options: Any) -> npt.NDArray[np.uint8]: ...
+def clean(
+    source: npt.NDArray[np.uint8],
+    output: None = None,
+    *,
+    settings: Settings | None = None,
+    **options: Any,
+) -> npt.NDArray[np.uint8]: ...
 @overload
-def clean(source: Image.Image, output: None = None, *, settings: Settings | None = None,
-          **options: Any) -> Image.Image: ...
+def clean(
+    source: Image.Image, output: None = None, *, settings: Settings | None = None, **options: Any
+) -> Image.Image: ...
 @overload
-def clean(source: str | Path, output: str | Path, *, settings: Settings | None = None,
-          **options: Any) -> Result | list[Result]: ...
-def clean(source: Any, output: Any = None, *, settings: Settings | None = None,
-          **options: Any) -> Any:
+def clean(
+    source: str | Path, output: str | Path, *, settings: Settings | None = None, **options: Any
+) -> Result | list[Result]: ...
+def clean(
+    source: Any, output: Any = None, *, settings: Settings | None = None, **options: Any
+) -> Any:
     """Obscure faces (and, for files, strip metadata).
 
     - an RGB(A) uint8 array or a Pillow image: returns an obscured copy of the same type;
@@ -86,13 +109,18 @@ def clean(source: Any, output: Any = None, *, settings: Settings | None = None,
     if dst.resolve() == src.resolve():
         raise UsageError("output must differ from the input; veil never writes over its input")
     if dst.exists() and not pipe.settings.overwrite:
-        return Result(input=str(src), output=None, status="skipped",
-                      error=f"output exists: {dst} (pass overwrite=True to replace it)")
+        return Result(
+            input=str(src),
+            output=None,
+            status="skipped",
+            error=f"output exists: {dst} (pass overwrite=True to replace it)",
+        )
     return pipe.run(src, dst)
 
 
-def scan(source: str | Path, *, settings: Settings | None = None,
-         **options: Any) -> ScanReport | list[ScanReport]:
+def scan(
+    source: str | Path, *, settings: Settings | None = None, **options: Any
+) -> ScanReport | list[ScanReport]:
     """Faces and identifying metadata of a file (or of every file in a folder); writes nothing."""
     pipe = _pipeline(settings, options)
     path = Path(source)

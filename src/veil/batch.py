@@ -49,12 +49,16 @@ def plan(inputs: Iterable[Path], outdir: Path) -> list[Job]:
         if root.is_dir():
             if _inside(out, root):
                 raise UsageError(f"output folder {outdir} must not be inside input folder {given}")
-            files = sorted(p for p in given.rglob("*") if p.is_file() and not p.name.endswith(".veil-tmp"))
+            files = sorted(
+                p for p in given.rglob("*") if p.is_file() and not p.name.endswith(".veil-tmp")
+            )
             pairs = [(f, out / f.relative_to(given)) for f in files]
         else:
             if root.parent == out:
-                raise UsageError(f"output folder {outdir} is the folder of input {given}: "
-                                 "veil never writes next to or over its input")
+                raise UsageError(
+                    f"output folder {outdir} is the folder of input {given}: "
+                    "veil never writes next to or over its input"
+                )
             pairs = [(given, out / given.name)]
         for src, dst in pairs:
             if dst in claimed:
@@ -129,7 +133,9 @@ def run(
             partial.flush()
 
     try:
-        for i, result in _execute(todo, settings, pipeline, show, initial=len(results), total=len(jobs)):
+        for i, result in _execute(
+            todo, settings, pipeline, show, initial=len(results), total=len(jobs)
+        ):
             record(i, result)
     finally:
         if partial is not None:
@@ -147,20 +153,38 @@ def _already_done(job: Job, settings: Settings, previous: dict[str, Result]) -> 
     if settings.overwrite or not job.dst.exists():
         return None
     earlier = previous.get(str(job.src))
-    if earlier is not None and earlier.output == str(job.dst) and earlier.status in ("cleaned", "unchanged"):
+    if (
+        earlier is not None
+        and earlier.output == str(job.dst)
+        and earlier.status in ("cleaned", "unchanged")
+    ):
         return earlier  # resumed: this file was finished by an earlier run
-    return Result(input=str(job.src), output=None, status="skipped",
-                  error=f"output exists: {job.dst} (use --overwrite to replace it)")
+    return Result(
+        input=str(job.src),
+        output=None,
+        status="skipped",
+        error=f"output exists: {job.dst} (use --overwrite to replace it)",
+    )
 
 
 def _execute(
-    todo: list[tuple[int, Job]], settings: Settings, pipeline: Pipeline | None, show: bool,
-    initial: int, total: int,
+    todo: list[tuple[int, Job]],
+    settings: Settings,
+    pipeline: Pipeline | None,
+    show: bool,
+    initial: int,
+    total: int,
 ) -> Iterator[tuple[int, Result]]:
     from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=initial, disable=not show, unit="file", dynamic_ncols=True,
-               file=sys.stderr)
+    bar = tqdm(
+        total=total,
+        initial=initial,
+        disable=not show,
+        unit="file",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     try:
         if settings.jobs <= 1 or len(todo) <= 1:
             pipe = pipeline or Pipeline(settings)
@@ -190,4 +214,3 @@ def summary(results: list[Result]) -> dict[str, int]:
         counts[r.status] += 1
     counts["faces"] = sum(len(r.faces) for r in results)
     return counts
-

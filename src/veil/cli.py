@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .batch import plan, run, summary
@@ -46,67 +47,127 @@ def _positive_int(value: str) -> int:
 
 def _add_detection(p: argparse.ArgumentParser) -> None:
     d = Settings()
-    p.add_argument("--faces", type=_on_off, default=True, metavar="on|off",
-                   help="detect and obscure faces (default: on); off only strips metadata")
-    p.add_argument("--threshold", type=float, default=d.threshold, metavar="T",
-                   help=f"detector score from which a face is obscured, 0-1 (default: {d.threshold}; "
-                        "lower obscures more)")
-    p.add_argument("--max-megapixels", type=float, default=d.max_pixels / 1e6, metavar="MP",
-                   help=f"refuse images larger than this, all frames together (default: {d.max_pixels / 1e6:.0f})")
+    p.add_argument(
+        "--faces",
+        type=_on_off,
+        default=True,
+        metavar="on|off",
+        help="detect and obscure faces (default: on); off only strips metadata",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=d.threshold,
+        metavar="T",
+        help=f"detector score from which a face is obscured, 0-1 (default: {d.threshold}; "
+        "lower obscures more)",
+    )
+    p.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=d.max_pixels / 1e6,
+        metavar="MP",
+        help="refuse images with more megapixels than this, all frames together "
+        f"(default: {d.max_pixels / 1e6:.0f})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veil",
         description="Obscure every face and strip identifying metadata (GPS, serials, owner names, "
-                    "thumbnails, XMP/IPTC) from photos before they are published. Works offline.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "thumbnails, XMP/IPTC) from photos before they are published. Works offline.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"veil {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     clean = sub.add_parser(
-        "clean", help="write cleaned copies of photos into another folder",
+        "clean",
+        help="write cleaned copies of photos into another folder",
         description="Write a cleaned copy of each photo into OUTDIR, mirroring the input tree. "
-                    "Inputs are never modified; existing outputs are kept unless --overwrite.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "Inputs are never modified; existing outputs are kept unless --overwrite.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    clean.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders")
-    clean.add_argument("-o", "--output", required=True, type=Path, metavar="OUTDIR",
-                       help="folder for the cleaned copies (created if missing)")
-    clean.add_argument("--report", type=Path, metavar="REPORT.jsonl",
-                       help="write one JSON line per input: status, faces, metadata removed, error")
-    clean.add_argument("--method", choices=METHODS, default=Settings().method,
-                       help="how faces are obscured (default: %(default)s)")
-    clean.add_argument("--mask", choices=MASKS, default=Settings().mask,
-                       help="shape obscured inside each face region (default: %(default)s)")
+    clean.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders"
+    )
+    clean.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUTDIR",
+        help="folder for the cleaned copies (created if missing)",
+    )
+    clean.add_argument(
+        "--report",
+        type=Path,
+        metavar="REPORT.jsonl",
+        help="write one JSON line per input: status, faces, metadata removed, error",
+    )
+    clean.add_argument(
+        "--method",
+        choices=METHODS,
+        default=Settings().method,
+        help="how faces are obscured (default: %(default)s)",
+    )
+    clean.add_argument(
+        "--mask",
+        choices=MASKS,
+        default=Settings().mask,
+        help="shape obscured inside each face region (default: %(default)s)",
+    )
     _add_detection(clean)
-    clean.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
-                       help="files cleaned in parallel, one process each (default: 1)")
-    clean.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
-    clean.add_argument("--progress", type=_on_off, default=None, metavar="on|off",
-                       help="progress bar (default: on when stderr is a terminal)")
+    clean.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="files cleaned in parallel, one process each (default: 1)",
+    )
+    clean.add_argument(
+        "--overwrite", action="store_true", help="replace outputs that already exist"
+    )
+    clean.add_argument(
+        "--progress",
+        type=_on_off,
+        default=None,
+        metavar="on|off",
+        help="progress bar (default: on when stderr is a terminal)",
+    )
 
     scan = sub.add_parser(
-        "scan", help="show faces and identifying metadata without writing anything",
+        "scan",
+        help="show faces and identifying metadata without writing anything",
         description="Read-only: list, per file, the faces found and what its metadata reveals "
-                    "(place, device, serial numbers, people, times, embedded pictures).",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "(place, device, serial numbers, people, times, embedded pictures).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    scan.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders")
+    scan.add_argument(
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders"
+    )
     scan.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_detection(scan)
     return parser
 
 
-def _settings(args: argparse.Namespace, **extra: object) -> Settings:
-    return Settings(faces=args.faces, threshold=args.threshold,
-                    max_pixels=max(1, int(args.max_megapixels * 1e6)), **extra)  # type: ignore[arg-type]
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    return Settings(
+        faces=args.faces,
+        threshold=args.threshold,
+        max_pixels=max(1, int(args.max_megapixels * 1e6)),
+        **extra,
+    )
 
 
 def _clean(args: argparse.Namespace) -> int:
-    settings = _settings(args, method=args.method, mask=args.mask, jobs=args.jobs,
-                         overwrite=args.overwrite)
+    settings = _settings(
+        args, method=args.method, mask=args.mask, jobs=args.jobs, overwrite=args.overwrite
+    )
     jobs = plan(args.inputs, args.output)
     if args.report is not None and any(args.report.resolve() == j.src.resolve() for j in jobs):
         raise UsageError("the report must not overwrite an input")
@@ -156,8 +217,14 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     if faces_on:
         if report.faces:
             heights = sorted(round(f.box[3] - f.box[1]) for f in report.faces)
-            span = f"{heights[0]} px" if heights[0] == heights[-1] else f"{heights[0]}-{heights[-1]} px"
-            lines.append(f"  {'faces':<16} {len(report.faces)} found, {span} tall: would be obscured")
+            span = (
+                f"{heights[0]} px"
+                if heights[0] == heights[-1]
+                else f"{heights[0]}-{heights[-1]} px"
+            )
+            lines.append(
+                f"  {'faces':<16} {len(report.faces)} found, {span} tall: would be obscured"
+            )
         else:
             lines.append(f"  {'faces':<16} none found")
     if not report.metadata:

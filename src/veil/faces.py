@@ -42,7 +42,8 @@ class Faces:
             landmarks = np.full((len(xyxy), 10), np.nan, dtype=np.float32)
         landmarks = landmarks.reshape(-1, 10)
         if not len(xyxy) == len(scores) == len(landmarks):
-            msg = f"Faces arrays disagree: {len(xyxy)} boxes, {len(scores)} scores, {len(landmarks)} landmarks"
+            counts = f"{len(xyxy)} boxes, {len(scores)} scores, {len(landmarks)} landmarks"
+            msg = f"Faces arrays disagree: {counts}"
             raise ValueError(msg)
         object.__setattr__(self, "xyxy", xyxy)
         object.__setattr__(self, "scores", scores)
@@ -79,12 +80,17 @@ class Faces:
     def scaled(self, sx: float, sy: float) -> Faces:
         """The same faces in an image resized by (sx, sy)."""
         xy = np.array([sx, sy] * 2, dtype=np.float32)
-        return Faces(self.xyxy * xy, self.scores, self.landmarks * np.array([sx, sy] * 5, np.float32))
+        return Faces(
+            self.xyxy * xy, self.scores, self.landmarks * np.array([sx, sy] * 5, np.float32)
+        )
 
     def shifted(self, dx: float, dy: float) -> Faces:
         """The same faces moved by (dx, dy), e.g. from a tile into the whole image."""
-        return Faces(self.xyxy + np.array([dx, dy] * 2, np.float32), self.scores,
-                     self.landmarks + np.array([dx, dy] * 5, np.float32))
+        return Faces(
+            self.xyxy + np.array([dx, dy] * 2, np.float32),
+            self.scores,
+            self.landmarks + np.array([dx, dy] * 5, np.float32),
+        )
 
     def regions(self, width: int, height: int) -> npt.NDArray[np.int32]:
         """Integer areas to obscure: each box grown to take in forehead, hair, ears and chin.

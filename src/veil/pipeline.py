@@ -1,4 +1,4 @@
-"""The one pipeline every door uses: decode -> detect -> grow -> obscure -> encode -> verify -> write."""
+"""The one pipeline of every door: decode, detect, grow, obscure, encode, verify, write."""
 
 from __future__ import annotations
 
@@ -31,8 +31,11 @@ class Cleaned:
 
     def records(self) -> list[FaceRecord]:
         return [
-            FaceRecord(box=[round(float(v), 1) for v in box], region=[int(v) for v in region],
-                       score=round(score, 4))
+            FaceRecord(
+                box=[round(float(v), 1) for v in box],
+                region=[int(v) for v in region],
+                score=round(score, 4),
+            )
             for (box, score), region in zip(self.faces, self.regions, strict=True)
         ]
 
@@ -59,8 +62,12 @@ class Pipeline:
     'cleaned'
     """
 
-    def __init__(self, settings: Settings | None = None, detector: Detector | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        detector: Detector | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.settings = settings or Settings()
         self._detector = detector
         self._threads = threads
@@ -84,7 +91,7 @@ class Pipeline:
 
     # -- files -----------------------------------------------------------------------------
     def clean_file(self, src: Path, dst: Path) -> Result:
-        """Clean one file into ``dst`` atomically; raises `VeilError` and writes nothing on failure."""
+        """Clean one file into ``dst`` atomically; on failure raise `VeilError`, write nothing."""
         handler = handler_for(src)
         decoded = handler.decode(_read(src), self.settings.max_pixels)
         cleaned = [self.clean_array(frame) for frame in decoded.frames]
@@ -95,8 +102,13 @@ class Pipeline:
         except OSError as exc:
             raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
         faces = [record for c in cleaned for record in c.records()]
-        return Result(input=str(src), output=str(dst), status="cleaned", faces=faces,
-                      metadata_removed=sorted({f.name for f in decoded.metadata}))
+        return Result(
+            input=str(src),
+            output=str(dst),
+            status="cleaned",
+            faces=faces,
+            metadata_removed=sorted({f.name for f in decoded.metadata}),
+        )
 
     def run(self, src: Path, dst: Path) -> Result:
         """`clean_file` for the doors: every `VeilError` becomes a skipped or failed row."""
@@ -105,11 +117,16 @@ class Pipeline:
         except UnsupportedFormat as exc:
             return Result(input=str(src), output=None, status="skipped", error=str(exc))
         except VeilError as exc:
-            return Result(input=str(src), output=None, status="failed",
-                          error=f"{type(exc).__name__}: {exc}")
+            return Result(
+                input=str(src), output=None, status="failed", error=f"{type(exc).__name__}: {exc}"
+            )
         except MemoryError:
-            return Result(input=str(src), output=None, status="failed",
-                          error="MemoryError: not enough memory to process this file")
+            return Result(
+                input=str(src),
+                output=None,
+                status="failed",
+                error="MemoryError: not enough memory to process this file",
+            )
 
     def scan(self, src: Path) -> ScanReport:
         """Faces and identifying metadata of one file; reads only."""

@@ -16,7 +16,9 @@ class Detector(Protocol):
     def detect(self, rgb: npt.NDArray[np.uint8]) -> Faces: ...
 
 
-def nms(xyxy: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: float) -> npt.NDArray[np.intp]:
+def nms(
+    xyxy: npt.NDArray[np.float32], scores: npt.NDArray[np.float32], iou: float
+) -> npt.NDArray[np.intp]:
     """Indices kept by greedy non-maximum suppression, best score first."""
     order = np.argsort(-scores, kind="stable")
     areas = np.maximum(xyxy[:, 2] - xyxy[:, 0], 0) * np.maximum(xyxy[:, 3] - xyxy[:, 1], 0)

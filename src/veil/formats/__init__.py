@@ -15,16 +15,61 @@ from .tiff import TiffHandler
 from .webp import WebpHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
-    JpegHandler(), PngHandler(), WebpHandler(), TiffHandler(), HeifHandler(), AvifHandler(),
-    GifHandler(), BmpHandler(),
+    JpegHandler(),
+    PngHandler(),
+    WebpHandler(),
+    TiffHandler(),
+    HeifHandler(),
+    AvifHandler(),
+    GifHandler(),
+    BmpHandler(),
 )
 _BY_EXTENSION = {ext: h for h in HANDLERS for ext in h.extensions}
 
 # Refused with a reason rather than "unknown": people expect these to work.
 RAW_EXTENSIONS = frozenset(
-    [".dng", ".nef", ".nrw", ".cr2", ".cr3", ".crw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".mos", ".iiq", ".rwl", ".raw"]
+    [
+        ".dng",
+        ".nef",
+        ".nrw",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".orf",
+        ".rw2",
+        ".raf",
+        ".pef",
+        ".srw",
+        ".x3f",
+        ".3fr",
+        ".erf",
+        ".kdc",
+        ".mrw",
+        ".mos",
+        ".iiq",
+        ".rwl",
+        ".raw",
+    ]
 )
-VIDEO_EXTENSIONS = frozenset([".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".mkv", ".webm", ".avi", ".mts", ".m2ts", ".wmv", ".flv"])
+VIDEO_EXTENSIONS = frozenset(
+    [
+        ".mp4",
+        ".mov",
+        ".m4v",
+        ".3gp",
+        ".3g2",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mts",
+        ".m2ts",
+        ".wmv",
+        ".flv",
+    ]
+)
 
 register_heif()
 
@@ -65,6 +110,11 @@ def handler_for(path: Path) -> FormatHandler:
 
 
 __all__ = [
-    "HANDLERS", "RAW_EXTENSIONS", "VIDEO_EXTENSIONS", "Decoded", "FormatHandler", "handler_for",
+    "HANDLERS",
+    "RAW_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "Decoded",
+    "FormatHandler",
+    "handler_for",
     "supported_extensions",
 ]

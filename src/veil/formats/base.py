@@ -95,7 +95,8 @@ class FormatHandler(ABC):
         pixels = im.width * im.height * frame_count
         if pixels > max_pixels:
             raise TooLarge(
-                f"{im.width}x{im.height}" + (f" x {frame_count} frames" if frame_count > 1 else "")
+                f"{im.width}x{im.height}"
+                + (f" x {frame_count} frames" if frame_count > 1 else "")
                 + f" = {pixels / 1e6:.0f} MP exceeds the limit of {max_pixels / 1e6:.0f} MP"
             )
         metadata = read_fields(im)
@@ -165,7 +166,9 @@ class FormatHandler(ABC):
         if im.format not in self.pil_formats:
             raise VerificationFailed(f"output is {im.format}, expected {self.name}")
         if im.size != (decoded.width, decoded.height):
-            raise VerificationFailed(f"output is {im.size}, expected {(decoded.width, decoded.height)}")
+            raise VerificationFailed(
+                f"output is {im.size}, expected {(decoded.width, decoded.height)}"
+            )
         frames = getattr(im, "n_frames", 1) if self.animated else 1
         if frames != len(decoded.frames):
             raise VerificationFailed(f"output has {frames} frames, expected {len(decoded.frames)}")

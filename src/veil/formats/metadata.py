@@ -16,7 +16,14 @@ from PIL import ExifTags, Image
 
 # Categories shown by `veil scan`, in the order a person cares about them.
 PLACE, PERSON, DEVICE, SERIAL, TIME, PICTURE, TEXT, OTHER = (
-    "place", "person", "device", "serial", "time", "embedded picture", "text", "other",
+    "place",
+    "person",
+    "device",
+    "serial",
+    "time",
+    "embedded picture",
+    "text",
+    "other",
 )
 CATEGORIES = (PLACE, PERSON, DEVICE, SERIAL, TIME, PICTURE, TEXT, OTHER)
 
@@ -60,9 +67,36 @@ _EXIF_TAGS: dict[int, tuple[str, str]] = {
 }
 # Structural EXIF tags a viewer may need or that only point elsewhere; never reported alone.
 _EXIF_STRUCTURAL = {
-    0x0100, 0x0101, 0x0102, 0x0103, 0x0106, 0x0111, 0x0112, 0x0115, 0x0116, 0x0117, 0x011A,
-    0x011B, 0x011C, 0x0128, 0x0201, 0x0202, 0x0211, 0x0212, 0x0213, 0x0214, 0x8769, 0x8825,
-    0xA005, 0x8773, 0xA001, 0xA002, 0xA003, 0x9000, 0xA000, 0x9101,
+    0x0100,
+    0x0101,
+    0x0102,
+    0x0103,
+    0x0106,
+    0x0111,
+    0x0112,
+    0x0115,
+    0x0116,
+    0x0117,
+    0x011A,
+    0x011B,
+    0x011C,
+    0x0128,
+    0x0201,
+    0x0202,
+    0x0211,
+    0x0212,
+    0x0213,
+    0x0214,
+    0x8769,
+    0x8825,
+    0xA005,
+    0x8773,
+    0xA001,
+    0xA002,
+    0xA003,
+    0x9000,
+    0xA000,
+    0x9101,
 }
 
 
@@ -85,13 +119,15 @@ def _degrees(dms: Any, ref: Any) -> float | None:
 
 
 def gps_in_words(gps: dict[int, Any]) -> str:
-    """Where a GPS IFD places the picture, e.g. ``52.37290° N, 4.89310° E, 12 m above sea level``."""
+    """Where a GPS IFD puts the picture, e.g. ``52.37290° N, 4.89310° E, 12 m above sea level``."""
     lat = _degrees(gps.get(2), gps.get(1, "N")) if 2 in gps else None
     lon = _degrees(gps.get(4), gps.get(3, "E")) if 4 in gps else None
     if lat is None or lon is None:
         tags = ", ".join(ExifTags.GPSTAGS.get(t, hex(t)) for t in sorted(gps))
         return f"GPS tags without a full position ({tags})"
-    words = f"{abs(lat):.5f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.5f}° {'E' if lon >= 0 else 'W'}"
+    words = (
+        f"{abs(lat):.5f}° {'N' if lat >= 0 else 'S'}, {abs(lon):.5f}° {'E' if lon >= 0 else 'W'}"
+    )
     if 6 in gps:
         try:
             alt = float(Fraction(gps[6]))
@@ -133,16 +169,22 @@ def exif_fields(exif: Image.Exif) -> list[MetaField]:
     except (KeyError, ValueError, TypeError, OSError):
         thumb = {}
     if thumb:
-        found.append(MetaField(PICTURE, "Thumbnail", "EXIF thumbnail (may show the un-obscured original)"))
+        found.append(
+            MetaField(PICTURE, "Thumbnail", "EXIF thumbnail (may show the un-obscured original)")
+        )
     return found
 
 
 def _packet_field(key: str, data: Any) -> MetaField:
     size = len(data) if isinstance(data, (bytes, str)) else 0
     if key == "xmp":
-        return MetaField(OTHER, "XMP", f"XMP packet ({size} bytes): may hold place, people, edit history")
+        return MetaField(
+            OTHER, "XMP", f"XMP packet ({size} bytes): may hold place, people, edit history"
+        )
     if key in ("photoshop", "iptc"):
-        return MetaField(PERSON, "IPTC", f"IPTC/Photoshop block ({size} bytes): captions, names, places")
+        return MetaField(
+            PERSON, "IPTC", f"IPTC/Photoshop block ({size} bytes): captions, names, places"
+        )
     if key == "comment":
         return MetaField(TEXT, "Comment", _text(data))
     return MetaField(TEXT, f"Text:{key}", _text(data))
@@ -151,13 +193,54 @@ def _packet_field(key: str, data: Any) -> MetaField:
 # `info` keys Pillow fills from the container that a viewer needs or that say nothing about
 # anyone; every other key is reported (PNG text chunks arrive as arbitrary keys).
 _HARMLESS_INFO = {
-    "dpi", "jfif", "jfif_version", "jfif_unit", "jfif_density", "adobe", "adobe_transform",
-    "progressive", "progression", "icc_profile", "gamma", "srgb", "chromaticity", "transparency",
-    "aspect", "loop", "duration", "disposal", "blend", "background", "version", "compression",
-    "resolution", "default_image", "bbox", "timestamp", "extension", "exif", "mp", "mpoffset",
-    "quality", "subsampling", "interlace", "bit_depth", "lossless", "exif_offset", "mode",
-    "dpi_x", "dpi_y", "original_orientation", "primary", "depth_images", "thumbnails",
-    "stride", "unit", "heif", "palette", "optimize",
+    "dpi",
+    "jfif",
+    "jfif_version",
+    "jfif_unit",
+    "jfif_density",
+    "adobe",
+    "adobe_transform",
+    "progressive",
+    "progression",
+    "icc_profile",
+    "gamma",
+    "srgb",
+    "chromaticity",
+    "transparency",
+    "aspect",
+    "loop",
+    "duration",
+    "disposal",
+    "blend",
+    "background",
+    "version",
+    "compression",
+    "resolution",
+    "default_image",
+    "bbox",
+    "timestamp",
+    "extension",
+    "exif",
+    "mp",
+    "mpoffset",
+    "quality",
+    "subsampling",
+    "interlace",
+    "bit_depth",
+    "lossless",
+    "exif_offset",
+    "mode",
+    "dpi_x",
+    "dpi_y",
+    "original_orientation",
+    "primary",
+    "depth_images",
+    "thumbnails",
+    "stride",
+    "unit",
+    "heif",
+    "palette",
+    "optimize",
 }
 
 
@@ -178,14 +261,24 @@ def read_fields(im: Image.Image) -> list[MetaField]:
     if isinstance(info.get("XML:com.adobe.xmp"), str):
         found.append(_packet_field("xmp", info["XML:com.adobe.xmp"]))
     for key, value in info.items():
-        if key in _HARMLESS_INFO or key in ("xmp", "photoshop", "iptc", "comment", "XML:com.adobe.xmp"):
+        if not isinstance(key, str):
+            continue
+        if key in _HARMLESS_INFO or key in (
+            "xmp",
+            "photoshop",
+            "iptc",
+            "comment",
+            "XML:com.adobe.xmp",
+        ):
             continue
         if isinstance(value, (str, bytes)) and value:
             found.append(_packet_field(key, value))
     if info.get("mp") or info.get("mpoffset"):
         found.append(MetaField(PICTURE, "MPF", "secondary images (multi-picture format)"))
     for thumb in info.get("thumbnails") or []:
-        found.append(MetaField(PICTURE, "Thumbnail", f"embedded thumbnail {getattr(thumb, 'size', '')}"))
+        found.append(
+            MetaField(PICTURE, "Thumbnail", f"embedded thumbnail {getattr(thumb, 'size', '')}")
+        )
         break
     found.extend(_jpeg_segments(im))
     return _unique(found)

@@ -22,6 +22,8 @@ class Obscurer(ABC):
     """Replaces the inside of each region; ``mask`` is ``ellipse`` (inscribed) or ``box``."""
 
     name: ClassVar[str]
+    #: Grey levels of random noise added where a method keeps some coarse structure.
+    noise_sigma: ClassVar[float] = 0.0
 
     def __init__(self, mask: str = "ellipse", rng: np.random.Generator | None = None) -> None:
         self.mask = mask
@@ -31,6 +33,11 @@ class Obscurer(ABC):
     @abstractmethod
     def replace(self, patch: Image) -> Image:
         """An obscured version of one region's pixels (same shape, colour channels only)."""
+
+    def _noisy(self, small: Image) -> Image:
+        """``small`` plus Gaussian noise of ``noise_sigma`` grey levels, clipped to uint8."""
+        noise = self.rng.normal(0.0, self.noise_sigma, np.shape(small))
+        return np.clip(np.asarray(small, np.float32) + noise, 0, 255).astype(np.uint8)
 
     def apply(self, image: Image, regions: npt.NDArray[np.int32]) -> Image:
         """A copy of ``image`` (H, W, 3 or 4) with every (x1, y1, x2, y2) region obscured."""
@@ -84,10 +91,10 @@ class Pixelate(Obscurer):
         height, width = patch.shape[:2]
         bw = max(1, min(self.blocks, width))
         bh = max(1, min(height, round(self.blocks * height / max(width, 1))))
-        small = cv2.resize(patch, (bw, bh), interpolation=cv2.INTER_AREA).astype(np.float32)
-        small += self.rng.normal(0.0, self.noise_sigma, small.shape).astype(np.float32)
-        small = np.clip(small, 0, 255).astype(np.uint8)
-        return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST).reshape(patch.shape)
+        small = self._noisy(cv2.resize(patch, (bw, bh), interpolation=cv2.INTER_AREA))
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST).reshape(
+            patch.shape
+        )
 
 
 class Blur(Obscurer):
@@ -103,17 +110,19 @@ class Blur(Obscurer):
         height, width = patch.shape[:2]
         sw = max(1, min(self.detail_px, width))
         sh = max(1, min(height, round(self.detail_px * height / max(width, 1))))
-        small = cv2.resize(patch, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
-        small += self.rng.normal(0.0, self.noise_sigma, small.shape).astype(np.float32)
-        small = np.clip(small, 0, 255).astype(np.uint8)
+        small = self._noisy(cv2.resize(patch, (sw, sh), interpolation=cv2.INTER_AREA))
         # Bicubic upsampling of an 8-pixel image is itself a wide, smooth blur.
-        return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).reshape(patch.shape)
+        return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).reshape(
+            patch.shape
+        )
 
 
 OBSCURERS: dict[str, type[Obscurer]] = {cls.name: cls for cls in (Fill, Pixelate, Blur)}
 
 
-def get_obscurer(name: str, mask: str = "ellipse", rng: np.random.Generator | None = None) -> Obscurer:
+def get_obscurer(
+    name: str, mask: str = "ellipse", rng: np.random.Generator | None = None
+) -> Obscurer:
     try:
         cls = OBSCURERS[name]
     except KeyError:
