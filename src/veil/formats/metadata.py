@@ -260,9 +260,10 @@ def read_fields(im: Image.Image) -> list[MetaField]:
             found.append(_packet_field(key, info[key]))
     if isinstance(info.get("XML:com.adobe.xmp"), str):
         found.append(_packet_field("xmp", info["XML:com.adobe.xmp"]))
-    for key, value in info.items():
-        if not isinstance(key, str):
+    for info_key, value in info.items():
+        if not isinstance(info_key, str):
             continue
+        key = info_key
         if key in _HARMLESS_INFO or key in (
             "xmp",
             "photoshop",

@@ -34,10 +34,17 @@ class Obscurer(ABC):
     def replace(self, patch: Image) -> Image:
         """An obscured version of one region's pixels (same shape, colour channels only)."""
 
-    def _noisy(self, small: Image) -> Image:
-        """``small`` plus Gaussian noise of ``noise_sigma`` grey levels, clipped to uint8."""
+    def _coarse(self, patch: Image, across: int, upscale: int) -> Image:
+        """``patch`` reduced to ``across`` cells wide (height in proportion), each cell shifted
+        by ``noise_sigma`` grey levels of fresh noise, and scaled back with ``upscale``."""
+        height, width = patch.shape[:2]
+        cells_w = max(1, min(across, width))
+        cells_h = max(1, min(height, round(across * height / max(width, 1))))
+        small = cv2.resize(patch, (cells_w, cells_h), interpolation=cv2.INTER_AREA)
         noise = self.rng.normal(0.0, self.noise_sigma, np.shape(small))
-        return np.clip(np.asarray(small, np.float32) + noise, 0, 255).astype(np.uint8)
+        small = np.clip(np.asarray(small, np.float32) + noise, 0, 255).astype(np.uint8)
+        big: Image = np.asarray(cv2.resize(small, (width, height), interpolation=upscale), np.uint8)
+        return big.reshape(patch.shape)
 
     def apply(self, image: Image, regions: npt.NDArray[np.int32]) -> Image:
         """A copy of ``image`` (H, W, 3 or 4) with every (x1, y1, x2, y2) region obscured."""
@@ -88,13 +95,7 @@ class Pixelate(Obscurer):
     noise_sigma = 16.0
 
     def replace(self, patch: Image) -> Image:
-        height, width = patch.shape[:2]
-        bw = max(1, min(self.blocks, width))
-        bh = max(1, min(height, round(self.blocks * height / max(width, 1))))
-        small = self._noisy(cv2.resize(patch, (bw, bh), interpolation=cv2.INTER_AREA))
-        return cv2.resize(small, (width, height), interpolation=cv2.INTER_NEAREST).reshape(
-            patch.shape
-        )
+        return self._coarse(patch, self.blocks, cv2.INTER_NEAREST)
 
 
 class Blur(Obscurer):
@@ -107,14 +108,8 @@ class Blur(Obscurer):
     noise_sigma = 6.0
 
     def replace(self, patch: Image) -> Image:
-        height, width = patch.shape[:2]
-        sw = max(1, min(self.detail_px, width))
-        sh = max(1, min(height, round(self.detail_px * height / max(width, 1))))
-        small = self._noisy(cv2.resize(patch, (sw, sh), interpolation=cv2.INTER_AREA))
-        # Bicubic upsampling of an 8-pixel image is itself a wide, smooth blur.
-        return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC).reshape(
-            patch.shape
-        )
+        # Bicubic upsampling of an 8-cell image is itself a wide, smooth blur.
+        return self._coarse(patch, self.detail_px, cv2.INTER_CUBIC)
 
 
 OBSCURERS: dict[str, type[Obscurer]] = {cls.name: cls for cls in (Fill, Pixelate, Blur)}
