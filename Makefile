@@ -1,0 +1,32 @@
+# Two entry points, both self-contained on a fresh machine with Python >= 3.10:
+#   make demo   set up .venv, make sample photos, scan them, clean them into samples-clean/
+#   make test   set up .venv with test tools, then lint, type-check and run the whole suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup setup-test lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+setup: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+setup-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	bash scripts/install-test-tools.sh
+
+demo: setup
+	$(BIN)/python examples/make_samples.py samples
+	$(BIN)/veil scan samples
+	$(BIN)/veil clean samples -o samples-clean --report samples-report.jsonl --overwrite
+	$(BIN)/veil scan samples-clean
+
+lint: setup-test
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q --durations=10
