@@ -3,11 +3,22 @@ application extensions (XMP rides in one) are not written."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
-from .base import Decoded, FormatHandler, Pixels
+from .base import Decoded, FormatHandler, Pixels, source_bytes
+from .metadata import neutral_icc
+
+_PALETTE_SIZE = 256
+# Stands for "fully transparent" among packed 0xRRGGBB colours; sorts after every colour.
+_TRANSPARENT_KEY = 1 << 24
+# ICC profiles in GIF: an application extension "ICCRGBG1" + "012" whose sub-blocks hold the
+# profile (ICC, "Embedding ICC profiles in GIF files").
+_ICC_APP = b"\x0bICCRGBG1012"
+_ICC_OPTION = "veil_icc_profile"
 
 
 class GifHandler(FormatHandler):
@@ -21,13 +32,94 @@ class GifHandler(FormatHandler):
         return prefix[:6] in (b"GIF87a", b"GIF89a")
 
     def encode_options(self, im: Image.Image) -> dict[str, Any]:
-        options: dict[str, Any] = {"optimize": False}
+        # Frames arrive fully composited, so each one replaces the last whole: disposal 2
+        # (restore to background) lets a pixel turn transparent again in a later frame.
+        options: dict[str, Any] = {"optimize": False, "disposal": 2}
         if "loop" in im.info:
             options["loop"] = im.info["loop"]
         if getattr(im, "n_frames", 1) == 1 and "duration" in im.info:
             options["duration"] = im.info["duration"]
+        icc = _read_icc(source_bytes(im))  # Pillow neither reads nor writes a GIF's profile
+        if icc:
+            options[_ICC_OPTION] = neutral_icc(icc)
         return options
 
     def to_pil(self, pixels: Pixels, decoded: Decoded) -> Image.Image:
-        # Frames arrive fully composited, so each one is written whole (disposal 1: keep).
-        return Image.fromarray(pixels)
+        return _exact_palette(pixels) or Image.fromarray(pixels)
+
+    def encode(self, decoded: Decoded, frames: list[Pixels]) -> bytes:
+        options = dict(decoded.options)
+        icc = options.pop(_ICC_OPTION, None)
+        data = super().encode(replace(decoded, options=options), frames)
+        if not icc:
+            return data
+        start = _first_block(data)
+        return data[:start] + _icc_extension(icc) + data[start:]
+
+
+def _exact_palette(pixels: Pixels) -> Image.Image | None:
+    """The frame as a palette image holding exactly its colours; None past 256 colours.
+
+    Pillow's RGB(A)-to-palette conversion quantizes even a frame that already fits in a GIF
+    palette (which every single-frame GIF does), shifting colours by a few levels.
+    """
+    height, width = pixels.shape[:2]
+    rgb = pixels[..., :3].astype(np.uint32)
+    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    if pixels.shape[2] == 4:
+        alpha = pixels[..., 3]
+        if np.any((alpha != 0) & (alpha != 255)):
+            return None  # GIF has no partial transparency; let Pillow decide
+        keys[alpha == 0] = _TRANSPARENT_KEY
+    colours, indices = np.unique(keys.ravel(), return_inverse=True)
+    if len(colours) > _PALETTE_SIZE:
+        return None
+    im = Image.fromarray(indices.reshape(height, width).astype(np.uint8), "P")
+    palette = bytearray()
+    for key in colours.tolist():
+        palette += bytes((key >> 16 & 255, key >> 8 & 255, key & 255))
+    im.putpalette(bytes(palette))
+    if colours[-1] == _TRANSPARENT_KEY:
+        im.info["transparency"] = len(colours) - 1
+    return im
+
+
+def _first_block(data: bytes) -> int:
+    """Offset of the first block after the header, screen descriptor and global colour table."""
+    flags = data[10] if len(data) > 10 else 0
+    return 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+
+
+def _sub_blocks(data: bytes, position: int) -> tuple[bytes, int]:
+    """The joined payload of the sub-blocks at ``position`` and the offset after them."""
+    payload = bytearray()
+    while position < len(data) and data[position]:
+        size = data[position]
+        payload += data[position + 1 : position + 1 + size]
+        position += 1 + size
+    return bytes(payload), position + 1
+
+
+def _read_icc(data: bytes) -> bytes | None:
+    """The ICC profile of a GIF file, walking its blocks (GIF89a spec); None when absent."""
+    if data[:6] not in (b"GIF87a", b"GIF89a"):
+        return None
+    position = _first_block(data)
+    while position < len(data):
+        kind = data[position]
+        if kind == 0x21:  # extension: label, then sub-blocks
+            if data[position + 1 : position + 2 + len(_ICC_APP)] == b"\xff" + _ICC_APP:
+                return _sub_blocks(data, position + 2 + len(_ICC_APP))[0]
+            position = _sub_blocks(data, position + 2)[1]
+        elif kind == 0x2C and position + 9 < len(data):  # image: descriptor, table, LZW data
+            flags = data[position + 9]
+            position += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+            position = _sub_blocks(data, position + 1)[1]
+        else:  # trailer, or damage after the last readable block
+            return None
+    return None
+
+
+def _icc_extension(icc: bytes) -> bytes:
+    chunks = [icc[i : i + 255] for i in range(0, len(icc), 255)]
+    return b"\x21\xff" + _ICC_APP + b"".join(bytes([len(c)]) + c for c in chunks) + b"\x00"

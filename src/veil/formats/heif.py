@@ -14,6 +14,13 @@ from PIL import Image
 from .base import FormatHandler
 
 QUALITY = 90
+# x265's "ultrafast" preset, passed through libheif: on a 12 MP iPhone photo it encodes in
+# 2.6 s instead of 20 s (libheif's default preset) at the same PSNR (57.7 vs 57.3 dB against
+# the decoded source) for 3% more bytes; measured in this repo with pillow-heif 1.8.1, x265 4.3.
+HEIF_ENCODER_PARAMS = {"preset": "ultrafast"}
+# libaom speed (0 slowest .. 10); Pillow's default is 6. Speed 9 encodes the same 12 MP photo
+# in 1.2 s instead of 7.6 s for 8% more bytes and 0.4 dB less PSNR (aom 3.14, libavif 1.4).
+AVIF_SPEED = 9
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 _AVIF_BRANDS = (b"avif", b"avis")
 
@@ -42,6 +49,7 @@ class HeifHandler(FormatHandler):
     def encode_options(self, im: Image.Image) -> dict[str, Any]:
         options = super().encode_options(im)
         options["quality"] = QUALITY
+        options["enc_params"] = dict(HEIF_ENCODER_PARAMS)  # pillow-heif adds to the dict it gets
         return options
 
 
@@ -58,5 +66,5 @@ class AvifHandler(FormatHandler):
 
     def encode_options(self, im: Image.Image) -> dict[str, Any]:
         options = super().encode_options(im)
-        options["quality"] = QUALITY
+        options.update(quality=QUALITY, speed=AVIF_SPEED)
         return options

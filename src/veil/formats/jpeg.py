@@ -1,13 +1,17 @@
-"""JPEG: re-encoded at the estimated source quality with the source chroma subsampling."""
+"""JPEG: rewritten segment by segment when no pixel changed; otherwise re-encoded at the
+estimated source quality with the source chroma subsampling."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
-from PIL import Image, JpegImagePlugin
+from PIL import ExifTags, Image, JpegImagePlugin
 
-from .base import Decoded, FormatHandler, Pixels
+from ..errors import CorruptInput
+from .base import DECODE_ERRORS, Decoded, FormatHandler, Pixels, open_image
+from .metadata import neutral_icc
 
 # The IJG standard luminance table (ITU T.81, Annex K.1) in natural order; libjpeg scales it
 # by quality, which is what lets us read the quality back.
@@ -104,6 +108,96 @@ def estimate_quality(qtables: dict[int, Any] | None) -> int:
     return min(sums, key=lambda q: (abs(sums[q] - total), -q))
 
 
+# Segments a decoder needs (ITU T.81 table B.1): frame headers SOF0-15 (C4, C8 and CC are
+# other markers), Huffman and quantization tables, arithmetic-coding conditioning, restart
+# interval, number of lines, and Adobe's APP14 colour transform (CMYK and YCCK files).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_DHT, _DAC, _DQT, _DNL, _DRI, _SOS, _EOI = 0xC4, 0xCC, 0xDB, 0xDC, 0xDD, 0xDA, 0xD9
+_TABLES = _SOF | {_DHT, _DAC, _DQT, _DNL, _DRI}
+_APP0, _APP2, _APP14 = 0xE0, 0xE2, 0xEE
+_ICC_TAG = b"ICC_PROFILE\x00"
+_ICC_CHUNK = 65_519  # 65,535 minus the length field, ICC_TAG and sequence bytes
+
+
+def strip_jpeg(data: bytes) -> bytes | None:
+    """The JPEG with only what a decoder needs: tables, frame and scans, a JFIF header without
+    its thumbnail, the ICC profile (date zeroed) and Adobe's colour transform.
+
+    EXIF, XMP, IPTC, comments, maker APPn segments, MPF and anything after the end-of-image
+    marker (MPO secondary pictures, vendor trailers) are dropped. None when the file is not
+    well formed enough to walk, so that the caller re-encodes it instead.
+    """
+    if data[:2] != b"\xff\xd8":
+        return None
+    jfif = b""
+    icc: dict[int, bytes] = {}
+    body: list[bytes] = []
+    position = 2
+    while position + 2 <= len(data):
+        if data[position] != 0xFF:  # bytes outside any segment: skip them, as libjpeg does
+            position = data.find(b"\xff", position)
+            if position < 0:
+                return None
+            continue
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if marker == _EOI:
+            icc_segments = _icc_segments(icc)
+            if icc_segments is None:
+                return None
+            return b"".join([b"\xff\xd8", jfif, *icc_segments, *body, b"\xff\xd9"])
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if end > len(data) or end < position + 4:
+            return None
+        payload = data[position + 4 : end]
+        if marker == _SOS:  # scan header, then entropy-coded data up to the next marker
+            end = _entropy_end(data, end)
+            body.append(data[position:end])
+        elif marker in _TABLES:
+            body.append(data[position:end])
+        elif marker == _APP14 and payload.startswith(b"Adobe") and len(payload) >= 12:
+            body.append(b"\xff\xee\x00\x0e" + payload[:12])  # its fixed fields only
+        elif marker == _APP0 and payload.startswith(b"JFIF\x00") and len(payload) >= 12:
+            jfif = b"\xff\xe0\x00\x10" + payload[:12] + b"\x00\x00"  # no thumbnail
+        elif marker == _APP2 and payload.startswith(_ICC_TAG) and len(payload) > 14:
+            icc[payload[12]] = payload[14:]
+        position = end
+    return None  # no end-of-image marker: truncated
+
+
+def _entropy_end(data: bytes, position: int) -> int:
+    """Offset of the first marker after entropy-coded data (0xFF00 is a stuffed 0xFF byte,
+    0xFFD0-D7 are restart markers inside the scan)."""
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= len(data):
+            return len(data)
+        following = data[position + 1]
+        if following != 0x00 and not 0xD0 <= following <= 0xD7:
+            return position
+        position += 2
+
+
+def _icc_segments(chunks: dict[int, bytes]) -> list[bytes] | None:
+    """APP2 segments for the profile reassembled from ``chunks`` (ICC.1 annex B.4)."""
+    if not chunks:
+        return []
+    if sorted(chunks) != list(range(1, len(chunks) + 1)):
+        return None  # a chunk is missing: let the re-encoder decide what Pillow made of it
+    profile = neutral_icc(b"".join(chunks[i] for i in sorted(chunks)))
+    parts = [profile[i : i + _ICC_CHUNK] for i in range(0, len(profile), _ICC_CHUNK)]
+    return [
+        b"\xff\xe2"
+        + (len(part) + 16).to_bytes(2, "big")
+        + _ICC_TAG
+        + bytes([number, len(parts)])
+        + part
+        for number, part in enumerate(parts, start=1)
+    ]
+
+
 class JpegHandler(FormatHandler):
     name = "JPEG"
     extensions = (".jpg", ".jpeg", ".jpe", ".jfif")
@@ -123,6 +217,27 @@ class JpegHandler(FormatHandler):
         if im.info.get("progressive") or im.info.get("progression"):
             options["progressive"] = True
         return options
+
+    def strip(self, decoded: Decoded) -> bytes | None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return self._strip(decoded)
+        except (CorruptInput, *DECODE_ERRORS):
+            return None
+
+    def _strip(self, decoded: Decoded) -> bytes | None:
+        # Orientation is applied to the pixels, never kept as a tag: a rotated photo is
+        # re-encoded upright instead.
+        if open_image(decoded.source).getexif().get(ExifTags.Base.Orientation, 1) != 1:
+            return None
+        stripped = strip_jpeg(decoded.source)
+        if stripped is None:
+            return None
+        # The decoder must see exactly the pixels it saw before (the walk skips stray bytes
+        # in damaged files, and could in theory resynchronise in the wrong place).
+        same = np.array_equal(self._to_array(open_image(stripped)), decoded.frames[0])
+        return stripped if same else None
 
     def to_pil(self, pixels: Pixels, decoded: Decoded) -> Image.Image:
         im = super().to_pil(pixels, decoded)

@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image
 
-from .base import FormatHandler
+from .base import FormatHandler, source_bytes
 
 LOSSY_QUALITY = 90
 
@@ -24,7 +24,7 @@ class WebpHandler(FormatHandler):
 
     def encode_options(self, im: Image.Image) -> dict[str, Any]:
         options = super().encode_options(im)
-        lossless = b"VP8L" in _first_chunks(im)
+        lossless = _first_image_is_lossless(source_bytes(im))
         options.update(lossless=lossless, quality=100 if lossless else LOSSY_QUALITY)
         if lossless:
             options["exact"] = True  # keep colour under transparent pixels, as the input had
@@ -33,13 +33,20 @@ class WebpHandler(FormatHandler):
         return options
 
 
-def _first_chunks(im: Image.Image) -> bytes:
-    fp = getattr(im, "fp", None)
-    if fp is None:
-        return b""
-    position = fp.tell()
-    try:
-        fp.seek(0)
-        return bytes(fp.read(64))
-    finally:
-        fp.seek(position)
+def _first_image_is_lossless(data: bytes) -> bool:
+    """Whether the first image chunk is VP8L (lossless) rather than VP8 (lossy).
+
+    Walks the RIFF chunks (Google's WebP container spec): an ICC profile or the animation
+    header can push the first image chunk far from the start of the file.
+    """
+    position = 12  # "RIFF", size, "WEBP"
+    while position + 8 <= len(data):
+        fourcc = data[position : position + 4]
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        if fourcc in (b"VP8L", b"VP8 "):
+            return fourcc == b"VP8L"
+        if fourcc == b"ANMF":  # a frame: 16 bytes of placement, then its own chunks
+            position += 8 + 16
+            continue
+        position += 8 + size + (size & 1)
+    return False
