@@ -102,10 +102,11 @@ class Pipeline:
         except OSError as exc:
             raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
         faces = [record for c in cleaned for record in c.records()]
+        # "unchanged": the output is byte for byte the input (no face, nothing to strip).
         return Result(
             input=str(src),
             output=str(dst),
-            status="cleaned",
+            status="unchanged" if data == decoded.source else "cleaned",
             faces=faces,
             metadata_removed=sorted({f.name for f in decoded.metadata}),
         )
