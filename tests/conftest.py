@@ -1,0 +1,67 @@
+"""Shared fixtures: real data (skipped when absent), exiftool (skipped when absent), the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import exiftool_path
+from veil.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+#: Real data lives beside the repository (never inside it); VEIL_DATA points elsewhere.
+DATA = Path(os.environ.get("VEIL_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` from the repository root, or a skip that says what is missing."""
+    if not DATA.is_dir():
+        pytest.skip(
+            f"real data not found at {DATA} (expected ../shared/data beside the repository, "
+            "or set VEIL_DATA); these tests only run where the shared corpus is present"
+        )
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def exiftool() -> str:
+    """The exiftool executable: an independent metadata oracle, or a skip saying it is missing."""
+    tool = exiftool_path()
+    if tool is None:
+        pytest.skip("exiftool is not installed: the independent metadata oracle is unavailable")
+    return tool
+
+
+@dataclass
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
+    """Run ``veil`` in-process; argparse usage errors (SystemExit) become an exit code too."""
+
+    def run(*args: Any) -> CliRun:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+
+    return run
+
+
+def read_report(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a report; each line must parse on its own."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
