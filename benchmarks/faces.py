@@ -1,0 +1,818 @@
+"""Face protection and speed on real photos: veil against deface (docs/METRICS.md, 1 and 4).
+
+For every ground-truth face of the VOC-annotated set (``../shared/data/faces``) the script asks
+whether it was *protected*: the union of the obscured regions a tool reports covers at least 70%
+of the face box, and every region over the face was really obscured (grey-level SSIM, input vs
+output, below 0.6 over the central 60% of the region). It reports the protected share by face
+height, the headline share for faces >= 16 px (and its complement, the leak rate), what false
+alarms cost (image area obscured outside faces, PSNR of the pixels outside every region) and
+whole-process speed in images/s, with the load other processes put on the machine meanwhile.
+
+Both tools run as their real command lines, each timed as one whole process over the batch:
+
+* veil: ``python -m veil clean IMAGES -o OUT --report REPORT.jsonl``; regions from the report.
+* deface 1.5 exactly as the baseline is defined (CenterFace, threshold 0.2, full resolution,
+  mask scale 1.3, elliptical blur) on a temporary copy of the images. Its CLI does not print
+  boxes, so its regions are recomputed in this process with deface's own ``CenterFace``,
+  ``scale_bb`` and the clipping of ``anonymize_frame``.
+
+Run from the repository root (needs ``pip install -e .[bench]``)::
+
+    python benchmarks/faces.py                      # all 853 images, several minutes
+    python benchmarks/faces.py --limit 20           # quick check on the first 20 images
+    python benchmarks/faces.py DATA --out DIR       # other data folder, keep working files
+    python benchmarks/faces.py --repeat 2           # time each tool twice, keep the fastest
+
+It prints one table, writes ``results.json`` (every figure, and every face's outcome) and
+``table.md`` to the working folder, and saves the per-height plot to ``docs/faces_protection.png``
+(into the working folder with ``--limit``, so a quick run does not replace the recorded figure).
+Without ``--out`` the working folder is a new temporary folder whose image copies are removed
+at the end; the results stay there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
+DEFAULT_PLOT = REPO_ROOT / "docs" / "faces_protection.png"
+
+# docs/METRICS.md, section 1.
+MIN_COVERAGE = 0.7
+MAX_SSIM = 0.6
+CENTRE_SHARE = 0.6  # central 60% of a region, in each dimension
+MIN_CENTRE_PX = 10  # regions whose central part is narrower are not SSIM-checked
+HEADLINE_MIN_PX = 16
+HEIGHT_EDGES = (16, 32, 64)
+HEIGHT_BINS = ("<16", "16-32", "32-64", ">=64")
+IDENTICAL_PSNR_DB = 99.0
+BUSY_WARNING_CORES = 0.25  # other processes' load above which speed figures are flagged
+
+# The deface baseline as METRICS.md defines it (deface 1.5's own defaults, spelled out).
+DEFACE_THRESHOLD = 0.2
+DEFACE_MASK_SCALE = 1.3
+
+RGB = npt.NDArray[np.uint8]
+Regions = npt.NDArray[np.int64]  # (N, 4) x1, y1, x2, y2; slice-exclusive ends
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Photo:
+    """One annotated image: its file and ground-truth face boxes (x1, y1, x2, y2, pixels)."""
+
+    path: Path
+    faces: npt.NDArray[np.float64]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def _natural_key(path: Path) -> list[int | str]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def load_photos(data: Path, limit: int | None) -> list[Photo]:
+    """The images of ``data/images`` with their VOC boxes, in natural name order.
+
+    Every ``<object>`` is a face whatever its class name (the set's classes are mask states).
+    """
+    images, annotations = data / "images", data / "annotations"
+    if not images.is_dir() or not annotations.is_dir():
+        sys.exit(
+            f"faces benchmark: no data at {data} (expected images/ and annotations/ in it).\n"
+            "Pass the folder of the VOC face set as the first argument; see "
+            "../shared/data/README.md."
+        )
+    paths = sorted((p for p in images.iterdir() if p.suffix.lower() == ".jpg"), key=_natural_key)
+    photos = [Photo(p, read_voc_boxes(annotations / f"{p.stem}.xml")) for p in paths[:limit]]
+    if not photos:
+        sys.exit(f"faces benchmark: no .jpg images in {images}")
+    return photos
+
+
+def read_voc_boxes(xml_path: Path) -> npt.NDArray[np.float64]:
+    """(N, 4) face boxes of one Pascal VOC file; an image without a file has no faces."""
+    if not xml_path.exists():
+        return np.zeros((0, 4))
+    root = ET.parse(xml_path).getroot()
+    boxes = [
+        [float(obj.findtext(f"bndbox/{key}", "nan")) for key in ("xmin", "ymin", "xmax", "ymax")]
+        for obj in root.iter("object")
+    ]
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def stage_copies(photos: Sequence[Photo], folder: Path) -> list[Path]:
+    """Fresh copies of the images in ``folder`` (tools that write next to their input)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return [Path(shutil.copy2(p.path, folder / p.name)) for p in photos]
+
+
+def read_rgb(path: Path) -> RGB:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+# -- tools -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Timing:
+    """One whole-process run: wall seconds, and how many cores other processes kept busy
+    meanwhile (a shared machine makes speed figures unreliable; this says how much)."""
+
+    wall_s: float
+    #: CPU seconds of the tool's process (user + system); steadier than wall time under load.
+    cpu_s: float
+    other_load_cores: float | None
+
+
+@dataclass
+class ToolRun:
+    """What one tool did to the batch: its timed runs, regions and output per image name."""
+
+    tool: str
+    timings: list[Timing]
+    regions: dict[str, Regions] = field(default_factory=dict)
+    outputs: dict[str, Path] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def best(self) -> Timing:
+        """The fastest run: the one least disturbed by anything else on the machine."""
+        return min(self.timings, key=lambda t: t.wall_s)
+
+
+def _busy_cpu_s() -> float | None:
+    """CPU seconds all cores have spent busy since boot (Linux /proc/stat), else None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+def timed(argv: list[str], log: Path) -> Timing:
+    """Run ``argv`` to completion, its output into ``log``; wall time and background load."""
+    busy, children = _busy_cpu_s(), _children_cpu_s()
+    start = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    wall_s = time.perf_counter() - start
+    busy_after = _busy_cpu_s()
+    log.write_text(f"$ {' '.join(argv[:8])} ...\n{proc.stdout}\n{proc.stderr}", encoding="utf-8")
+    if proc.returncode not in (0, 1):  # veil exits 1 when some files failed: that is data
+        sys.exit(f"faces benchmark: {argv[0]} exited {proc.returncode}; see {log}")
+    ours = _children_cpu_s() - children
+    other = None
+    if busy is not None and busy_after is not None:
+        other = max(0.0, (busy_after - busy - ours) / wall_s)
+    return Timing(wall_s, ours, other)
+
+
+def veil_source(photos: Sequence[Photo], work: Path, limited: bool) -> Path:
+    """The folder veil cleans: the data itself, or a copy of the first N images."""
+    if not limited:
+        return photos[0].path.parent
+    source = work / "veil-in"
+    stage_copies(photos, source)
+    return source
+
+
+def time_veil(source: Path, work: Path) -> Timing:
+    """The real ``veil clean`` over the folder, into a fresh output folder, whole process."""
+    out, report = work / "veil-out", work / "veil-report.jsonl"
+    if out.exists():
+        shutil.rmtree(out)  # veil would skip outputs that exist
+    report.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "veil", "clean", str(source), "-o", str(out)]
+    return timed([*argv, "--report", str(report)], work / "veil.log")
+
+
+def veil_run(work: Path, timings: list[Timing]) -> ToolRun:
+    """veil's regions and outputs, read from the report of its last run."""
+    run = ToolRun("veil", timings)
+    for line in (work / "veil-report.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        name = Path(row["input"]).name
+        regions = [face["region"] for face in row["faces"]]
+        run.regions[name] = np.asarray(regions, dtype=np.int64).reshape(-1, 4)
+        if row["output"]:
+            run.outputs[name] = Path(row["output"])
+    return run
+
+
+def _deface_command() -> list[str]:
+    beside = Path(sys.executable).with_name("deface")
+    found = str(beside) if beside.exists() else shutil.which("deface")
+    if found is None:
+        sys.exit("faces benchmark: the `deface` command is not installed (pip install deface)")
+    return [found]
+
+
+def time_deface(inputs: Sequence[Path], work: Path) -> Timing:
+    """The real ``deface`` CLI over copies of the images (it writes ``NAME_anonymized.jpg``
+    beside each input), the baseline settings spelled out, whole process timed."""
+    argv = [
+        *_deface_command(),
+        "--thresh",
+        str(DEFACE_THRESHOLD),
+        "--mask-scale",
+        str(DEFACE_MASK_SCALE),
+        "--replacewith",
+        "blur",
+        *map(str, inputs),
+    ]
+    log = work / "deface.log"
+    timing = timed(argv, log)
+    if "Running on" not in log.read_text(encoding="utf-8"):
+        sys.exit(f"faces benchmark: deface did not run on onnxruntime (is onnx importable?); {log}")
+    return timing
+
+
+def deface_run(inputs: Sequence[Path], timings: list[Timing]) -> ToolRun:
+    """deface's outputs, and its regions recomputed in-process (its CLI does not print them)."""
+    centerface = load_deface_centerface()
+    # deface hands onnxruntime every available provider and prints the first; list them all.
+    providers = ", ".join(
+        p.removesuffix("ExecutionProvider") for p in centerface.sess.get_providers()
+    )
+    run = ToolRun("deface", timings, note=f"onnxruntime, providers: {providers}")
+    for src in inputs:
+        run.regions[src.name] = deface_regions(centerface, src)
+        written = src.with_name(f"{src.stem}_anonymized{src.suffix}")
+        if written.exists():
+            run.outputs[src.name] = written
+    return run
+
+
+def load_deface_centerface() -> Any:
+    """deface's own CenterFace wrapper, as its CLI builds it (backend auto = onnxruntime)."""
+    from deface.centerface import CenterFace
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Running on ..."
+        centerface = CenterFace(in_shape=None, backend="auto")
+    if centerface.backend != "onnxrt":
+        sys.exit("faces benchmark: deface fell back to OpenCV; install onnx and onnxruntime")
+    return centerface
+
+
+def deface_regions(centerface: Any, path: Path) -> Regions:
+    """The regions deface 1.5 obscures in one image, computed with deface's own code."""
+    import imageio.v2 as iio
+    from deface.deface import scale_bb
+
+    frame = iio.imread(path)  # as deface.image_detect reads it
+    dets, _ = centerface(frame, threshold=DEFACE_THRESHOLD)
+    height, width = frame.shape[:2]
+    regions = []
+    for det in dets:
+        x1, y1, x2, y2 = scale_bb(*det[:4].astype(int), mask_scale=DEFACE_MASK_SCALE)
+        # Clipped as deface.anonymize_frame does (its last row and column stay untouched).
+        regions.append((max(0, x1), max(0, y1), min(width - 1, x2), min(height - 1, y2)))
+    return np.asarray(regions, dtype=np.int64).reshape(-1, 4)
+
+
+# -- metric ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaceOutcome:
+    """One ground-truth face against one tool's output."""
+
+    image: str
+    height_px: float
+    #: Share of the face box inside the union of the tool's regions.
+    coverage: float
+    #: Every region overlapping the face passed the SSIM check (or was too small to check).
+    obscured: bool
+    #: Share of the face box inside the union of only the regions that passed the check.
+    obscured_coverage: float
+
+    @property
+    def protected(self) -> bool:
+        """METRICS.md 1 read literally: covered, and every region over the face obscured."""
+        return self.coverage >= MIN_COVERAGE and self.obscured
+
+    @property
+    def protected_lenient(self) -> bool:
+        """Covered by regions that were obscured; a neighbouring region that clips the face
+        and fails the check no longer counts against it (a sensitivity check of the rule)."""
+        return self.obscured_coverage >= MIN_COVERAGE
+
+    @property
+    def height_bin(self) -> str:
+        return HEIGHT_BINS[int(np.searchsorted(HEIGHT_EDGES, self.height_px, side="right"))]
+
+
+@dataclass(frozen=True)
+class ImageCost:
+    image: str
+    outside_faces_share: float  # image area obscured outside ground-truth boxes
+    psnr_outside_db: float | None  # None when every pixel lies in a region
+
+
+def region_mask(regions: Regions, height: int, width: int) -> npt.NDArray[np.bool_]:
+    mask = np.zeros((height, width), dtype=bool)
+    for x1, y1, x2, y2 in regions.tolist():
+        mask[max(0, y1) : max(0, y2), max(0, x1) : max(0, x2)] = True
+    return mask
+
+
+def _box_slices(box: Sequence[float], height: int, width: int) -> tuple[slice, slice]:
+    x1, y1, x2, y2 = (round(v) for v in box)
+    return slice(max(0, y1), min(height, y2)), slice(max(0, x1), min(width, x2))
+
+
+def region_obscured(before: RGB, after: RGB, region: Sequence[int]) -> bool | None:
+    """SSIM (grey) below 0.6 over the central 60% of ``region``; None when too small to check."""
+    from skimage.metrics import structural_similarity
+
+    x1, y1, x2, y2 = region
+    margin_x = round((x2 - x1) * (1 - CENTRE_SHARE) / 2)
+    margin_y = round((y2 - y1) * (1 - CENTRE_SHARE) / 2)
+    rows, cols = slice(y1 + margin_y, y2 - margin_y), slice(x1 + margin_x, x2 - margin_x)
+    grey_in, grey_out = _grey(before[rows, cols]), _grey(after[rows, cols])
+    side = min(grey_in.shape)
+    if grey_in.shape[1] < MIN_CENTRE_PX or side < 3:
+        return None
+    win_size = min(7, side if side % 2 else side - 1)  # odd, and fits small crops
+    ssim = structural_similarity(  # type: ignore[no-untyped-call]
+        grey_in, grey_out, win_size=win_size, data_range=255
+    )
+    return bool(ssim < MAX_SSIM)
+
+
+def _grey(rgb: RGB) -> RGB:
+    return np.asarray(Image.fromarray(np.ascontiguousarray(rgb)).convert("L"))
+
+
+def psnr_outside(before: RGB, after: RGB, covered: npt.NDArray[np.bool_]) -> float | None:
+    outside = ~covered
+    if not outside.any():
+        return None
+    diff = before[outside].astype(np.float64) - after[outside].astype(np.float64)
+    mse = float(np.mean(diff**2))
+    return IDENTICAL_PSNR_DB if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def _share_of(mask: npt.NDArray[np.bool_]) -> float:
+    return float(mask.mean()) if mask.size else 0.0
+
+
+def score_image(
+    photo: Photo, regions: Regions, before: RGB, after: RGB | None
+) -> tuple[list[FaceOutcome], ImageCost]:
+    """Every face's outcome and the false-alarm cost for one image and one tool.
+
+    A missing or mis-sized output protects nothing and counts as no regions.
+    """
+    height, width = before.shape[:2]
+    if after is None or after.shape != before.shape:
+        after, regions = before, np.zeros((0, 4), dtype=np.int64)
+    covered = region_mask(regions, height, width)
+    checks = [region_obscured(before, after, r) for r in regions.tolist()]
+    passed = region_mask(
+        regions[np.asarray([c is not False for c in checks], dtype=bool)], height, width
+    )
+    outcomes = []
+    faces_mask = np.zeros_like(covered)
+    for box in photo.faces:
+        rows, cols = _box_slices(box, height, width)
+        faces_mask[rows, cols] = True
+        overlapping = [
+            check
+            for check, (x1, y1, x2, y2) in zip(checks, regions.tolist(), strict=True)
+            if min(x2, cols.stop) > max(x1, cols.start) and min(y2, rows.stop) > max(y1, rows.start)
+        ]
+        outcomes.append(
+            FaceOutcome(
+                image=photo.name,
+                height_px=float(box[3] - box[1]),
+                coverage=_share_of(covered[rows, cols]),
+                obscured=bool(overlapping) and all(c is not False for c in overlapping),
+                obscured_coverage=_share_of(passed[rows, cols]),
+            )
+        )
+    cost = ImageCost(
+        image=photo.name,
+        outside_faces_share=float((covered & ~faces_mask).mean()),
+        psnr_outside_db=psnr_outside(before, after, covered),
+    )
+    return outcomes, cost
+
+
+def score_tool(photos: Sequence[Photo], run: ToolRun) -> tuple[list[FaceOutcome], list[ImageCost]]:
+    outcomes: list[FaceOutcome] = []
+    costs: list[ImageCost] = []
+    for photo in photos:
+        output = run.outputs.get(photo.name)
+        after = read_rgb(output) if output is not None else None
+        regions = run.regions.get(photo.name, np.zeros((0, 4), dtype=np.int64))
+        faces, cost = score_image(photo, regions, read_rgb(photo.path), after)
+        outcomes += faces
+        costs.append(cost)
+    return outcomes, costs
+
+
+# -- summary ---------------------------------------------------------------------------------
+def _share(faces: Sequence[FaceOutcome]) -> dict[str, Any]:
+    protected = sum(f.protected for f in faces)
+    lenient = sum(f.protected_lenient for f in faces)
+    return {
+        "faces": len(faces),
+        "protected": protected,
+        "share": protected / len(faces) if faces else None,
+        "share_lenient": lenient / len(faces) if faces else None,
+    }
+
+
+def _miss_reason(face: FaceOutcome) -> str:
+    if face.coverage == 0:
+        return "no region"
+    if face.coverage < MIN_COVERAGE:
+        return "partly covered"
+    return "not obscured"
+
+
+def summarise(
+    photos: Sequence[Photo], run: ToolRun, faces: Sequence[FaceOutcome], costs: Sequence[ImageCost]
+) -> dict[str, Any]:
+    """The numbers of METRICS.md 1 and 4 for one tool, plus where it misses."""
+    headline = [f for f in faces if f.height_px >= HEADLINE_MIN_PX]
+    head = _share(headline)
+    psnrs = [c.psnr_outside_db for c in costs if c.psnr_outside_db is not None]
+    missed = [f for f in headline if not f.protected]
+    by_image = Counter(f.image for f in missed)
+    return {
+        "tool": run.tool,
+        "note": run.note,
+        "images": len(photos),
+        "outputs": len(run.outputs),
+        "regions": int(sum(len(r) for r in run.regions.values())),
+        "by_height": {b: _share([f for f in faces if f.height_bin == b]) for b in HEIGHT_BINS},
+        "protected_16px_up": head,
+        "leak_rate_16px_up": 1 - head["share"] if head["share"] is not None else None,
+        "median_area_obscured_outside_faces": float(
+            np.median([c.outside_faces_share for c in costs])
+        ),
+        "median_psnr_outside_regions_db": float(np.median(psnrs)) if psnrs else None,
+        "wall_s": run.best.wall_s,
+        "cpu_s": run.best.cpu_s,
+        "images_per_s": len(photos) / run.best.wall_s,
+        "other_load_cores": run.best.other_load_cores,
+        "runs": [asdict(t) for t in run.timings],
+        "misses_16px_up": {
+            "by_reason": dict(Counter(_miss_reason(f) for f in missed)),
+            "by_height": dict(Counter(f.height_bin for f in missed)),
+            "worst_images": by_image.most_common(15),
+        },
+    }
+
+
+def cross_tab(veil: Sequence[FaceOutcome], deface: Sequence[FaceOutcome]) -> dict[str, int]:
+    """Faces >= 16 px protected by both, only one, or neither (same face order for both)."""
+    pairs = [(v.protected, d.protected) for v, d in zip(veil, deface, strict=True)]
+    heights = [v.height_px for v in veil]
+    counts = Counter(pair for pair, h in zip(pairs, heights, strict=True) if h >= HEADLINE_MIN_PX)
+    return {
+        "both": counts[(True, True)],
+        "veil_only": counts[(True, False)],
+        "deface_only": counts[(False, True)],
+        "neither": counts[(False, False)],
+    }
+
+
+def machine() -> dict[str, Any]:
+    """Cores, CPU model, memory and accelerator of this machine, for the caption."""
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        mem_kib = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+        mem_gib = round(mem_kib / 2**20)
+    import onnxruntime
+
+    gpu = "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    cores = os.cpu_count() or 1
+    memory = f"{mem_gib} GiB" if mem_gib is not None else "unknown memory"
+    text = f"{cores} cores, {cpu}, {memory}, {'CUDA GPU' if gpu else 'no GPU'}"
+    return {"cores": cores, "cpu": cpu, "memory_gib": mem_gib, "gpu": gpu, "text": text}
+
+
+def _median_resolution(photos: Sequence[Photo]) -> str:
+    sizes = []
+    for p in photos:
+        with Image.open(p.path) as im:
+            sizes.append(im.size)
+    width, height = np.median(np.asarray(sizes), axis=0)
+    return f"{width:.0f}x{height:.0f}"
+
+
+# -- output ----------------------------------------------------------------------------------
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _db(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+def table_rows(veil: dict[str, Any], deface: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(metric, veil, deface, veil/deface) rows; the ratio only where a ratio means something."""
+    rows: list[tuple[str, str, str, str]] = []
+    for b in HEIGHT_BINS:
+        v, d = veil["by_height"][b], deface["by_height"][b]
+        rows.append(
+            (f"protected, height {b} px (n={v['faces']})", _pct(v["share"]), _pct(d["share"]), "")
+        )
+    v, d = veil["protected_16px_up"], deface["protected_16px_up"]
+    rows.append(
+        (
+            f"**protected, >=16 px** (n={v['faces']})",
+            f"**{_pct(v['share'])}**",
+            f"**{_pct(d['share'])}**",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "  same, only regions that passed SSIM count",
+            _pct(v["share_lenient"]),
+            _pct(d["share_lenient"]),
+            "",
+        )
+    )
+    for label, key, fmt in (
+        ("leak rate, >=16 px", "leak_rate_16px_up", _pct),
+        ("median area obscured outside faces", "median_area_obscured_outside_faces", _pct),
+        ("median PSNR outside regions (dB)", "median_psnr_outside_regions_db", _db),
+    ):
+        rows.append((label, fmt(veil[key]), fmt(deface[key]), ""))
+    for label, key, fmt_n in (
+        ("regions obscured (all images)", "regions", "{:d}"),
+        ("wall time, whole process (s)", "wall_s", "{:.1f}"),
+        ("CPU time, whole process (s)", "cpu_s", "{:.1f}"),
+        ("speed (images/s)", "images_per_s", "{:.2f}"),
+    ):
+        ratio = veil[key] / deface[key] if deface[key] else math.nan
+        rows.append((label, fmt_n.format(veil[key]), fmt_n.format(deface[key]), f"{ratio:.2f}x"))
+    rows.append(
+        (
+            "other processes' load while timed (cores)",
+            _load(veil["other_load_cores"]),
+            _load(deface["other_load_cores"]),
+            "",
+        )
+    )
+    return rows
+
+
+def _load(cores: float | None) -> str:
+    return "-" if cores is None else f"{cores:.2f}"
+
+
+def render_text(rows: Sequence[tuple[str, str, str, str]]) -> str:
+    header = ("metric", "veil", "deface", "veil/deface")
+    plain = [tuple(cell.replace("**", "") for cell in row) for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in plain) for i in range(4)]
+    lines = []
+    for n, row in enumerate(plain):
+        cells = [row[0].ljust(widths[0]), *(row[i].rjust(widths[i]) for i in range(1, 4))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(rows: Sequence[tuple[str, str, str, str]]) -> str:
+    lines = ["| metric | veil | deface | veil/deface |", "|---|---:|---:|---:|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot_protection(veil: dict[str, Any], deface: dict[str, Any], caption: str, path: Path) -> None:
+    """Grouped bars of protected share per face-height bin, veil beside deface."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [*(f"{b} px" for b in HEIGHT_BINS), ">=16 px, headline"]
+    stats = {
+        name: [*(s["by_height"][b] for b in HEIGHT_BINS), s["protected_16px_up"]]
+        for name, s in (("veil", veil), ("deface", deface))
+    }
+    labels = [f"{g}\n(n={s['faces']})" for g, s in zip(groups, stats["veil"], strict=True)]
+    x = np.arange(len(groups))
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for offset, (name, colour) in zip(
+        (-0.2, 0.2), (("veil", "#1f6f8b"), ("deface", "#b0b0b0")), strict=True
+    ):
+        shares = [100 * (s["share"] or 0.0) for s in stats[name]]
+        bars = ax.bar(x + offset, shares, width=0.4, label=name, color=colour)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=2)
+    ax.axvline(len(HEIGHT_BINS) - 0.5, color="#888888", linewidth=0.8, linestyle=":")
+    ax.set_xticks(x, labels, fontsize=9)
+    ax.set_ylim(0, 108)
+    ax.set_ylabel("faces protected (%)")
+    ax.set_xlabel("ground-truth face height")
+    ax.set_title(
+        "Faces protected (region covers >=70% of the face, SSIM < 0.6)", fontsize=11, loc="left"
+    )
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.text(0.01, 0.01, caption, fontsize=7, color="#555555")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# -- main ------------------------------------------------------------------------------------
+def _check_dependencies() -> None:
+    missing = [
+        m
+        for m in ("skimage", "matplotlib", "deface", "imageio", "onnx", "veil")
+        if importlib.util.find_spec(m) is None
+    ]
+    if missing:
+        sys.exit(
+            f"faces benchmark: missing Python modules {', '.join(missing)}; "
+            "run `pip install -e .[bench]` in this environment"
+        )
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Face protection and speed of veil against deface on VOC-annotated photos "
+        "(docs/METRICS.md sections 1 and 4)."
+    )
+    parser.add_argument(
+        "data",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder with images/ and annotations/ (default: ../shared/data/faces)",
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="only the first N images (quick run)"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="working folder (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="time each tool K times, alternating, and keep the fastest run (default: 1)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="where the plot goes (default: docs/faces_protection.png; DIR/ with --limit)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    _check_dependencies()
+    photos = load_photos(args.data, args.limit)
+    work = (args.out or Path(tempfile.mkdtemp(prefix="veil-faces-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    plot_path = args.plot or (work / DEFAULT_PLOT.name if args.limit else DEFAULT_PLOT)
+    limited = args.limit is not None
+    benchmark(photos, work, plot_path, limited=limited, data=args.data, repeat=args.repeat)
+    if args.out is None:  # a temporary folder keeps only the results, not the image copies
+        for bulky in ("veil-in", "veil-out", "deface"):
+            shutil.rmtree(work / bulky, ignore_errors=True)
+    return 0
+
+
+def benchmark(
+    photos: Sequence[Photo], work: Path, plot_path: Path, limited: bool, data: Path, repeat: int
+) -> None:
+    """Run both tools, score them, print the table, write results.json, table.md, the plot."""
+    host = machine()
+    n_faces = sum(len(p.faces) for p in photos)
+    print(f"{len(photos)} images, {n_faces} faces from {data}; working folder {work}", flush=True)
+    for p in photos:  # warm the page cache so neither tool pays for the first read
+        p.path.read_bytes()
+    source = veil_source(photos, work, limited)
+    deface_inputs = stage_copies(photos, work / "deface")
+    timings: dict[str, list[Timing]] = {"veil": [], "deface": []}
+    for attempt in range(1, repeat + 1):  # alternated, so a burst of load hits both alike
+        timings["veil"].append(time_veil(source, work))
+        timings["deface"].append(time_deface(deface_inputs, work))
+        for tool, runs_so_far in timings.items():
+            t = runs_so_far[-1]
+            load = "-" if t.other_load_cores is None else f"{t.other_load_cores:.2f}"
+            print(
+                f"  run {attempt}, {tool}: {t.wall_s:.1f} s wall, {t.cpu_s:.1f} s CPU, "
+                f"other load {load} cores",
+                flush=True,
+            )
+    runs = [veil_run(work, timings["veil"]), deface_run(deface_inputs, timings["deface"])]
+    for run in runs:
+        other = run.best.other_load_cores
+        if other is not None and other > BUSY_WARNING_CORES:
+            print(
+                f"  warning: other processes kept {other:.2f} cores busy during {run.tool}'s "
+                "fastest run; its speed figure is not reliable",
+                flush=True,
+            )
+    scored = {run.tool: score_tool(photos, run) for run in runs}
+    summaries = {run.tool: summarise(photos, run, *scored[run.tool]) for run in runs}
+    today = date.today().isoformat()
+    resolution = _median_resolution(photos)
+    rows = table_rows(summaries["veil"], summaries["deface"])
+    both = cross_tab(scored["veil"][0], scored["deface"][0])
+
+    print(f"\nFace protection and speed, {today}, {host['text']}")
+    print(f"{len(photos)} images (median {resolution} px), {n_faces} faces\n")
+    print(render_text(rows))
+    print(
+        f"\nfaces >=16 px: both protect {both['both']}, veil only {both['veil_only']}, "
+        f"deface only {both['deface_only']}, neither {both['neither']}"
+    )
+    for name, s in summaries.items():
+        misses = s["misses_16px_up"]
+        worst = ", ".join(f"{img} ({n})" for img, n in misses["worst_images"][:8])
+        print(
+            f"{name} misses >=16 px by reason {misses['by_reason']}, by height "
+            f"{misses['by_height']}; most in: {worst}"
+        )
+
+    caption = (
+        f"{today} · {host['text']} · {len(photos)} images (median {resolution} px), "
+        f"{n_faces} faces · benchmarks/faces.py"
+    )
+    plot_protection(summaries["veil"], summaries["deface"], caption, plot_path)
+    results = {
+        "date": today,
+        "machine": host,
+        "data": str(data),
+        "images": len(photos),
+        "faces": n_faces,
+        "median_resolution": resolution,
+        "command": " ".join(["python benchmarks/faces.py", *sys.argv[1:]]),
+        "tools": summaries,
+        "faces_16px_up_cross_tab": both,
+        "face_outcomes": [
+            {"tool": tool, **asdict(f), "protected": f.protected}
+            for tool, (outcomes, _) in scored.items()
+            for f in outcomes
+        ],
+    }
+    (work / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (work / "table.md").write_text(render_markdown(rows) + "\n", encoding="utf-8")
+    print(f"\nwrote {work / 'results.json'}, {work / 'table.md'} and {plot_path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
