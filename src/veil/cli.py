@@ -206,6 +206,12 @@ def _scan(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r.error for r in reports) else EXIT_OK
 
 
+def _span(values: list[float], template: str) -> str:
+    """``"72 px"`` or ``"71-94 px"`` for ``template="{} px"`` and ``"{:.0f}"``-style fields."""
+    low, high = (template.format(v) for v in (min(values), max(values)))
+    return low if low == high else f"{low.split(' ')[0]}-{high}"
+
+
 def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     """A scan as a short readable block: a header line, then one line per finding."""
     if report.error:
@@ -216,14 +222,13 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     lines = [f"{report.path}  ({size})"]
     if faces_on:
         if report.faces:
-            heights = sorted(round(f.box[3] - f.box[1]) for f in report.faces)
-            span = (
-                f"{heights[0]} px"
-                if heights[0] == heights[-1]
-                else f"{heights[0]}-{heights[-1]} px"
-            )
+            heights = [f.box[3] - f.box[1] for f in report.faces]
+            scores = [f.score for f in report.faces]
+            # Scores tell a confident face from a weak, possible one (the default threshold is
+            # low on purpose, so a cleaned photo can still show weak hits on the grey fills).
             lines.append(
-                f"  {'faces':<16} {len(report.faces)} found, {span} tall: would be obscured"
+                f"  {'faces':<16} {len(report.faces)} found, {_span(heights, '{:.0f} px')} tall, "
+                f"detector score {_span(scores, '{:.2f}')}: would be obscured"
             )
         else:
             lines.append(f"  {'faces':<16} none found")
