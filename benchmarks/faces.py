@@ -211,13 +211,13 @@ def veil_source(photos: Sequence[Photo], work: Path, limited: bool) -> Path:
     return source
 
 
-def time_veil(source: Path, work: Path) -> Timing:
+def time_veil(source: Path, work: Path, veil_options: Sequence[str] = ()) -> Timing:
     """The real ``veil clean`` over the folder, into a fresh output folder, whole process."""
     out, report = work / "veil-out", work / "veil-report.jsonl"
     if out.exists():
         shutil.rmtree(out)  # veil would skip outputs that exist
     report.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "veil", "clean", str(source), "-o", str(out)]
+    argv = [sys.executable, "-m", "veil", "clean", str(source), "-o", str(out), *veil_options]
     return timed([*argv, "--report", str(report)], work / "veil.log")
 
 
@@ -711,6 +711,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="time each tool K times, alternating, and keep the fastest run (default: 1)",
     )
     parser.add_argument(
+        "--preset",
+        default="balanced",
+        choices=("fast", "balanced", "thorough"),
+        help="veil's detection preset (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--jobs", type=_positive_int, default=1, metavar="N", help="veil's --jobs (default: 1)"
+    )
+    parser.add_argument(
         "--plot",
         type=Path,
         metavar="PNG",
@@ -727,7 +736,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     plot_path = args.plot or (work / DEFAULT_PLOT.name if args.limit else DEFAULT_PLOT)
     limited = args.limit is not None
-    benchmark(photos, work, plot_path, limited=limited, data=args.data, repeat=args.repeat)
+    veil_options = ["--preset", args.preset, "--jobs", str(args.jobs)]
+    benchmark(
+        photos,
+        work,
+        plot_path,
+        limited=limited,
+        data=args.data,
+        repeat=args.repeat,
+        veil_options=veil_options,
+    )
     if args.out is None:  # a temporary folder keeps only the results, not the image copies
         for bulky in ("veil-in", "veil-out", "deface"):
             shutil.rmtree(work / bulky, ignore_errors=True)
@@ -735,7 +753,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def benchmark(
-    photos: Sequence[Photo], work: Path, plot_path: Path, limited: bool, data: Path, repeat: int
+    photos: Sequence[Photo],
+    work: Path,
+    plot_path: Path,
+    limited: bool,
+    data: Path,
+    repeat: int,
+    veil_options: Sequence[str] = (),
 ) -> None:
     """Run both tools, score them, print the table, write results.json, table.md, the plot."""
     host = machine()
@@ -747,7 +771,7 @@ def benchmark(
     deface_inputs = stage_copies(photos, work / "deface")
     timings: dict[str, list[Timing]] = {"veil": [], "deface": []}
     for attempt in range(1, repeat + 1):  # alternated, so a burst of load hits both alike
-        timings["veil"].append(time_veil(source, work))
+        timings["veil"].append(time_veil(source, work, veil_options))
         timings["deface"].append(time_deface(deface_inputs, work))
         for tool, runs_so_far in timings.items():
             t = runs_so_far[-1]
@@ -774,6 +798,7 @@ def benchmark(
     both = cross_tab(scored["veil"][0], scored["deface"][0])
 
     print(f"\nFace protection and speed, {today}, {host['text']}")
+    print(f"veil options: {' '.join(veil_options) or '(defaults)'}")
     print(f"{len(photos)} images (median {resolution} px), {n_faces} faces\n")
     print(render_text(rows))
     print(
@@ -801,6 +826,7 @@ def benchmark(
         "faces": n_faces,
         "median_resolution": resolution,
         "command": " ".join(["python benchmarks/faces.py", *sys.argv[1:]]),
+        "veil_options": list(veil_options),
         "tools": summaries,
         "faces_16px_up_cross_tab": both,
         "face_outcomes": [

@@ -187,14 +187,14 @@ def _execute(
         file=sys.stderr,
     )
     try:
-        if settings.jobs <= 1 or len(todo) <= 1:
+        workers = settings.workers(len(todo))
+        if workers == 1:
             pipe = pipeline or Pipeline(settings)
             for i, job in todo:
                 bar.set_postfix_str(job.src.name[-30:], refresh=False)
                 yield i, pipe.run(job.src, job.dst)
                 bar.update()
             return
-        workers = min(settings.jobs, len(todo))
         # Spawned, not forked: forking a process that already runs onnxruntime's threads is
         # unsafe (and deprecated from Python 3.12).
         context = multiprocessing.get_context("spawn")

