@@ -717,7 +717,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="veil's detection preset (default: %(default)s)",
     )
     parser.add_argument(
-        "--jobs", type=_positive_int, default=1, metavar="N", help="veil's --jobs (default: 1)"
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="veil's --jobs (default: veil's own default, one worker per core)",
     )
     parser.add_argument(
         "--plot",
@@ -736,7 +739,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     plot_path = args.plot or (work / DEFAULT_PLOT.name if args.limit else DEFAULT_PLOT)
     limited = args.limit is not None
-    veil_options = ["--preset", args.preset, "--jobs", str(args.jobs)]
+    veil_options = ["--preset", args.preset]
+    if args.jobs is not None:
+        veil_options += ["--jobs", str(args.jobs)]
     benchmark(
         photos,
         work,
