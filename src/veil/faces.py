@@ -73,10 +73,6 @@ class Faces:
         for box, score in zip(self.xyxy, self.scores, strict=True):
             yield box, float(score)
 
-    @property
-    def heights(self) -> FloatArray:
-        return self.xyxy[:, 3] - self.xyxy[:, 1]
-
     def scaled(self, sx: float, sy: float) -> Faces:
         """The same faces in an image resized by (sx, sy)."""
         xy = np.array([sx, sy] * 2, dtype=np.float32)

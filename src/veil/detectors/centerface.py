@@ -106,22 +106,18 @@ class CenterFace:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise DetectionFailed(f"expected an RGB uint8 image, got {rgb.dtype} {rgb.shape}")
         height, width = rgb.shape[:2]
+        scales = list(self.strategy.scales)
+        long_side = max(height, width)
+        if long_side > 2 * _REDUCED_SIDE:  # large faces in large photos, whatever the preset
+            scales.append(_REDUCED_SIDE / long_side)
         parts: list[Faces] = []
-        for scale in self.strategy.scales:
+        for scale in scales:
             scaled = _resized(rgb, scale)
             if scaled is None:
                 continue
             flip = self.strategy.flip and scale == 1.0
-            parts.append(
-                self._pass(scaled, flip).scaled(width / scaled.shape[1], height / scaled.shape[0])
-            )
-        long_side = max(height, width)
-        if long_side > 2 * _REDUCED_SIDE:
-            small = _resized(rgb, _REDUCED_SIDE / long_side)
-            if small is not None:
-                parts.append(
-                    self._pass(small, False).scaled(width / small.shape[1], height / small.shape[0])
-                )
+            found = self._pass(scaled, flip)
+            parts.append(found.scaled(width / scaled.shape[1], height / scaled.shape[0]))
         merged = Faces.merge(parts)
         if len(merged) == 0:
             return merged
