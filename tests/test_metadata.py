@@ -29,6 +29,7 @@ from helpers import (
     OWNER,
     SERIAL,
     XMP,
+    backdrop,
     exif_block,
     exiftool_read,
     file_hashes,
@@ -350,3 +351,12 @@ def test_scan_folder_reports_each_file(tmp_path: Path, cli) -> None:
     assert "GPS" in {f["name"] for f in reports["b.png"]["metadata"]}
     listed = veil.scan(tmp_path, faces=False)
     assert isinstance(listed, list) and len(listed) == 3
+
+
+def test_scan_lists_a_jpeg_xmp_packet_once(tmp_path: Path) -> None:
+    """Pillow exposes JPEG XMP both as info["xmp"] and as the raw APP1 segment: one finding."""
+    src = tmp_path / "x.jpg"
+    Image.fromarray(backdrop(60, 80)).save(src, "JPEG", xmp=XMP)
+    report = veil.scan(src, faces=False)
+    assert isinstance(report, veil.ScanReport)
+    assert [f.name for f in report.metadata].count("XMP") == 1

@@ -461,10 +461,14 @@ def _jpeg_segments(im: Image.Image) -> list[MetaField]:
     for marker, data in getattr(im, "applist", []):
         if marker == "APP1" and data.startswith(b"Exif\x00"):
             continue  # read through getexif()
+        # Pillow also exposes these two as info["xmp"] and info["photoshop"], reported from
+        # there; only a segment it did not parse is reported here, so none is listed twice.
         if marker == "APP1" and b"ns.adobe.com/xap" in data[:64]:
-            found.append(_packet_field("xmp", data))
+            if not im.info.get("xmp"):
+                found.append(_packet_field("xmp", data))
         elif marker == "APP13":
-            found.append(_packet_field("photoshop", data))
+            if not im.info.get("photoshop"):
+                found.append(_packet_field("photoshop", data))
         elif marker in ("APP0", "APP2", "APP14"):
             continue  # JFIF, ICC/MPF (handled via info), Adobe colour transform
         else:
