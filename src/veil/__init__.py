@@ -125,5 +125,7 @@ def scan(
     pipe = _pipeline(settings, options)
     path = Path(source)
     if path.is_dir():
-        return [pipe.scan(p) for p in sorted(path.rglob("*")) if p.is_file()]
+        from .batch import files_in
+
+        return [pipe.scan(p) for p in files_in(path)]
     return pipe.scan(path)

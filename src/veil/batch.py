@@ -29,6 +29,11 @@ class Job:
     problem: str | None = None
 
 
+def files_in(folder: Path) -> list[Path]:
+    """Every file below ``folder``, recursively, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
 def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
@@ -50,9 +55,7 @@ def plan(inputs: Iterable[Path], outdir: Path) -> list[Job]:
         if root.is_dir():
             if _inside(out, root):
                 raise UsageError(f"output folder {outdir} must not be inside input folder {given}")
-            files = sorted(
-                p for p in given.rglob("*") if p.is_file() and not p.name.endswith(".veil-tmp")
-            )
+            files = [f for f in files_in(given) if not f.name.endswith(".veil-tmp")]
             pairs = [(f, out / f.relative_to(given)) for f in files]
         else:
             if root.parent == out:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .batch import plan, run, summary
+from .batch import files_in, plan, run, summary
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
 from .formats import supported_extensions
@@ -201,7 +201,7 @@ def _scan_files(inputs: list[Path]) -> list[Path]:
     for given in inputs:
         if not given.exists():
             raise UsageError(f"input not found: {given}")
-        files += sorted(p for p in given.rglob("*") if p.is_file()) if given.is_dir() else [given]
+        files += files_in(given) if given.is_dir() else [given]
     return files
 
 
