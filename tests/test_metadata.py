@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageOps
 
 import veil
 from helpers import (
@@ -193,22 +194,27 @@ class Cleaned:
     result: Result
 
 
-_CACHE: dict[str, Cleaned] = {}
+_CACHE: dict[tuple[str, bool], Cleaned] = {}
+# Two paths through every format: a face obscured (re-encoded from pixels) and nothing
+# obscured (`--faces off`: the container is rewritten around the untouched image data).
+PATHS = [True, False]
+PATH_IDS = ["reencoded", "rewritten"]
 
 
 @pytest.fixture(scope="module")
 def cleaned(tmp_path_factory: pytest.TempPathFactory):
-    """Build each planted file once per module and clean it once (HEIC/AVIF encode slowly)."""
+    """Build each planted file once per module and clean it once per path (HEIC/AVIF encode
+    slowly)."""
 
-    def get(case: Planted) -> Cleaned:
-        if case.id not in _CACHE:
+    def get(case: Planted, faces: bool = True) -> Cleaned:
+        if (case.id, faces) not in _CACHE:
             root = tmp_path_factory.mktemp(case.id)
             src = root / "in" / f"photo{case.ext}"
             src.parent.mkdir()
             case.save(src)
-            result = veil.clean(src, root / "out" / src.name)
-            _CACHE[case.id] = Cleaned(src, root / "out" / src.name, result)
-        return _CACHE[case.id]
+            result = veil.clean(src, root / "out" / src.name, faces=faces)
+            _CACHE[case.id, faces] = Cleaned(src, root / "out" / src.name, result)
+        return _CACHE[case.id, faces]
 
     yield get
     _CACHE.clear()
@@ -222,9 +228,10 @@ def test_fixture_really_carries_the_metadata(case: Planted, cleaned) -> None:
     assert case.names <= names, f"not seen in input: {sorted(case.names - names)}"
 
 
+@pytest.mark.parametrize("faces", PATHS, ids=PATH_IDS)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_clean_strips_identifying_metadata(case: Planted, cleaned) -> None:
-    c = cleaned(case)
+def test_clean_strips_identifying_metadata(case: Planted, faces: bool, cleaned) -> None:
+    c = cleaned(case, faces)
     assert c.result.status == "cleaned", c.result.error
     assert case.names <= set(c.result.metadata_removed)
     with Image.open(c.dst) as im:
@@ -239,9 +246,12 @@ def test_clean_strips_identifying_metadata(case: Planted, cleaned) -> None:
     assert b"ns.adobe.com/xap" not in data and b"adobe:ns:meta" not in data
 
 
+@pytest.mark.parametrize("faces", PATHS, ids=PATH_IDS)
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_exiftool_finds_nothing_identifying(case: Planted, cleaned, exiftool: str) -> None:
-    c = cleaned(case)
+def test_exiftool_finds_nothing_identifying(
+    case: Planted, faces: bool, cleaned, exiftool: str
+) -> None:
+    c = cleaned(case, faces)
     before = exiftool_read(c.src)[0]
     for pattern in case.oracle:  # the oracle sees what was planted...
         assert any(re.search(pattern, key) for key in before), f"{pattern} not in input"
@@ -254,9 +264,10 @@ def test_exiftool_finds_nothing_identifying(case: Planted, cleaned, exiftool: st
     assert not [k for k in after if re.search(r"GPS|Serial|Owner|MakerNote|^XMP|^IPTC", k)]
 
 
+@pytest.mark.parametrize("faces", PATHS, ids=PATH_IDS)
 @pytest.mark.parametrize("case", [c for c in CASES if c.icc], ids=[c.id for c in CASES if c.icc])
-def test_icc_profile_survives(case: Planted, cleaned) -> None:
-    c = cleaned(case)
+def test_icc_profile_survives(case: Planted, faces: bool, cleaned) -> None:
+    c = cleaned(case, faces)
     assert c.result.status == "cleaned", c.result.error
     original = srgb_icc()
     with Image.open(c.dst) as im:
@@ -270,6 +281,22 @@ def test_icc_profile_survives(case: Planted, cleaned) -> None:
     assert ImageCms.getProfileDescription(profile).strip() == "sRGB built-in"
 
 
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_nothing_obscured_keeps_every_pixel(case: Planted, cleaned) -> None:
+    """METRICS.md fidelity: with no face obscured, every frame decodes exactly as before."""
+    c = cleaned(case, faces=False)
+    assert c.result.status == "cleaned", c.result.error
+    assert not c.result.faces
+    with Image.open(c.src) as a, Image.open(c.dst) as b:
+        assert getattr(a, "n_frames", 1) == getattr(b, "n_frames", 1)
+        for index in range(getattr(a, "n_frames", 1)):
+            a.seek(index)
+            b.seek(index)
+            before = np.asarray(ImageOps.exif_transpose(a).convert("RGBA"))
+            after = np.asarray(ImageOps.exif_transpose(b).convert("RGBA"))
+            np.testing.assert_array_equal(after, before)
+
+
 def test_faces_off_still_strips_metadata(tmp_path: Path, cli) -> None:
     src = tmp_path / "in" / "a.jpg"
     src.parent.mkdir()
@@ -278,7 +305,7 @@ def test_faces_off_still_strips_metadata(tmp_path: Path, cli) -> None:
     assert run.code == 0, run.err
     with Image.open(tmp_path / "out" / "a.jpg") as im:
         assert read_fields(im) == []
-    # and the face is left alone: the only change is re-encoding
+    # and the face is left alone
     assert "0 faces obscured" in run.err
 
 

@@ -196,3 +196,16 @@ def test_help_and_version(cli) -> None:
     assert run.code == 0 and run.out.startswith("veil ")
     run = cli("clean", "--help")
     assert run.code == 0 and "--report" in run.out and ".heic" in run.out
+
+
+def test_report_folder_is_made_and_a_bad_report_path_is_a_usage_error(tmp_path: Path, cli) -> None:
+    src = tmp_path / "in" / "a.png"
+    src.parent.mkdir()
+    Image.fromarray(scene()).save(src)
+    report = tmp_path / "reports" / "today" / "r.jsonl"
+    run = cli("clean", src, "-o", tmp_path / "out", "--report", report)
+    assert run.code == 0, run.err
+    assert len(report.read_text().splitlines()) == 1
+    run = cli("clean", src, "-o", tmp_path / "out2", "--report", tmp_path / "in")
+    assert run.code == 2
+    assert "cannot read the report" in run.err and "Traceback" not in run.err

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from .errors import UsageError
 from .pipeline import Pipeline, atomic_write
@@ -81,7 +82,11 @@ def load_report(path: Path | None) -> dict[str, Result]:
     for candidate in (path, _partial(path)):
         if not candidate.exists():
             continue
-        for line in candidate.read_text(encoding="utf-8").splitlines():
+        try:
+            text = candidate.read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise UsageError(f"cannot read the report {candidate}: {exc.strerror or exc}") from exc
+        for line in text.splitlines():
             try:
                 result = Result.from_dict(json.loads(line))
             except (ValueError, KeyError, TypeError):
@@ -109,6 +114,15 @@ def _work(src: Path, dst: Path) -> Result:
     return _WORKER.run(src, dst)
 
 
+def _open_partial(report: Path) -> TextIO:
+    """The report's in-progress file, opened for appending; its folder is made if missing."""
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        return open(_partial(report), "a", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report {report}: {exc.strerror or exc}") from exc
+
+
 def run(
     jobs: list[Job],
     settings: Settings,
@@ -127,7 +141,7 @@ def run(
         else:
             todo.append((i, job))
 
-    partial = open(_partial(report), "a", encoding="utf-8") if report else None  # noqa: SIM115
+    partial = _open_partial(report) if report else None
     show = sys.stderr.isatty() if progress is None else progress
 
     def record(i: int, result: Result) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import threading
 import warnings
 from abc import ABC
@@ -26,7 +27,7 @@ import numpy.typing as npt
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from ..errors import CorruptInput, EncodeFailed, TooLarge, VerificationFailed
-from .metadata import PICTURE, MetaField, neutral_icc, read_fields
+from .metadata import PICTURE, MetaField, neutral_icc, orientation_of, read_fields
 
 Pixels = npt.NDArray[np.uint8]
 _PIL_LIMIT_LOCK = threading.Lock()
@@ -196,6 +197,22 @@ class FormatHandler(ABC):
         format cannot do that safely, and then `encode` re-encodes."""
         return None
 
+    def same_pixels(self, data: bytes, decoded: Decoded) -> bool:
+        """Whether ``data`` decodes to exactly ``decoded``'s frames, orientation applied.
+
+        Every `strip` ends with this check: a container walk that skipped damaged bytes, or
+        resynchronised in the wrong place, must fall back to re-encoding, never change a pixel.
+        """
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                again = self._decode(open_image(data), max_pixels=sys.maxsize)
+        except (CorruptInput, TooLarge, *DECODE_ERRORS):
+            return False
+        return len(again.frames) == len(decoded.frames) and all(
+            np.array_equal(a, b) for a, b in zip(again.frames, decoded.frames, strict=True)
+        )
+
     def encode(self, decoded: Decoded, frames: list[Pixels]) -> bytes:
         # Nothing obscured: rewrite the container rather than re-encode a lossy format, so the
         # picture keeps every pixel (METRICS.md, fidelity).
@@ -230,9 +247,9 @@ class FormatHandler(ABC):
             raise VerificationFailed(f"output does not decode: {exc}") from exc
         if im.format not in self.pil_formats:
             raise VerificationFailed(f"output is {im.format}, expected {self.name}")
-        if im.size != (decoded.width, decoded.height):
+        if displayed_size(im) != (decoded.width, decoded.height):
             raise VerificationFailed(
-                f"output is {im.size}, expected {(decoded.width, decoded.height)}"
+                f"output shows as {displayed_size(im)}, expected {(decoded.width, decoded.height)}"
             )
         frames = getattr(im, "n_frames", 1) if self.animated else 1
         if frames != len(decoded.frames):
@@ -252,6 +269,14 @@ class FormatHandler(ABC):
         if left:
             names = ", ".join(sorted({f.name for f in left}))
             raise VerificationFailed(f"identifying metadata survived encoding: {names}")
+
+
+def displayed_size(im: Image.Image) -> tuple[int, int]:
+    """Width and height as a viewer shows the image: an orientation of 5-8 turns it a quarter.
+    Pillow's TIFF reader already reports pages upright."""
+    if im.format != "TIFF" and orientation_of(im) >= 5:
+        return im.height, im.width
+    return im.size
 
 
 def _is_grey(pixels: Pixels) -> bool:

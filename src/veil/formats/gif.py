@@ -1,5 +1,6 @@
 """GIF: every frame decoded, obscured and re-written with its timing and looping; comment and
-application extensions (XMP rides in one) are not written."""
+application extensions (XMP rides in one) are not written. When no pixel changed, the blocks
+are copied instead (`strip_gif`), so palette and compression stay exactly as they were."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from PIL import Image
 
 from .base import Decoded, FormatHandler, Pixels, source_bytes
 from .metadata import neutral_icc
+
+# Application extensions a viewer needs: looping (Netscape, AnimExts). The ICC profile's is
+# rebuilt with its date zeroed; every other one (XMP, editors' private data) is dropped.
+_LOOP_APPS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")
+_GRAPHIC_CONTROL, _APPLICATION, _IMAGE, _TRAILER = 0xF9, 0xFF, 0x2C, 0x3B
 
 _PALETTE_SIZE = 256
 # Stands for "fully transparent" among packed 0xRRGGBB colours; sorts after every colour.
@@ -43,6 +49,10 @@ class GifHandler(FormatHandler):
         if icc:
             options[_ICC_OPTION] = neutral_icc(icc)
         return options
+
+    def strip(self, decoded: Decoded) -> bytes | None:
+        stripped = strip_gif(decoded.source)
+        return stripped if stripped is not None and self.same_pixels(stripped, decoded) else None
 
     def to_pil(self, pixels: Pixels, decoded: Decoded) -> Image.Image:
         return _exact_palette(pixels) or Image.fromarray(pixels)
@@ -98,6 +108,42 @@ def _sub_blocks(data: bytes, position: int) -> tuple[bytes, int]:
         payload += data[position + 1 : position + 1 + size]
         position += 1 + size
     return bytes(payload), position + 1
+
+
+def strip_gif(data: bytes) -> bytes | None:
+    """The GIF with its header, colour tables, images, graphic controls and looping, the ICC
+    profile with its date zeroed, and nothing else: comments, plain-text overlays and other
+    application extensions go, as does anything after the trailer. None when damaged."""
+    if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
+        return None
+    start = _first_block(data)
+    out = [data[:start]]
+    position = start
+    while position < len(data):
+        kind = data[position]
+        if kind == _TRAILER:
+            return b"".join(out) + b"\x3b"
+        if kind == 0x21 and position + 1 < len(data):
+            label = data[position + 1]
+            end = _sub_blocks(data, position + 2)[1]
+            if label == _GRAPHIC_CONTROL:
+                out.append(data[position:end])
+            elif label == _APPLICATION:
+                app = data[position + 3 : position + 14]
+                if app in _LOOP_APPS:
+                    out.append(data[position:end])
+                elif b"\x0b" + app == _ICC_APP:
+                    out.append(_icc_extension(neutral_icc(_sub_blocks(data, position + 14)[0])))
+            position = end
+        elif kind == _IMAGE and position + 10 < len(data):
+            flags = data[position + 9]
+            table_end = position + 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+            end = _sub_blocks(data, table_end + 1)[1]
+            out.append(data[position:end])
+            position = end
+        else:
+            return None
+    return None  # no trailer: truncated
 
 
 def _read_icc(data: bytes) -> bytes | None:

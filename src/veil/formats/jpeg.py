@@ -7,11 +7,11 @@ import warnings
 from typing import Any
 
 import numpy as np
-from PIL import ExifTags, Image, JpegImagePlugin
+from PIL import Image, JpegImagePlugin
 
 from ..errors import CorruptInput
 from .base import DECODE_ERRORS, Decoded, FormatHandler, Pixels, open_image
-from .metadata import neutral_icc
+from .metadata import neutral_icc, orientation_exif, orientation_of
 
 # The IJG standard luminance table (ITU T.81, Annex K.1) in natural order; libjpeg scales it
 # by quality, which is what lets us read the quality back.
@@ -122,9 +122,10 @@ _ICC_TAG = b"ICC_PROFILE\x00"
 _ICC_CHUNK = 65_519  # 65,535 minus the length field, ICC_TAG and sequence bytes
 
 
-def strip_jpeg(data: bytes) -> bytes | None:
+def strip_jpeg(data: bytes, orientation: int = 1) -> bytes | None:
     """The JPEG with only what a decoder needs: tables, frame and scans, a JFIF header without
-    its thumbnail, the ICC profile (date zeroed) and Adobe's colour transform.
+    its thumbnail, the ICC profile (date zeroed), Adobe's colour transform and, when it is not
+    1, the orientation as the only tag of an EXIF block.
 
     EXIF, XMP, IPTC, comments, maker APPn segments, MPF and anything after the end-of-image
     marker (MPO secondary pictures, vendor trailers) are dropped. None when the file is not
@@ -150,7 +151,8 @@ def strip_jpeg(data: bytes) -> bytes | None:
             icc_segments = _icc_segments(icc)
             if icc_segments is None:
                 return None
-            return b"".join([b"\xff\xd8", jfif, *icc_segments, *body, b"\xff\xd9"])
+            exif = _orientation_segment(orientation)
+            return b"".join([b"\xff\xd8", jfif, exif, *icc_segments, *body, b"\xff\xd9"])
         end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
         if end > len(data) or end < position + 4:
             return None
@@ -168,6 +170,13 @@ def strip_jpeg(data: bytes) -> bytes | None:
             icc[payload[12]] = payload[14:]
         position = end
     return None  # no end-of-image marker: truncated
+
+
+def _orientation_segment(orientation: int) -> bytes:
+    if orientation == 1:
+        return b""
+    payload = b"Exif\x00\x00" + orientation_exif(orientation)
+    return b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
 
 
 def _entropy_end(data: bytes, position: int) -> int:
@@ -230,17 +239,10 @@ class JpegHandler(FormatHandler):
             return None
 
     def _strip(self, decoded: Decoded) -> bytes | None:
-        # Orientation is applied to the pixels, never kept as a tag: a rotated photo is
-        # re-encoded upright instead.
-        if open_image(decoded.source).getexif().get(ExifTags.Base.Orientation, 1) != 1:
-            return None
-        stripped = strip_jpeg(decoded.source)
-        if stripped is None:
-            return None
-        # The decoder must see exactly the pixels it saw before (the walk skips stray bytes
-        # in damaged files, and could in theory resynchronise in the wrong place).
-        same = np.array_equal(self._to_array(open_image(stripped)), decoded.frames[0])
-        return stripped if same else None
+        # A rotated photo keeps its orientation tag alone: turning the pixels instead would
+        # mean re-encoding, which changes them.
+        stripped = strip_jpeg(decoded.source, orientation_of(open_image(decoded.source)))
+        return stripped if stripped is not None and self.same_pixels(stripped, decoded) else None
 
     def to_pil(self, pixels: Pixels, decoded: Decoded) -> Image.Image:
         im = super().to_pil(pixels, decoded)

@@ -253,6 +253,27 @@ def exif_fields(exif: Image.Exif, ifd1_is_thumbnail: bool = True) -> list[MetaFi
     return found
 
 
+def orientation_of(im: Image.Image) -> int:
+    """The EXIF orientation (2-8) a viewer applies to this image; 1 when absent or invalid."""
+    try:
+        value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except (*_EXIF_ERRORS, SyntaxError):
+        return 1
+    return value if isinstance(value, int) and 2 <= value <= 8 else 1
+
+
+def orientation_exif(orientation: int) -> bytes:
+    """A TIFF-structured EXIF block with the orientation tag and nothing else.
+
+    Kept where a container is rewritten without re-encoding, so the picture is still shown
+    the right way up (DESIGN: what a viewer needs survives); the tag says nothing about anyone.
+    Layout (TIFF 6.0, section 2): big-endian header, one IFD at offset 8 with a single SHORT
+    entry, no next IFD.
+    """
+    entry = struct.pack(">HHIHH", ExifTags.Base.Orientation, 3, 1, orientation, 0)
+    return b"MM\x00\x2a" + struct.pack(">IH", 8, 1) + entry + struct.pack(">I", 0)
+
+
 def _packet_field(key: str, data: Any) -> MetaField:
     size = len(data) if isinstance(data, (bytes, str)) else 0
     if key == "xmp":

@@ -1,16 +1,47 @@
-"""PNG and APNG: lossless, so only chunks change; text, eXIf and tIME chunks are not written."""
+"""PNG and APNG: lossless, so only chunks change; text, eXIf and tIME chunks are not written.
+
+When no pixel changed the file is rewritten chunk by chunk (`strip_png`), keeping the encoded
+image data as it was; otherwise Pillow re-encodes it with the same allowlist."""
 
 from __future__ import annotations
 
 import struct
+import zlib
 from typing import Any
 
 from PIL import Image, PngImagePlugin
 
-from .base import FormatHandler
+from .base import Decoded, FormatHandler, open_image
+from .metadata import neutral_icc, orientation_exif, orientation_of
 
 # PNG 1.2 stores gamma and chromaticities as unsigned integers times 100000 (sections 4.2.2.1-2).
 _PNG_SCALE = 100_000
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Chunks a viewer needs to show the picture as it was (PNG 3rd edition, APNG, HDR): layout,
+# palette, transparency, colour space, pixel size and animation. Everything else, known or not
+# (tEXt, zTXt, iTXt, eXIf, tIME, private chunks), is left out.
+_KEEP = frozenset(
+    {
+        b"IHDR",
+        b"PLTE",
+        b"IDAT",
+        b"IEND",
+        b"tRNS",
+        b"cHRM",
+        b"gAMA",
+        b"sRGB",
+        b"sBIT",
+        b"cICP",
+        b"mDCV",
+        b"cLLI",
+        b"pHYs",
+        b"bKGD",
+        b"hIST",
+        b"acTL",
+        b"fcTL",
+        b"fdAT",
+    }
+)
 
 
 class PngHandler(FormatHandler):
@@ -32,6 +63,59 @@ class PngHandler(FormatHandler):
         if colour is not None:
             options["pnginfo"] = colour
         return options
+
+    def strip(self, decoded: Decoded) -> bytes | None:
+        stripped = strip_png(decoded.source, orientation_of(open_image(decoded.source)))
+        if stripped is None:
+            return None
+        # Same check as JPEG's: the rewritten file must decode to exactly the same frames.
+        return stripped if self.same_pixels(stripped, decoded) else None
+
+
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload)
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def strip_png(data: bytes, orientation: int = 1) -> bytes | None:
+    """The PNG with only the chunks in `_KEEP`, its ICC profile (date zeroed, under a neutral
+    name) and, when it is not 1, an eXIf chunk holding only the orientation. None when the
+    chunk structure is damaged, so that the caller re-encodes instead."""
+    if not data.startswith(_SIGNATURE):
+        return None
+    out = [_SIGNATURE]
+    position = len(_SIGNATURE)
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        kind = data[position + 4 : position + 8]
+        end = position + 12 + length
+        if end > len(data):
+            return None
+        if kind in _KEEP:
+            out.append(data[position:end])
+        elif kind == b"iCCP":
+            icc = _iccp_chunk(data[position + 8 : end - 4])
+            if icc is None:
+                return None
+            out.append(icc)
+        if kind == b"IHDR" and orientation != 1:
+            out.append(_chunk(b"eXIf", orientation_exif(orientation)))
+        if kind == b"IEND":
+            return b"".join(out)
+        position = end
+    return None  # no IEND: truncated
+
+
+def _iccp_chunk(payload: bytes) -> bytes | None:
+    """iCCP is a name (which can be any text), a compression byte and a deflated profile."""
+    name_end = payload.find(b"\x00")
+    if not 0 < name_end < 80 or name_end + 2 > len(payload):
+        return None
+    try:
+        profile = zlib.decompress(payload[name_end + 2 :])
+    except zlib.error:
+        return None
+    return _chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(neutral_icc(profile)))
 
 
 def _colour_chunks(info: dict[str | tuple[int, int], Any]) -> PngImagePlugin.PngInfo | None:
