@@ -1,17 +1,25 @@
 """HEIC/HEIF (through pillow-heif) and AVIF (Pillow's own plug-in).
 
-Neither container records the quality it was encoded at, so outputs use a high fixed quality.
+When no pixel changed, the container is rewritten without its metadata items
+(`isobmff.strip_heif`), coded image data untouched. Otherwise the picture is re-encoded;
+neither container records the quality it was encoded at, so outputs use a high fixed quality.
 Orientation: both decoders apply the container's rotation (irot/imir) and EXIF orientation is
-applied on top only where the decoder leaves it set, via ``ImageOps.exif_transpose``.
+applied on top only where the decoder leaves it set, via ``ImageOps.exif_transpose``. The
+rewrite keeps irot/imir but drops the EXIF item, so a file whose EXIF orientation was applied
+fails its pixel check and is re-encoded upright instead.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
-from .base import FormatHandler
+from ..errors import CorruptInput
+from .base import DECODE_ERRORS, Decoded, FormatHandler, open_image
+from .isobmff import strip_heif
 
 QUALITY = 90
 # x265's "ultrafast" preset, passed through libheif: on a 12 MP iPhone photo it encodes in
@@ -36,7 +44,28 @@ def register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
-class HeifHandler(FormatHandler):
+class _IsoBmffHandler(FormatHandler):
+    """Shared by HEIF and AVIF: one container (ISO/IEC 23008-12), two codecs."""
+
+    def strip(self, decoded: Decoded) -> bytes | None:
+        stripped = strip_heif(decoded.source)
+        if stripped is None:
+            return None
+        # The rewrite must draw exactly the picture the source drew: the rotation, mirror,
+        # crop, grid and alpha it kept are all applied by the decoder.
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im = open_image(stripped)
+                same = im.format in self.pil_formats and np.array_equal(
+                    self._to_array(im), decoded.frames[0]
+                )
+        except (CorruptInput, *DECODE_ERRORS):
+            return None
+        return stripped if same else None
+
+
+class HeifHandler(_IsoBmffHandler):
     name = "HEIF"
     extensions = (".heic", ".heif", ".hif")
     pil_formats = ("HEIF",)
@@ -53,7 +82,7 @@ class HeifHandler(FormatHandler):
         return options
 
 
-class AvifHandler(FormatHandler):
+class AvifHandler(_IsoBmffHandler):
     name = "AVIF"
     extensions = (".avif",)
     pil_formats = ("AVIF",)
