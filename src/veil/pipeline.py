@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import numpy.typing as npt
 from .detectors import Detector, default_detector
 from .errors import CorruptInput, UnsupportedFormat, VeilError, WriteFailed
 from .faces import Faces
-from .formats import handler_for
+from .formats import FormatHandler, VideoHandler, handler_for
 from .formats.base import Pixels
 from .formats.metadata import MetaField
 from .obscurers import Obscurer, get_obscurer
@@ -52,6 +54,8 @@ class ScanReport:
     faces: list[FaceRecord] = field(default_factory=list)
     metadata: list[MetaField] = field(default_factory=list)
     error: str | None = None
+    #: False where faces were not looked for (videos: obscuring faces in video is not built).
+    faces_scanned: bool = True
 
 
 class Pipeline:
@@ -93,6 +97,8 @@ class Pipeline:
     def clean_file(self, src: Path, dst: Path) -> Result:
         """Clean one file into ``dst`` atomically; on failure raise `VeilError`, write nothing."""
         handler = handler_for(src)
+        if isinstance(handler, VideoHandler):
+            return self._clean_video(handler, src, dst)
         decoded = handler.decode(_read(src), self.settings.max_pixels)
         cleaned = [self.clean_array(frame) for frame in decoded.frames]
         data = handler.encode(decoded, [c.pixels for c in cleaned])
@@ -109,6 +115,27 @@ class Pipeline:
             status="unchanged" if data == decoded.source else "cleaned",
             faces=faces,
             metadata_removed=sorted({f.name for f in decoded.metadata}),
+        )
+
+    def _clean_video(self, handler: VideoHandler, src: Path, dst: Path) -> Result:
+        """Remux a video without its metadata, on disk (videos can be larger than memory)."""
+        if self.settings.faces:
+            # Fail closed: writing the video would publish every face in it unobscured.
+            raise UnsupportedFormat(
+                f"video ({src.suffix.lower()}): obscuring faces in video is not supported yet; "
+                "`--faces off` cleans its metadata only (faces stay visible)"
+            )
+        removed = handler.fields(src)
+        try:
+            with atomic_output(dst) as tmp:
+                handler.verify(tmp, handler.clean(src, tmp))
+        except OSError as exc:
+            raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
+        return Result(
+            input=str(src),
+            output=str(dst),
+            status="cleaned",
+            metadata_removed=sorted({f.name for f in removed}),
         )
 
     def run(self, src: Path, dst: Path) -> Result:
@@ -134,18 +161,33 @@ class Pipeline:
         report = ScanReport(path=str(src))
         try:
             handler = handler_for(src)
-            decoded = handler.decode(_read(src), self.settings.max_pixels)
-            report.format, report.frames = decoded.format, len(decoded.frames)
-            report.width, report.height = decoded.width, decoded.height
-            report.metadata = decoded.metadata
-            if self.settings.faces:
-                for frame in decoded.frames:
-                    faces = self.detector.detect(_rgb_view(frame))
-                    regions = faces.regions(decoded.width, decoded.height)
-                    report.faces += Cleaned(frame, faces, regions).records()
+            if isinstance(handler, VideoHandler):
+                _scan_video(handler, src, report)
+            else:
+                self._scan_image(handler, src, report)
         except VeilError as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         return report
+
+    def _scan_image(self, handler: FormatHandler, src: Path, report: ScanReport) -> None:
+        decoded = handler.decode(_read(src), self.settings.max_pixels)
+        report.format, report.frames = decoded.format, len(decoded.frames)
+        report.width, report.height = decoded.width, decoded.height
+        report.metadata = decoded.metadata
+        if self.settings.faces:
+            for frame in decoded.frames:
+                faces = self.detector.detect(_rgb_view(frame))
+                regions = faces.regions(decoded.width, decoded.height)
+                report.faces += Cleaned(frame, faces, regions).records()
+
+
+def _scan_video(handler: VideoHandler, src: Path, report: ScanReport) -> None:
+    """Container facts only: faces in video are not looked for yet."""
+    probe = handler.probe(src)
+    report.format, report.frames = handler.name, probe.frames
+    report.width, report.height = probe.width, probe.height
+    report.metadata = probe.fields
+    report.faces_scanned = False
 
 
 def _rgb_view(pixels: Pixels) -> Pixels:
@@ -163,14 +205,27 @@ def _read(path: Path) -> bytes:
 
 def atomic_write(dst: Path, data: bytes) -> None:
     """Write ``data`` to ``dst`` so that ``dst`` is either absent/old or complete, never partial."""
+    with atomic_output(dst) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def atomic_output(dst: Path) -> Iterator[Path]:
+    """A temporary path beside ``dst`` (same file system) that replaces ``dst`` only when the
+    block finishes without error; on any error it is deleted and ``dst`` is left as it was.
+
+    >>> with atomic_output(Path("out/clip.mp4")) as tmp:  # doctest: +SKIP
+    ...     remux(src, tmp)
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".veil-tmp", dir=dst.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".veil-tmp", dir=dst.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        yield tmp
+        with tmp.open("rb+") as fh:  # on disk before the rename makes it visible
             os.fsync(fh.fileno())
         os.replace(tmp, dst)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

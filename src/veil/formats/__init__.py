@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeAlias
 
 from ..errors import CorruptInput, FormatMismatch, UnsupportedFormat
 from .base import Decoded, FormatHandler, read_prefix
@@ -12,7 +13,12 @@ from .heif import AvifHandler, HeifHandler, register_heif
 from .jpeg import JpegHandler
 from .png import PngHandler
 from .tiff import TiffHandler
+from .video import REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler
 from .webp import WebpHandler
+
+#: What `handler_for` returns: a still-image handler (bytes in memory) or a video handler
+#: (file paths: videos are remuxed on disk, never read whole).
+Handler: TypeAlias = FormatHandler | VideoHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
     JpegHandler(),
@@ -24,7 +30,8 @@ HANDLERS: tuple[FormatHandler, ...] = (
     GifHandler(),
     BmpHandler(),
 )
-_BY_EXTENSION = {ext: h for h in HANDLERS for ext in h.extensions}
+_ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS)
+_BY_EXTENSION = {ext: h for h in _ALL for ext in h.extensions}
 
 # Refused with a reason rather than "unknown": people expect these to work.
 RAW_EXTENSIONS = frozenset(
@@ -55,20 +62,7 @@ RAW_EXTENSIONS = frozenset(
     ]
 )
 VIDEO_EXTENSIONS = frozenset(
-    [
-        ".mp4",
-        ".mov",
-        ".m4v",
-        ".3gp",
-        ".3g2",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mts",
-        ".m2ts",
-        ".wmv",
-        ".flv",
-    ]
+    [*(ext for h in VIDEO_HANDLERS for ext in h.extensions), *REFUSED_VIDEO]
 )
 
 register_heif()
@@ -78,7 +72,7 @@ def supported_extensions() -> list[str]:
     return sorted(_BY_EXTENSION)
 
 
-def handler_for(path: Path) -> FormatHandler:
+def handler_for(path: Path) -> Handler:
     """The handler for a file, after checking its signature agrees with its extension.
 
     Raises `UnsupportedFormat` for kinds veil does not clean, `CorruptInput` for empty or
@@ -90,8 +84,8 @@ def handler_for(path: Path) -> FormatHandler:
             f"RAW camera file ({ext}): it cannot be cleaned safely (maker notes and previews are "
             "interleaved with the sensor data); export a JPEG or TIFF and clean that"
         )
-    if ext in VIDEO_EXTENSIONS:
-        raise UnsupportedFormat(f"video ({ext}) is not supported yet")
+    if ext in REFUSED_VIDEO:
+        raise UnsupportedFormat(f"video ({ext}): {REFUSED_VIDEO[ext]}")
     handler = _BY_EXTENSION.get(ext)
     if handler is None:
         raise UnsupportedFormat(f"unsupported file type {ext or '(no extension)'}")
@@ -103,7 +97,7 @@ def handler_for(path: Path) -> FormatHandler:
         raise CorruptInput("empty file (0 bytes)")
     if handler.accept(prefix):
         return handler
-    actual = next((h for h in HANDLERS if h.accept(prefix)), None)
+    actual = next((h for h in _ALL if h.accept(prefix)), None)
     if actual is not None:
         raise FormatMismatch(f"content is {actual.name} but the extension says {handler.name}")
     raise CorruptInput(f"not a valid {handler.name} file (unrecognised signature)")
@@ -113,8 +107,11 @@ __all__ = [
     "HANDLERS",
     "RAW_EXTENSIONS",
     "VIDEO_EXTENSIONS",
+    "VIDEO_HANDLERS",
     "Decoded",
     "FormatHandler",
+    "Handler",
+    "VideoHandler",
     "handler_for",
     "supported_extensions",
 ]
