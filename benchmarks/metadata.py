@@ -1,0 +1,889 @@
+"""Metadata removal on real camera files: veil beside ``exiftool -all=`` and mat2 (METRICS.md 3).
+
+Every media file of the three corpora under ``../shared/data/metadata`` is cleaned by each tool,
+then every input and every output is read with the same oracle the tests use
+(``exiftool -j -G0:1 -a -n -ee``, counted by ``tests/helpers.identifying_tags``, so the rule of
+what is identifying lives in one place). Per tool and corpus it reports: files with identifying
+tags before; outputs written; outputs with zero identifying tags; the residual identifying tags;
+files refused, with reasons; and fidelity. For still images: decoded pixels, EXIF orientation
+applied, identical to the input's (all frames up to ``MAX_FRAMES``); an input ICC profile kept;
+the picture the same way up. For videos: no GPS, location, serial or owner tag and no data
+track left (ffprobe), and the video and audio streams bit-identical (ffmpeg ``streamhash``).
+
+The tools run as their real command lines, each on its own copy of the media files:
+
+* veil: ``python -m veil clean CORPUS -o OUT --faces off --report R.jsonl``, one call per corpus
+  (its report gives each file's status and the reason for a refusal).
+* exiftool: ``exiftool -all= -o OUTFILE INFILE``, one call per file, as scripts call it.
+* mat2: ``mat2 FILE...`` in one call per corpus over copies (it writes ``NAME.cleaned.EXT``
+  beside each); a file without that output was refused, with mat2's message for it.
+
+Throughput is measured on the JPEG set (every .jpg/.jpeg of the corpora): veil, exiftool per
+file, exiftool in one batch call (``exiftool -all= -r -o OUT/%d%f.%e .``) and mat2, each as one
+timed whole-process run, with the load other processes put on the machine meanwhile.
+
+Run from the repository root (needs exiftool, mat2 and ffmpeg on PATH)::
+
+    python benchmarks/metadata.py                       # all corpora, a few minutes
+    python benchmarks/metadata.py --limit 10            # first 10 media files per corpus
+    python benchmarks/metadata.py --tools veil --out D  # only veil, keep working files in D
+
+It prints a table per corpus, a combined table and the throughput table, and writes
+``results.json``, ``table.md`` and ``residuals.txt`` (per tool: every output with identifying
+tags left, by tag, every fidelity failure, every refusal) to the working folder (``--out``, else
+a new temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "metadata"
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+from helpers import exiftool_read, identifying_tags  # noqa: E402  (the METRICS.md 3 oracle)
+
+TOOLS = ("veil", "exiftool", "mat2")
+LABELS = {"veil": "veil", "exiftool": "exiftool -all=", "mat2": "mat2"}
+# Formats exiftool labels application/* that are still pictures or video containers.
+MEDIA_APPLICATION_EXTS = {".psd", ".eps", ".dcm", ".miff", ".mxf"}
+# Files exiftool cannot identify are media when their extension says so: the corpora hold
+# deliberately broken media (a 0-byte .jpg) that a cleaner must refuse, and picture formats
+# newer than exiftool 12.57 (WordPerfect graphics .wpg, astronomy .xisf).
+MEDIA_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif",
+              ".gif", ".mp4", ".mov", ".nef", ".wpg", ".xisf"}  # fmt: skip
+JPEG_EXTS = {".jpg", ".jpeg"}
+MAX_FRAMES = 64  # beyond this only the first frame is compared (cost, not principle)
+READ_CHUNK = 100  # paths per exiftool read: one process, bounded by helpers' 300 s timeout
+# Video tags METRICS.md 3 singles out for video: where, and which device or person.
+VIDEO_PRIVATE = re.compile(r"GPS|Location|ISO6709|Coordinates|Serial|Owner", re.IGNORECASE)
+BUSY_WARNING_CORES = 0.25  # as benchmarks/faces.py: above this, speed figures are flagged
+
+Array = npt.NDArray[Any]
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Media:
+    """One media file of a corpus: ``rel`` is its path inside the corpus folder."""
+
+    corpus: str
+    rel: str
+    source: Path
+    mime: str
+
+    @property
+    def is_video(self) -> bool:
+        return self.mime.startswith("video/") or Path(self.rel).suffix.lower() == ".mxf"
+
+    @property
+    def is_jpeg(self) -> bool:
+        return Path(self.rel).suffix.lower() in JPEG_EXTS
+
+
+def _mimes(paths: Sequence[Path]) -> dict[str, str]:
+    """exiftool's MIMEType per path ('' when it cannot tell), read in one call."""
+    found: dict[str, str] = {}
+    for start in range(0, len(paths), 500):
+        chunk = [str(p) for p in paths[start : start + 500]]
+        proc = subprocess.run(
+            ["exiftool", "-j", "-q", "-q", "-MIMEType", "--", *chunk],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        rows = json.loads(proc.stdout) if proc.stdout.strip() else []
+        found.update({row["SourceFile"]: row.get("MIMEType", "") for row in rows})
+    return {str(p): found.get(str(p), "") for p in paths}
+
+
+def is_media(path: Path, mime: str) -> bool:
+    ext = path.suffix.lower()
+    if mime.startswith(("image/", "video/")):
+        return True
+    return ext in MEDIA_APPLICATION_EXTS or (not mime and ext in MEDIA_EXTS)
+
+
+def load_corpora(
+    data: Path, limit: int | None
+) -> tuple[dict[str, list[Media]], dict[str, Counter[str]]]:
+    """Media files per corpus (sorted, first ``limit``), and what was excluded, by reason."""
+    corpora = sorted(p for p in data.iterdir() if p.is_dir()) if data.is_dir() else []
+    if not corpora:
+        sys.exit(f"metadata benchmark: no corpus folders in {data}; see ../shared/data/README.md")
+    media: dict[str, list[Media]] = {}
+    excluded: dict[str, Counter[str]] = {}
+    for folder in corpora:
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        mimes = _mimes(files)
+        chosen, skipped = [], Counter[str]()
+        for path in files:
+            mime = mimes[str(path)]
+            if is_media(path, mime):
+                chosen.append(Media(folder.name, str(path.relative_to(folder)), path, mime))
+            else:
+                skipped[f"{path.suffix.lower() or '(none)'} ({mime or 'unknown to exiftool'})"] += 1
+        media[folder.name] = chosen[:limit]
+        excluded[folder.name] = skipped
+    return media, excluded
+
+
+def stage(files: Sequence[Media], root: Path) -> None:
+    """Fresh copies of ``files`` below ``root/<corpus>/<rel>`` (tools get their own copies)."""
+    for corpus in {m.corpus for m in files}:
+        shutil.rmtree(root / corpus, ignore_errors=True)
+    for m in files:
+        dst = root / m.corpus / m.rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(m.source, dst)
+
+
+# -- timing ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Timing:
+    """Wall time of a whole-process run, its CPU time, and other processes' load meanwhile."""
+
+    wall_s: float
+    cpu_s: float
+    other_load_cores: float | None
+
+
+def _busy_cpu_s() -> float | None:
+    """CPU seconds all cores have spent busy since boot (Linux /proc/stat), else None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
+@contextlib.contextmanager
+def stopwatch(result: list[Timing]) -> Iterator[None]:
+    """Time the block (its child processes' CPU and everyone else's load too) into ``result``."""
+    busy, children, start = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
+    yield
+    wall_s = time.perf_counter() - start
+    busy_after, ours = _busy_cpu_s(), _children_cpu_s() - children
+    other = None
+    if busy is not None and busy_after is not None and wall_s > 0:
+        other = max(0.0, (busy_after - busy - ours) / wall_s)
+    result.append(Timing(wall_s, ours, other))
+
+
+def run(argv: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False, cwd=cwd)
+
+
+# -- tools -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """What a tool did with one input: its output (None when refused) and why not."""
+
+    output: Path | None
+    status: str
+    error: str | None = None
+
+
+@dataclass
+class ToolRun:
+    tool: str
+    outcomes: dict[str, Outcome]  # by the input's path inside its corpus
+    timing: Timing
+
+
+def run_veil(source: Path, out: Path, report: Path) -> ToolRun:
+    """One ``veil clean`` over a corpus folder; outcomes read from its report."""
+    shutil.rmtree(out, ignore_errors=True)  # veil keeps outputs that exist
+    report.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "veil", "clean", str(source), "-o", str(out), "--faces", "off"]
+    timing: list[Timing] = []
+    with stopwatch(timing):
+        proc = run([*argv, "--report", str(report)])
+    if proc.returncode not in (0, 1) or not report.exists():  # 1: some files failed, that is data
+        sys.exit(f"metadata benchmark: veil exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    outcomes = {}
+    for line in report.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        rel = str(Path(row["input"]).relative_to(source))
+        output = Path(row["output"]) if row["output"] else None
+        outcomes[rel] = Outcome(output, row["status"], row["error"])
+    return ToolRun("veil", outcomes, timing[0])
+
+
+def run_exiftool_each(source: Path, out: Path, rels: Sequence[str]) -> ToolRun:
+    """``exiftool -all= -o OUTFILE INFILE`` per file, the loop timed as a whole."""
+    shutil.rmtree(out, ignore_errors=True)
+    for rel in rels:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    outcomes: dict[str, Outcome] = {}
+    timing: list[Timing] = []
+    with stopwatch(timing):
+        for rel in rels:
+            proc = run(["exiftool", "-all=", "-o", str(out / rel), "--", str(source / rel)])
+            outcomes[rel] = _exiftool_outcome(proc, out / rel, source / rel)
+    return ToolRun("exiftool", outcomes, timing[0])
+
+
+def _exiftool_outcome(proc: subprocess.CompletedProcess[str], dst: Path, src: Path) -> Outcome:
+    if dst.exists():
+        return Outcome(dst, "written")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("Error")] or [proc.stderr]
+    return Outcome(None, "refused", _plain(lines[0], src) or f"exit {proc.returncode}")
+
+
+def run_exiftool_batch(source: Path, out: Path) -> Timing:
+    """One ``exiftool -all= -r`` over the folder, mirroring it below ``out`` (throughput)."""
+    shutil.rmtree(out, ignore_errors=True)
+    timing: list[Timing] = []
+    with stopwatch(timing):
+        run(["exiftool", "-all=", "-r", "-o", f"{out}/%d%f.%e", "."], cwd=source)
+    return timing[0]
+
+
+def run_mat2(scratch: Path, rels: Sequence[str]) -> ToolRun:
+    """One ``mat2`` call over copies in ``scratch``; NAME.cleaned.EXT beside each or refused."""
+    timing: list[Timing] = []
+    with stopwatch(timing):
+        proc = run(["mat2", *(str(scratch / rel) for rel in rels)])
+    outcomes = {}
+    for rel in rels:
+        src = scratch / rel
+        dst = src.with_name(f"{src.stem}.cleaned{src.suffix}")
+        if dst.exists():
+            outcomes[rel] = Outcome(dst, "written")
+            continue
+        # mat2 cleans files in parallel and its messages interleave, so ask again for this
+        # one file (untimed) to get its own reason.
+        again = run(["mat2", str(src)])
+        said = [ln for ln in (again.stdout + again.stderr).splitlines() if ln.strip()]
+        error = _plain(said[-1], src) if said else f"no output (exit {proc.returncode})"
+        outcomes[rel] = Outcome(None, "refused", error)
+    return ToolRun("mat2", outcomes, timing[0])
+
+
+def _plain(message: str, path: Path) -> str:
+    """A tool's message without the file's path, so equal reasons count together."""
+    text = message.replace(str(path), "FILE").replace(" - FILE", "").replace("[-] ", "")
+    return text.strip().rstrip(":").strip()
+
+
+# -- oracle and fidelity ---------------------------------------------------------------------
+def read_tags(paths: Sequence[Path]) -> dict[Path, dict[str, Any]]:
+    """Every tag of every path, with helpers.exiftool_read in chunks (one process each)."""
+    rows: dict[Path, dict[str, Any]] = {}
+    for start in range(0, len(paths), READ_CHUNK):
+        chunk = list(paths[start : start + READ_CHUNK])
+        for path, row in zip(chunk, exiftool_read(*chunk), strict=True):
+            rows[path] = row
+    return rows
+
+
+def _has_icc(row: dict[str, Any], icc: bytes | None) -> bool:
+    return bool(icc) or any(key.startswith("ICC_Profile:") for key in row)
+
+
+def displayed_frames(path: Path) -> tuple[list[Image.Image], bytes | None]:
+    """Frames as displayed (EXIF orientation applied), all up to MAX_FRAMES, and the ICC."""
+    with Image.open(path) as im:
+        icc = im.info.get("icc_profile")
+        count = getattr(im, "n_frames", 1)
+        frames = []
+        for index in range(count if count <= MAX_FRAMES else 1):
+            im.seek(index)
+            frames.append(ImageOps.exif_transpose(im))
+        return frames, icc
+
+
+def _icc_colour(profile: bytes) -> bytes:
+    """The profile without its creation date (bytes 24-35) and profile ID (84-99, an MD5 over
+    the rest): a cleaner may zero the date, which dates the device's set-up, and must then
+    recompute the ID; neither changes a colour (ICC.1:2010, 7.2.1 and 7.2.18)."""
+    return profile[:24] + bytes(12) + profile[36:84] + bytes(16) + profile[100:]
+
+
+def _comparable(a: Image.Image, b: Image.Image) -> tuple[Array, Array]:
+    """Pixel arrays to compare: raw when the modes agree, else RGBA (a palette may be
+    reordered without changing a single colour, so palette images compare as colours too)."""
+    if a.mode == b.mode and a.mode not in ("P", "PA"):
+        return np.asarray(a), np.asarray(b)
+    return np.asarray(a.convert("RGBA")), np.asarray(b.convert("RGBA"))
+
+
+def _upright(a: Image.Image, b: Image.Image) -> bool:
+    """False when ``b`` is ``a`` turned or mirrored: some other rotation or flip of ``b``
+    matches ``a`` clearly better than ``b`` itself (compared as small grey thumbnails)."""
+    size = (64, 64)
+    small_a = np.asarray(a.convert("L").resize(size), dtype=np.float64)
+    small_b = np.asarray(b.convert("L").resize(size), dtype=np.float64)
+    same = float(np.mean(np.abs(small_a - small_b)))
+    variants = [np.rot90(small_b, k) for k in (1, 2, 3)] + [small_b[::-1], small_b[:, ::-1]]
+    if a.width != a.height:  # only size-preserving turns are possible candidates
+        variants = [small_b[::-1, ::-1], small_b[::-1], small_b[:, ::-1]]
+    best = min(float(np.mean(np.abs(small_a - v))) for v in variants)
+    return not best < 0.5 * same - 1.0
+
+
+@dataclass
+class StillCheck:
+    """Fidelity of one still image's output: METRICS.md 3."""
+
+    checked: bool = False  # False when Pillow cannot decode the input
+    identical: bool = False
+    upright: bool = True
+    icc_had: bool = False
+    icc_kept: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def check_still(
+    src: Path, dst: Path, row_in: dict[str, Any], row_out: dict[str, Any]
+) -> StillCheck:
+    result = StillCheck()
+    try:
+        before, icc_in = displayed_frames(src)
+    except Exception:  # any decoder failure means "not checkable", not a fault
+        return result
+    result.checked = True
+    result.icc_had = _has_icc(row_in, icc_in)
+    try:
+        after, icc_out = displayed_frames(dst)
+    except Exception as exc:  # the tool's output, whatever the decoder says, is the finding
+        result.upright = False
+        result.problems.append(f"output does not decode ({type(exc).__name__}: {exc})")
+        return result
+    result.icc_kept = _has_icc(row_out, icc_out)
+    if result.icc_had and not result.icc_kept:
+        result.problems.append("ICC profile dropped")
+    elif icc_in and icc_out and _icc_colour(icc_in) != _icc_colour(icc_out):
+        result.problems.append("ICC profile changed beyond its date and ID")
+    if len(after) != len(before):
+        result.problems.append(f"frames {len(before)} -> {len(after)}")
+    differing = []
+    for index, (a, b) in enumerate(zip(before, after, strict=False)):
+        if a.size != b.size:
+            if a.size == b.size[::-1]:
+                result.upright = False
+            differing.append(f"frame {index}: displayed size {a.size} -> {b.size}")
+            continue
+        pa, pb = _comparable(a, b)
+        if np.array_equal(pa, pb):
+            continue
+        if not _upright(a, b):
+            result.upright = False
+        diff = np.abs(pa.astype(np.int64) - pb.astype(np.int64))
+        changed = diff.reshape(pa.shape[0], pa.shape[1], -1).max(axis=2) > 0
+        mode = a.mode if a.mode == b.mode else f"{a.mode} -> {b.mode}"
+        differing.append(
+            f"frame {index} ({mode}): {int(changed.sum())} of {changed.size} px differ, "
+            f"max |diff| {int(diff.max())}"
+        )
+    if differing:
+        result.problems.append("pixels differ: " + "; ".join(differing[:3]))
+        if not result.upright:
+            result.problems.append("displayed the wrong way up")
+    result.identical = not differing and len(after) == len(before)
+    return result
+
+
+@dataclass
+class VideoCheck:
+    checked: bool = False  # False when ffmpeg cannot read the input's streams
+    identical: bool = False
+    private_tags: list[str] = field(default_factory=list)
+    data_tracks: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def stream_hashes(path: Path) -> list[str] | None:
+    """sha256 of every video (not cover art) and audio stream's packets, copied not decoded."""
+    proc = run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:V?", "-map", "0:a?",
+                "-c", "copy", "-f", "streamhash", "-hash", "sha256", "-"])  # fmt: skip
+    lines = proc.stdout.split()
+    return lines if proc.returncode == 0 and lines else None
+
+
+def data_tracks(path: Path) -> list[str]:
+    """Data streams (telemetry, GPS, timecode) ffprobe lists, as 'index:tag handler'."""
+    proc = run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)])
+    streams = json.loads(proc.stdout).get("streams", []) if proc.stdout.strip() else []
+    found = []
+    for s in streams:
+        if s.get("codec_type") == "data":
+            handler = s.get("tags", {}).get("handler_name", "")
+            found.append(f"{s['index']}:{s.get('codec_tag_string', '?')} {handler}".strip())
+    return found
+
+
+def check_video(src: Path, dst: Path, row_out: dict[str, Any]) -> VideoCheck:
+    result = VideoCheck()
+    result.private_tags = [k for k in identifying_tags(row_out) if VIDEO_PRIVATE.search(k)]
+    result.data_tracks = data_tracks(dst)
+    if result.private_tags:
+        result.problems.append("location/serial/owner tags left: " + ", ".join(result.private_tags))
+    if result.data_tracks:
+        result.problems.append("data tracks left: " + ", ".join(result.data_tracks))
+    before = stream_hashes(src)
+    if before is None:
+        return result
+    result.checked = True
+    after = stream_hashes(dst)
+    result.identical = after == before
+    if not result.identical:
+        result.problems.append(
+            "video/audio streams not bit-identical"
+            + (" (output unreadable)" if after is None else f" ({len(before)} -> {len(after)})")
+        )
+    return result
+
+
+# -- scoring ---------------------------------------------------------------------------------
+@dataclass
+class FileScore:
+    rel: str
+    video: bool
+    tags_before: int
+    status: str
+    error: str | None = None
+    residual: list[str] = field(default_factory=list)  # "key=value" of tags left
+    still: StillCheck | None = None
+    moving: VideoCheck | None = None
+
+    @property
+    def written(self) -> bool:
+        return self.status in ("written", "cleaned", "unchanged")
+
+    @property
+    def problems(self) -> list[str]:
+        check = self.still or self.moving
+        return check.problems if check else []
+
+
+def score_run(
+    files: Sequence[Media], run_: ToolRun, src_root: Path, tags: dict[Path, dict[str, Any]]
+) -> list[FileScore]:
+    scores = []
+    for m in files:
+        src = src_root / m.rel
+        row_in = tags[src]
+        outcome = run_.outcomes.get(m.rel, Outcome(None, "missing", "not in the tool's output"))
+        score = FileScore(m.rel, m.is_video, len(identifying_tags(row_in)), outcome.status)
+        if outcome.output is None:
+            score.error = outcome.error or outcome.status
+        else:
+            row_out = tags[outcome.output]
+            score.residual = [f"{k}={_short(row_out[k])}" for k in identifying_tags(row_out)]
+            if m.is_video:
+                score.moving = check_video(src, outcome.output, row_out)
+            else:
+                score.still = check_still(src, outcome.output, row_in, row_out)
+        scores.append(score)
+    return scores
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def summarise(scores: Sequence[FileScore], timing: Timing | None) -> dict[str, Any]:
+    written = [s for s in scores if s.written]
+    stills = [s.still for s in written if s.still is not None and s.still.checked]
+    videos = [s.moving for s in written if s.moving is not None]
+    refusals = Counter(_reason(s.error) for s in scores if not s.written)
+    return {
+        "files": len(scores),
+        "identifying_before": sum(s.tags_before > 0 for s in scores),
+        "outputs": len(written),
+        "outputs_clean": sum(not s.residual for s in written),
+        "residual_tags": sum(len(s.residual) for s in written),
+        "refused": len(scores) - len(written),
+        "refusal_reasons": dict(refusals.most_common()),
+        "stills_checked": len(stills),
+        "stills_identical": sum(c.identical for c in stills),
+        "stills_upright": sum(c.upright for c in stills),
+        "icc_had": sum(c.icc_had for c in stills),
+        "icc_kept": sum(c.icc_had and c.icc_kept for c in stills),
+        "stills_unchecked": sum(s.still is not None and not s.still.checked for s in written),
+        "videos": len(videos),
+        "videos_private_tags": sum(bool(v.private_tags) for v in videos),
+        "videos_data_tracks": sum(bool(v.data_tracks) for v in videos),
+        "videos_checked": sum(v.checked for v in videos),
+        "videos_identical": sum(v.identical for v in videos),
+        "timing": asdict(timing) if timing else None,
+        "files_per_s": len(scores) / timing.wall_s if timing and timing.wall_s else None,
+    }
+
+
+def _reason(error: str | None) -> str:
+    """Group refusal messages: numbers that differ file to file count as one reason."""
+    return re.sub(r"\b\d+\b", "N", error or "no output")[:120]
+
+
+def combine(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Sums over corpora (timing summed as wall seconds)."""
+    total: dict[str, Any] = {}
+    for s in summaries:
+        for key, value in s.items():
+            if isinstance(value, int):
+                total[key] = total.get(key, 0) + value
+            elif key == "refusal_reasons":
+                merged = Counter(total.get(key, {}))
+                merged.update(value)
+                total[key] = dict(merged.most_common())
+    walls = [s["timing"]["wall_s"] for s in summaries if s["timing"]]
+    total["timing"] = {"wall_s": sum(walls)} if len(walls) == len(summaries) else None
+    total["files_per_s"] = total["files"] / sum(walls) if total["timing"] else None
+    return total
+
+
+# -- output ----------------------------------------------------------------------------------
+def _frac(part: int, whole: int) -> str:
+    return f"{part}/{whole}" if whole else "-"
+
+
+def table_rows(by_tool: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Rows = metrics, one column per tool."""
+    spec: list[tuple[str, Any]] = [
+        ("media files", lambda s: str(s["files"])),
+        ("files with identifying tags before", lambda s: str(s["identifying_before"])),
+        ("outputs written", lambda s: str(s["outputs"])),
+        ("files refused (no output)", lambda s: str(s["refused"])),
+        ("**outputs with zero identifying tags**", lambda s: f"**{s['outputs_clean']}**"),
+        ("identifying tags left, total", lambda s: str(s["residual_tags"])),
+        ("stills: pixels identical (displayed)", lambda s: _frac(s["stills_identical"],
+                                                                   s["stills_checked"])),
+        ("stills: same way up", lambda s: _frac(s["stills_upright"], s["stills_checked"])),
+        ("stills: ICC profile kept", lambda s: _frac(s["icc_kept"], s["icc_had"])),
+        ("stills written, not decodable by Pillow", lambda s: str(s["stills_unchecked"])),
+        ("videos: outputs without location/serial/owner tags",
+         lambda s: _frac(s["videos"] - s["videos_private_tags"], s["videos"])),
+        ("videos: outputs without data tracks",
+         lambda s: _frac(s["videos"] - s["videos_data_tracks"], s["videos"])),
+        ("videos: streams bit-identical",
+         lambda s: _frac(s["videos_identical"], s["videos_checked"])),
+        ("wall time, whole process (s)",
+         lambda s: f"{s['timing']['wall_s']:.1f}" if s["timing"] else "-"),
+    ]  # fmt: skip
+    return [[label, *(fmt(s) for s in by_tool.values())] for label, fmt in spec]
+
+
+def render_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    plain = [[cell.replace("**", "") for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in plain) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(plain):
+        cells = [
+            row[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = [f"| {' | '.join(header)} |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    return "\n".join([*lines, *(f"| {' | '.join(row)} |" for row in rows)])
+
+
+def throughput_rows(speed: dict[str, tuple[Timing, int]], files: int) -> list[list[str]]:
+    base = speed.get("exiftool per file")
+    rows = []
+    for name, (t, written) in speed.items():
+        rate = files / t.wall_s
+        ratio = f"{rate / (files / base[0].wall_s):.2f}x" if base else "-"
+        # CPU seconds are steadier than wall time when others share the machine.
+        cpu_ratio = f"{base[0].cpu_s / t.cpu_s:.2f}x" if base and t.cpu_s else "-"
+        load = "-" if t.other_load_cores is None else f"{t.other_load_cores:.2f}"
+        rows.append([name, str(written), f"{t.wall_s:.1f}", f"{t.cpu_s:.1f}", f"{rate:.1f}",
+                     ratio, cpu_ratio, load])  # fmt: skip
+    return rows
+
+
+THROUGHPUT_HEADER = ("tool", "outputs", "wall s", "CPU s", "files/s", "files/s vs exiftool "
+                     "per file", "CPU vs exiftool per file", "other load (cores)")  # fmt: skip
+
+
+def residuals_text(scores: dict[str, dict[str, list[FileScore]]]) -> str:
+    """Per tool and corpus: outputs with identifying tags (which), fidelity failures, refusals."""
+    out = []
+    for tool, corpora in scores.items():
+        out.append(f"# {LABELS[tool]}")
+        for corpus, files in corpora.items():
+            left = [s for s in files if s.written and s.residual]
+            failed = [s for s in files if s.written and s.problems]
+            refused = [s for s in files if not s.written]
+            unchecked = [s for s in files if s.written and s.still and not s.still.checked]
+            out.append(f"\n## {corpus}: {len(left)} outputs with identifying tags, "
+                       f"{len(failed)} fidelity failures, {len(refused)} refused")  # fmt: skip
+            out += [f"- tags left: {s.rel} [{s.status}] {len(s.residual)}: "
+                    + "; ".join(s.residual) for s in left]  # fmt: skip
+            out += [f"- fidelity: {s.rel} [{s.status}]: " + " | ".join(s.problems) for s in failed]
+            out += [f"- refused: {s.rel} [{s.status}]: {s.error}" for s in refused]
+            out += [f"- pixels not checked: {s.rel} [{s.status}]: Pillow cannot decode the input"
+                    for s in unchecked]  # fmt: skip
+        out.append("")
+    return "\n".join(out) + "\n"
+
+
+# -- environment -----------------------------------------------------------------------------
+def _first_line(argv: Sequence[str]) -> str:
+    try:
+        proc = run(argv)
+    except OSError:
+        return "not installed"
+    return (proc.stdout or proc.stderr).strip().splitlines()[0] if proc.returncode == 0 else "?"
+
+
+def environment() -> dict[str, Any]:
+    """Machine and versions for the header: results only compare with the same ones."""
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    commit = _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
+    # Others edit src/ while benchmarks run: say when the measured veil is not the commit.
+    dirty = run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "src"]).stdout
+    return {
+        "cores": os.cpu_count() or 1,
+        "cpu": cpu,
+        "load_average_1m": os.getloadavg()[0],
+        "veil": f"{version('veil')} at {commit}{' + uncommitted src changes' if dirty else ''}",
+        "exiftool": _first_line(["exiftool", "-ver"]),
+        "mat2": _first_line(["mat2", "--version"]),
+        "ffmpeg": _first_line(["ffmpeg", "-version"]).split(" Copyright")[0],
+        "pillow": version("pillow"),
+        "pillow_heif": version("pillow-heif"),
+        "python": platform.python_version(),
+    }
+
+
+def header_text(env: dict[str, Any], today: str) -> str:
+    return (
+        f"Metadata removal, {today}, {env['cores']} cores ({env['cpu']}), "
+        f"load average {env['load_average_1m']:.2f} at start\n"
+        f"veil {env['veil']}; {env['exiftool'] and 'exiftool ' + env['exiftool']}; "
+        f"{env['mat2']}; {env['ffmpeg']}; Pillow {env['pillow']}, pillow-heif "
+        f"{env['pillow_heif']}; Python {env['python']}"
+    )
+
+
+# -- main ------------------------------------------------------------------------------------
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Metadata removal and fidelity of veil beside `exiftool -all=` and mat2 "
+        "(docs/METRICS.md section 3)."
+    )
+    parser.add_argument(
+        "data", nargs="?", type=Path, default=DEFAULT_DATA,
+        help="folder of corpus folders (default: ../shared/data/metadata)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="only the first N media files per corpus"
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="working folder (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--tools", nargs="+", choices=TOOLS, default=list(TOOLS), help="tools to run (default: all)"
+    )
+    return parser.parse_args(argv)
+
+
+def _check_tools(tools: Sequence[str]) -> None:
+    needed = {"exiftool", "ffmpeg", "ffprobe", *(t for t in tools if t != "veil")}
+    missing = sorted(cmd for cmd in needed if shutil.which(cmd) is None)
+    if missing:
+        sys.exit(
+            f"metadata benchmark: {', '.join(missing)} not on PATH "
+            "(apt-get install exiftool mat2 ffmpeg, or leave the tool out with --tools)"
+        )
+
+
+def clean_corpus(
+    tool: str, corpus: str, files: Sequence[Media], work: Path
+) -> tuple[ToolRun, list[Path]]:
+    """Run one tool over one corpus; the run and the output files it wrote."""
+    source = work / "in" / corpus
+    rels = [m.rel for m in files]
+    if tool == "veil":
+        done = run_veil(source, work / "veil" / corpus, work / f"veil-{corpus}.jsonl")
+    elif tool == "exiftool":
+        done = run_exiftool_each(source, work / "exiftool" / corpus, rels)
+    else:
+        stage(files, work / "mat2")  # mat2 writes beside its input: a copy of its own
+        done = run_mat2(work / "mat2" / corpus, rels)
+    outputs = [o.output for o in done.outcomes.values() if o.output is not None]
+    return done, outputs
+
+
+def _written(done: ToolRun) -> int:
+    return sum(o.output is not None for o in done.outcomes.values())
+
+
+def throughput(
+    files: Sequence[Media], tools: Sequence[str], work: Path
+) -> dict[str, tuple[Timing, int]]:
+    """Whole-process time and outputs of each tool on the JPEG set (each on its own copies)."""
+    root = work / "jpeg"
+    stage(files, root / "in")
+    for m in files:  # warm the page cache so no tool pays for the first read
+        (root / "in" / m.corpus / m.rel).read_bytes()
+    rels = [f"{m.corpus}/{m.rel}" for m in files]
+    speed: dict[str, tuple[Timing, int]] = {}
+    if "veil" in tools:
+        done = run_veil(root / "in", root / "veil", root / "veil.jsonl")
+        speed["veil"] = (done.timing, _written(done))
+    if "exiftool" in tools:
+        done = run_exiftool_each(root / "in", root / "exif-each", rels)
+        speed["exiftool per file"] = (done.timing, _written(done))
+        timing = run_exiftool_batch(root / "in", root / "exif-batch")
+        batch_out = root / "exif-batch"
+        speed["exiftool batch"] = (timing, sum(p.is_file() for p in batch_out.rglob("*")))
+    if "mat2" in tools:
+        stage(files, root / "mat2")
+        done = run_mat2(root / "mat2", rels)
+        speed["mat2"] = (done.timing, _written(done))
+    return speed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    tools = [t for t in TOOLS if t in args.tools]
+    _check_tools(tools)
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # big real photos are fine
+    # Pillow's advice on palette transparency: the comparison converts to RGBA anyway.
+    warnings.filterwarnings("ignore", "Palette images with Transparency", UserWarning)
+    Image.MAX_IMAGE_PIXELS = None
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    work = (args.out or Path(tempfile.mkdtemp(prefix="veil-metadata-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    env, today = environment(), date.today().isoformat()
+    media, excluded = load_corpora(args.data, args.limit)
+    everything = [m for files in media.values() for m in files]
+    print(f"{len(everything)} media files from {args.data}; working folder {work}", flush=True)
+    for corpus, skipped in excluded.items():
+        kinds = ", ".join(f"{n} {kind}" for kind, n in skipped.most_common())
+        print(f"  {corpus}: {len(media[corpus])} media; excluded {sum(skipped.values())}: {kinds}")
+    stage(everything, work / "in")
+
+    runs: dict[str, dict[str, ToolRun]] = {t: {} for t in tools}
+    outputs: list[Path] = []
+    for corpus, files in media.items():
+        for tool in tools:
+            done, written = clean_corpus(tool, corpus, files, work)
+            runs[tool][corpus] = done
+            outputs += written
+            print(f"  {tool} on {corpus}: {len(written)} of {len(files)} written in "
+                  f"{done.timing.wall_s:.1f} s", flush=True)  # fmt: skip
+
+    print(f"reading {len(everything) + len(outputs)} files with exiftool ...", flush=True)
+    tags = read_tags([work / "in" / m.corpus / m.rel for m in everything] + outputs)
+    scores = {
+        tool: {c: score_run(media[c], runs[tool][c], work / "in" / c, tags) for c in media}
+        for tool in tools
+    }
+    (work / "residuals.txt").write_text(residuals_text(scores), encoding="utf-8")
+    summaries = {
+        tool: {c: summarise(scores[tool][c], runs[tool][c].timing) for c in media} for tool in tools
+    }
+    combined = {tool: combine(list(summaries[tool].values())) for tool in tools}
+
+    jpegs = [m for m in everything if m.is_jpeg]
+    print(f"throughput on {len(jpegs)} JPEGs ...", flush=True)
+    speed = throughput(jpegs, tools, work) if jpegs else {}
+
+    header = ["metric", *(LABELS[t] for t in tools)]
+    head = header_text(env, today)
+    text, markdown = [f"\n{head}"], [f"_{head}_"]
+    sections = [(f"{c} ({len(media[c])} media files)", summaries_for(summaries, c)) for c in media]
+    sections.append((f"all corpora ({len(everything)} media files)", combined))
+    for title, by_tool in sections:
+        rows = table_rows(by_tool)
+        text += [f"\n{title}", render_text(header, rows)]
+        markdown += [f"\n**{title}**\n", render_markdown(header, rows)]
+        for tool, s in by_tool.items():
+            if s["refusal_reasons"]:
+                reasons = "; ".join(f"{n}x {r}" for r, n in s["refusal_reasons"].items())
+                text.append(f"  {LABELS[tool]} refused: {reasons}")
+    if speed:
+        title = (f"throughput on the JPEG set ({len(jpegs)} files, --faces off for veil, "
+                 f"{env['cores']} cores)")  # fmt: skip
+        rows = throughput_rows(speed, len(jpegs))
+        text += [f"\n{title}", render_text(THROUGHPUT_HEADER, rows)]
+        markdown += [f"\n**{title}**\n", render_markdown(THROUGHPUT_HEADER, rows)]
+        busy = [n for n, (t, _) in speed.items() if (t.other_load_cores or 0) > BUSY_WARNING_CORES]
+        if busy:
+            text.append(f"  warning: other processes were busy during {', '.join(busy)}; "
+                        "speed figures are not reliable")  # fmt: skip
+    print("\n".join(text))
+
+    results = {
+        "date": today,
+        "environment": env,
+        "data": str(args.data),
+        "command": " ".join(["python benchmarks/metadata.py", *sys.argv[1:]]),
+        "excluded": {c: dict(v) for c, v in excluded.items()},
+        "corpora": summaries,
+        "combined": combined,
+        "throughput": {
+            "files": len(jpegs),
+            "runs": {
+                n: {**asdict(t), "outputs": k, "files_per_s": len(jpegs) / t.wall_s}
+                for n, (t, k) in speed.items()
+            },
+        },
+        "files": {tool: {c: [asdict(s) for s in scores[tool][c]] for c in media} for tool in tools},
+    }
+    (work / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (work / "table.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
+    print(f"\nwrote {work / 'results.json'}, {work / 'table.md'}, {work / 'residuals.txt'}")
+    return 0
+
+
+def summaries_for(
+    summaries: dict[str, dict[str, dict[str, Any]]], corpus: str
+) -> dict[str, dict[str, Any]]:
+    return {tool: by_corpus[corpus] for tool, by_corpus in summaries.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
