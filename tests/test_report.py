@@ -8,6 +8,7 @@ failed, 2 usage error.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,13 @@ def test_report_folder_is_made_and_a_bad_report_path_is_a_usage_error(tmp_path: 
     run = cli("clean", src, "-o", tmp_path / "out2", "--report", tmp_path / "in")
     assert run.code == 2
     assert "cannot read the report" in run.err and "Traceback" not in run.err
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path: Path) -> None:
+    """Not mkstemp's private 0600: an output is meant to be shared (e.g. served by a web server)."""
+    src = tmp_path / "a.png"
+    Image.fromarray(scene()).save(src)
+    result = veil.clean(src, tmp_path / "out" / "a.png")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (Path(result.output).stat().st_mode & 0o777) == 0o666 & ~umask

@@ -254,6 +254,14 @@ def test_scan_names_what_a_video_reveals(tmp_path: Path, cli) -> None:
     assert mp4_found["TelemetryTrack"]["category"] == "place"
 
 
+def test_scan_says_faces_in_video_were_not_looked_for(tmp_path: Path, cli) -> None:
+    src = tmp_path / "clip.mp4"
+    make_clip(CLIPS[0], src)
+    run = cli("scan", src)
+    assert run.code == 0, run.err
+    assert "not scanned (video)" in run.out and "none found" not in run.out
+
+
 def test_scan_of_a_cleaned_video_finds_nothing(tmp_path: Path, cli) -> None:
     src = tmp_path / "in" / "clip.mp4"
     src.parent.mkdir()

@@ -23,7 +23,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 _EPILOG = f"""\
 formats: {" ".join(supported_extensions())}
-Files of other kinds are reported as skipped; RAW camera files and video are refused with a reason.
+Files of other kinds are reported as skipped; RAW camera files are refused with a reason.
+Video (MP4, MOV, M4V, 3GP, MKV, WebM) is cleaned of metadata with --faces off; faces in video
+are not obscured yet, so with faces on a video is refused rather than published with faces.
 
 examples:
   veil clean holiday/ -o holiday-clean --report report.jsonl
@@ -231,7 +233,9 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     if report.frames > 1:
         size += f", {report.frames} frames"
     lines = [f"{report.path}  ({size})"]
-    if faces_on:
+    if faces_on and not report.faces_scanned:
+        lines.append(f"  {'faces':<16} not scanned (video): clean refuses it unless --faces off")
+    elif faces_on:
         if report.faces:
             heights = [f.box[3] - f.box[1] for f in report.faces]
             scores = [f.score for f in report.faces]

@@ -209,6 +209,15 @@ def atomic_write(dst: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; it is put straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 @contextmanager
 def atomic_output(dst: Path) -> Iterator[Path]:
     """A temporary path beside ``dst`` (same file system) that replaces ``dst`` only when the
@@ -225,6 +234,9 @@ def atomic_output(dst: Path) -> Iterator[Path]:
         yield tmp
         with tmp.open("rb+") as fh:  # on disk before the rename makes it visible
             os.fsync(fh.fileno())
+        # mkstemp makes the file private (0600); an output meant for sharing gets the
+        # permissions any new file of this user gets.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
