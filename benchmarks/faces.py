@@ -39,13 +39,11 @@ import io
 import json
 import math
 import os
-import platform
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
@@ -57,6 +55,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
+
+from common import Timing, cpu_model, positive_int, stopwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
@@ -143,17 +143,6 @@ def read_rgb(path: Path) -> RGB:
 
 
 # -- tools -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Timing:
-    """One whole-process run: wall seconds, and how many cores other processes kept busy
-    meanwhile (a shared machine makes speed figures unreliable; this says how much)."""
-
-    wall_s: float
-    #: CPU seconds of the tool's process (user + system); steadier than wall time under load.
-    cpu_s: float
-    other_load_cores: float | None
-
-
 @dataclass
 class ToolRun:
     """What one tool did to the batch: its timed runs, regions and output per image name."""
@@ -170,36 +159,15 @@ class ToolRun:
         return min(self.timings, key=lambda t: t.wall_s)
 
 
-def _busy_cpu_s() -> float | None:
-    """CPU seconds all cores have spent busy since boot (Linux /proc/stat), else None."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_s() -> float:
-    times = os.times()
-    return times.children_user + times.children_system
-
-
 def timed(argv: list[str], log: Path) -> Timing:
     """Run ``argv`` to completion, its output into ``log``; wall time and background load."""
-    busy, children = _busy_cpu_s(), _children_cpu_s()
-    start = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    wall_s = time.perf_counter() - start
-    busy_after = _busy_cpu_s()
+    timings: list[Timing] = []
+    with stopwatch(timings):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     log.write_text(f"$ {' '.join(argv[:8])} ...\n{proc.stdout}\n{proc.stderr}", encoding="utf-8")
     if proc.returncode not in (0, 1):  # veil exits 1 when some files failed: that is data
         sys.exit(f"faces benchmark: {argv[0]} exited {proc.returncode}; see {log}")
-    ours = _children_cpu_s() - children
-    other = None
-    if busy is not None and busy_after is not None:
-        other = max(0.0, (busy_after - busy - ours) / wall_s)
-    return Timing(wall_s, ours, other)
+    return timings[0]
 
 
 def veil_source(photos: Sequence[Photo], work: Path, limited: bool) -> Path:
@@ -515,12 +483,7 @@ def cross_tab(veil: Sequence[FaceOutcome], deface: Sequence[FaceOutcome]) -> dic
 
 def machine() -> dict[str, Any]:
     """Cores, CPU model, memory and accelerator of this machine, for the caption."""
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     mem_gib = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         meminfo = Path("/proc/meminfo").read_text().splitlines()
@@ -678,13 +641,6 @@ def _check_dependencies() -> None:
         )
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Face protection and speed of veil against deface on VOC-annotated photos "
@@ -698,14 +654,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="folder with images/ and annotations/ (default: ../shared/data/faces)",
     )
     parser.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="only the first N images (quick run)"
+        "--limit", type=positive_int, metavar="N", help="only the first N images (quick run)"
     )
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="working folder (default: a temporary folder)"
     )
     parser.add_argument(
         "--repeat",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="K",
         help="time each tool K times, alternating, and keep the fastest run (default: 1)",
@@ -718,7 +674,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--jobs",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="veil's --jobs (default: veil's own default, one worker per core)",
     )

@@ -37,7 +37,6 @@ a new temporary folder).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -46,10 +45,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from importlib.metadata import version
@@ -63,6 +61,7 @@ from PIL import Image, ImageOps
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "metadata"
 sys.path.insert(0, str(REPO_ROOT / "tests"))
+from common import Timing, cpu_model, positive_int, stopwatch  # noqa: E402
 from helpers import exiftool_read, identifying_tags  # noqa: E402  (the METRICS.md 3 oracle)
 
 TOOLS = ("veil", "exiftool", "mat2")
@@ -159,43 +158,6 @@ def stage(files: Sequence[Media], root: Path) -> None:
 
 
 # -- timing ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Timing:
-    """Wall time of a whole-process run, its CPU time, and other processes' load meanwhile."""
-
-    wall_s: float
-    cpu_s: float
-    other_load_cores: float | None
-
-
-def _busy_cpu_s() -> float | None:
-    """CPU seconds all cores have spent busy since boot (Linux /proc/stat), else None."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def _children_cpu_s() -> float:
-    times = os.times()
-    return times.children_user + times.children_system
-
-
-@contextlib.contextmanager
-def stopwatch(result: list[Timing]) -> Iterator[None]:
-    """Time the block (its child processes' CPU and everyone else's load too) into ``result``."""
-    busy, children, start = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
-    yield
-    wall_s = time.perf_counter() - start
-    busy_after, ours = _busy_cpu_s(), _children_cpu_s() - children
-    other = None
-    if busy is not None and busy_after is not None and wall_s > 0:
-        other = max(0.0, (busy_after - busy - ours) / wall_s)
-    result.append(Timing(wall_s, ours, other))
-
-
 def run(argv: Sequence[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(argv), capture_output=True, text=True, check=False, cwd=cwd)
 
@@ -664,12 +626,7 @@ def _first_line(argv: Sequence[str]) -> str:
 
 def environment() -> dict[str, Any]:
     """Machine and versions for the header: results only compare with the same ones."""
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     commit = _first_line(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"])
     # Others edit src/ while benchmarks run: say when the measured veil is not the commit.
     dirty = run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "src"]).stdout
@@ -698,13 +655,6 @@ def header_text(env: dict[str, Any], today: str) -> str:
 
 
 # -- main ------------------------------------------------------------------------------------
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return number
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Metadata removal and fidelity of veil beside `exiftool -all=` and mat2 "
@@ -715,7 +665,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="folder of corpus folders (default: ../shared/data/metadata)",
     )  # fmt: skip
     parser.add_argument(
-        "--limit", type=_positive_int, metavar="N", help="only the first N media files per corpus"
+        "--limit", type=positive_int, metavar="N", help="only the first N media files per corpus"
     )
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="working folder (default: a temporary folder)"

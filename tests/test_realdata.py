@@ -150,8 +150,8 @@ def test_corpus_every_file_accounted_for(cleaned_corpus) -> None:
         if row["status"] == "failed":
             assert row["output"] is None and row["error"]
             assert not re.search(r"object at 0x|Traceback", row["error"]), row["error"]
-    cleaned = [r for r in rows if r["status"] == "cleaned"]
-    assert len(cleaned) >= 0.9 * len(rows)
+    written = [r for r in rows if r["status"] in ("cleaned", "unchanged")]
+    assert len(written) >= 0.9 * len(rows)
     assert not list((work / "out").rglob("*.veil-tmp"))
 
 

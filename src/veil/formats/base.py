@@ -204,9 +204,7 @@ class FormatHandler(ABC):
         resynchronised in the wrong place, must fall back to re-encoding, never change a pixel.
         """
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                again = self._decode(open_image(data), max_pixels=sys.maxsize)
+            again = self.decode(data, max_pixels=sys.maxsize)  # same format, every frame
         except (CorruptInput, TooLarge, *DECODE_ERRORS):
             return False
         return len(again.frames) == len(decoded.frames) and all(

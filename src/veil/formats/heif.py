@@ -11,14 +11,11 @@ fails its pixel check and is re-encoded upright instead.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
-import numpy as np
 from PIL import Image
 
-from ..errors import CorruptInput
-from .base import DECODE_ERRORS, Decoded, FormatHandler, open_image
+from .base import Decoded, FormatHandler
 from .isobmff import strip_heif
 
 QUALITY = 90
@@ -53,16 +50,7 @@ class _IsoBmffHandler(FormatHandler):
             return None
         # The rewrite must draw exactly the picture the source drew: the rotation, mirror,
         # crop, grid and alpha it kept are all applied by the decoder.
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                im = open_image(stripped)
-                same = im.format in self.pil_formats and np.array_equal(
-                    self._to_array(im), decoded.frames[0]
-                )
-        except (CorruptInput, *DECODE_ERRORS):
-            return None
-        return stripped if same else None
+        return stripped if self.same_pixels(stripped, decoded) else None
 
 
 class HeifHandler(_IsoBmffHandler):

@@ -8,14 +8,11 @@ dropped: they would carry a small un-obscured copy."""
 from __future__ import annotations
 
 import struct
-import sys
-import warnings
 from typing import Any
 
-import numpy as np
 from PIL import ExifTags, Image
 
-from ..errors import CorruptInput, TooLarge
+from ..errors import CorruptInput
 from .base import DECODE_ERRORS, Decoded, FormatHandler, Pixels, source_bytes
 from .metadata import neutral_icc
 from .tiffio import LONG, Entry, Layout, Page, read_pages, write_tiff
@@ -100,19 +97,11 @@ class TiffHandler(FormatHandler):
     def strip(self, decoded: Decoded) -> bytes | None:
         try:
             stripped = strip_tiff(decoded.source)
-            if stripped is None:
-                return None
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # Decoded exactly as the source was, every page: the IFD walk and libtiff or
-                # Pillow must agree on what each page is, or the rewrite is not trusted.
-                again = self.decode(stripped, sys.maxsize)
-        except (CorruptInput, TooLarge, *DECODE_ERRORS):
+        except (CorruptInput, *DECODE_ERRORS):
             return None
-        same = len(again.frames) == len(decoded.frames) and all(
-            np.array_equal(a, b) for a, b in zip(again.frames, decoded.frames, strict=True)
-        )
-        return stripped if same else None
+        # Every page decoded as the source was: the IFD walk and libtiff or Pillow must agree
+        # on what each page is, or the rewrite is not trusted.
+        return stripped if stripped is not None and self.same_pixels(stripped, decoded) else None
 
     def to_pil(self, pixels: Pixels, decoded: Decoded) -> Image.Image:
         im = super().to_pil(pixels, decoded)
