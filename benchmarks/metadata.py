@@ -274,7 +274,8 @@ def displayed_frames(path: Path) -> tuple[list[Image.Image], bytes | None]:
     """Frames as displayed (EXIF orientation applied), all up to MAX_FRAMES, and the ICC."""
     with Image.open(path) as im:
         icc = im.info.get("icc_profile")
-        count = getattr(im, "n_frames", 1)
+        # An MPO's later frames are previews and stereo pairs, not the picture; cleaners drop them.
+        count = 1 if im.format == "MPO" else getattr(im, "n_frames", 1)
         frames = []
         for index in range(count if count <= MAX_FRAMES else 1):
             im.seek(index)
@@ -542,7 +543,7 @@ def table_rows(by_tool: dict[str, dict[str, Any]]) -> list[list[str]]:
                                                                    s["stills_checked"])),
         ("stills: same way up", lambda s: _frac(s["stills_upright"], s["stills_checked"])),
         ("stills: ICC profile kept", lambda s: _frac(s["icc_kept"], s["icc_had"])),
-        ("stills written, not decodable by Pillow", lambda s: str(s["stills_unchecked"])),
+        ("stills not pixel-checked (input undecodable)", lambda s: str(s["stills_unchecked"])),
         ("videos: outputs without location/serial/owner tags",
          lambda s: _frac(s["videos"] - s["videos_private_tags"], s["videos"])),
         ("videos: outputs without data tracks",

@@ -60,9 +60,11 @@ class Strategy:
 #: 99.4% at no cost in time. A half-size pass rescues large faces whose score drops at full
 #: resolution (>= 32 px: 99.3% to 99.7%); mirrored and 2x passes rescue faces under 16 px
 #: (84% to 97%) at about 5x the time. Weighted box fusion and score voting measured no better
-#: than NMS, so NMS it is.
+#: than NMS, so NMS it is. ``fast`` is one pass at three-quarter size: against one full-size
+#: pass at 0.15 it protects more faces >= 16 px (98.8% against 98.3%) in 20% less time, the
+#: lower threshold making up for the smaller faces.
 PRESETS: dict[str, Strategy] = {
-    "fast": Strategy(scales=(1.0,), threshold=0.15),
+    "fast": Strategy(scales=(0.75,), threshold=0.1),
     "balanced": Strategy(scales=(1.0, 0.5), threshold=0.1),
     "thorough": Strategy(scales=(1.0, 0.5, 2.0), flip=True, threshold=0.1),
 }
