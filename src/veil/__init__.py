@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from . import _offline  # noqa: F401  (first: before anything imports onnxruntime)
 from .errors import (
     CorruptInput,
     DetectionFailed,

@@ -18,7 +18,7 @@ from typing import TextIO
 
 from .errors import UsageError
 from .pipeline import Pipeline, atomic_write
-from .result import Result
+from .result import Checked, Result
 from .settings import Settings
 
 
@@ -114,13 +114,35 @@ def _work(src: Path, dst: Path) -> Result:
     return _WORKER.run(src, dst)
 
 
-def _open_partial(report: Path) -> TextIO:
-    """The report's in-progress file, opened for appending; its folder is made if missing."""
-    try:
-        report.parent.mkdir(parents=True, exist_ok=True)
-        return open(_partial(report), "a", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write the report {report}: {exc.strerror or exc}") from exc
+class _ReportFile:
+    """A report being written: each row is appended to ``REPORT.partial`` (and flushed) as it
+    finishes; `finish` writes the whole report atomically and removes the partial file."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._partial: TextIO | None = None
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._partial = open(_partial(path), "a", encoding="utf-8")  # noqa: SIM115 (closed in close)
+        except OSError as exc:
+            raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+
+    def add(self, row: Result | Checked) -> None:
+        if self._partial is not None:
+            self._partial.write(row.to_json() + "\n")
+            self._partial.flush()
+
+    def close(self) -> None:
+        if self._partial is not None:
+            self._partial.close()
+
+    def finish(self, rows: list[Result] | list[Checked]) -> None:
+        self.close()
+        if self.path is not None:
+            atomic_write(self.path, "".join(r.to_json() + "\n" for r in rows).encode("utf-8"))
+            _partial(self.path).unlink(missing_ok=True)
 
 
 def run(
@@ -141,27 +163,18 @@ def run(
         else:
             todo.append((i, job))
 
-    partial = _open_partial(report) if report else None
+    out = _ReportFile(report)
     show = sys.stderr.isatty() if progress is None else progress
-
-    def record(i: int, result: Result) -> None:
-        results[i] = result
-        if partial is not None:
-            partial.write(result.to_json() + "\n")
-            partial.flush()
-
     try:
         for i, result in _execute(
             todo, settings, pipeline, show, initial=len(results), total=len(jobs)
         ):
-            record(i, result)
+            results[i] = result
+            out.add(result)
     finally:
-        if partial is not None:
-            partial.close()
+        out.close()
     ordered = [results[i] for i in range(len(jobs))]
-    if report is not None:
-        atomic_write(report, "".join(r.to_json() + "\n" for r in ordered).encode("utf-8"))
-        _partial(report).unlink(missing_ok=True)
+    out.finish(ordered)
     return ordered
 
 
@@ -229,6 +242,49 @@ def _execute(
                 raise
     finally:
         bar.close()
+
+
+def verify_pairs(originals: Path, outputs: Path) -> list[tuple[Path, Path]]:
+    """(original, output) pairs for `veil verify`, mapped the way `plan` maps a clean.
+
+    A folder of originals pairs with the same relative paths under the folder of outputs; a
+    single original pairs with ``outputs`` itself, or with ``outputs/name`` when that is a
+    folder.
+    """
+    if not originals.exists():
+        raise UsageError(f"originals not found: {originals}")
+    if not outputs.exists():
+        raise UsageError(f"outputs not found: {outputs}")
+    if originals.is_dir():
+        if not outputs.is_dir():
+            raise UsageError(f"{originals} is a folder, so {outputs} must be one too")
+        return [(f, outputs / f.relative_to(originals)) for f in files_in(originals)]
+    return [(originals, outputs / originals.name if outputs.is_dir() else outputs)]
+
+
+def run_verify(
+    pairs: list[tuple[Path, Path]],
+    settings: Settings,
+    report: Path | None = None,
+    progress: bool | None = None,
+) -> list[Checked]:
+    """Verify every pair in this process; ``report`` gets one JSON line per pair."""
+    from tqdm import tqdm
+
+    pipe = Pipeline(settings)
+    show = sys.stderr.isatty() if progress is None else progress
+    rows: list[Checked] = []
+    out = _ReportFile(report)
+    try:
+        for original, output in tqdm(
+            pairs, disable=not show, unit="file", dynamic_ncols=True, file=sys.stderr
+        ):
+            rows.append(pipe.verify_file(original, output))
+            out.add(rows[-1])
+    finally:
+        out.close()
+    out.finish(rows)
+    return rows
 
 
 def summary(results: list[Result]) -> dict[str, int]:

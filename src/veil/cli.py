@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .batch import files_in, plan, run, summary
+from .batch import files_in, plan, run, run_verify, summary, verify_pairs
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
 from .formats import supported_extensions
@@ -30,6 +30,8 @@ are not obscured yet, so with faces on a video is refused rather than published 
 examples:
   veil clean holiday/ -o holiday-clean --report report.jsonl
   veil clean protest.jpg -o share --method pixelate
+  veil clean protest/ -o share --verify        # check each output; leaking ones not written
+  veil verify holiday/ holiday-clean --report proof.jsonl
   veil scan photo.heic
   veil scan photos/ --json > findings.json
 """
@@ -144,6 +146,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace outputs that already exist"
     )
     clean.add_argument(
+        "--verify",
+        action="store_true",
+        help="check each output independently before writing it (a second face detector, "
+        "dlib's face recognizer, a metadata re-read); an output that leaks is not written. "
+        "Needs: pip install 'veil[verify]'",
+    )
+    clean.add_argument(
+        "--allow-leaks",
+        action="store_true",
+        help="with --verify: write leaking outputs anyway; the report names each leak",
+    )
+    clean.add_argument(
         "--progress",
         type=_on_off,
         default=None,
@@ -164,6 +178,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_detection(scan)
+
+    verify = sub.add_parser(
+        "verify",
+        help="check cleaned copies against their originals: is anyone still recognisable?",
+        description="For each original and its cleaned copy: look for faces left in the copy "
+        "with detectors other than veil's, compare every face with the original using dlib's "
+        "face recognizer (a distance under 0.6 is the same person: a leak), and re-read the "
+        "copy's metadata. Verdict per file: protected or leak. Reads only; face descriptors "
+        "exist in memory only. Needs: pip install 'veil[verify]'",
+        epilog="exit codes: 0 every output protected (or skipped with a reason), 1 a leak or a "
+        "failure, 2 usage error or the verify extra missing",
+    )
+    verify.add_argument("originals", type=Path, metavar="ORIGINALS", help="file or folder")
+    verify.add_argument(
+        "outputs",
+        type=Path,
+        metavar="OUTPUTS",
+        help="the cleaned file, or the folder `veil clean -o` wrote (same relative paths)",
+    )
+    verify.add_argument(
+        "--report",
+        type=Path,
+        metavar="REPORT.jsonl",
+        help="write one JSON line per file: verdict, each leak and where, what was checked",
+    )
+    verify.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=Settings().preset,
+        help="how the originals' faces are found, as `veil clean` did (default: %(default)s)",
+    )
+    verify.add_argument(
+        "--progress",
+        type=_on_off,
+        default=None,
+        metavar="on|off",
+        help="progress bar (default: on when stderr is a terminal)",
+    )
     return parser
 
 
@@ -178,9 +230,19 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 
 def _clean(args: argparse.Namespace) -> int:
+    if args.allow_leaks and not args.verify:
+        raise UsageError("--allow-leaks only makes sense with --verify")
     settings = _settings(
-        args, method=args.method, mask=args.mask, jobs=args.jobs, overwrite=args.overwrite
+        args,
+        method=args.method,
+        mask=args.mask,
+        jobs=args.jobs,
+        overwrite=args.overwrite,
+        verify=args.verify,
+        allow_leaks=args.allow_leaks,
     )
+    if settings.verify:
+        _require_verify()
     jobs = plan(args.inputs, args.output)
     if args.report is not None and any(args.report.resolve() == j.src.resolve() for j in jobs):
         raise UsageError("the report must not overwrite an input")
@@ -189,6 +251,8 @@ def _clean(args: argparse.Namespace) -> int:
     for r in results:
         if r.status == "failed":
             print(f"failed: {r.input}: {r.error}", file=sys.stderr)
+        elif r.verification is not None and r.verification.verdict == "leak":
+            print(f"written with a leak: {r.output}: {r.verification.summary()}", file=sys.stderr)
     print(
         f"{len(results)} files: {counts['cleaned']} cleaned, {counts['unchanged']} unchanged, "
         f"{counts['skipped']} skipped, {counts['failed']} failed; {counts['faces']} faces obscured"
@@ -196,6 +260,38 @@ def _clean(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _require_verify() -> None:
+    """Fail early, before any work, when the verify extra is missing."""
+    from .verify.models import require_dlib
+
+    require_dlib()
+
+
+def _verify(args: argparse.Namespace) -> int:
+    _require_verify()
+    settings = Settings(preset=args.preset)
+    pairs = verify_pairs(args.originals, args.outputs)
+    if args.report is not None and any(
+        args.report.resolve() in (a.resolve(), b.resolve()) for a, b in pairs
+    ):
+        raise UsageError("the report must not overwrite an original or an output")
+    rows = run_verify(pairs, settings, report=args.report, progress=args.progress)
+    counts = {status: 0 for status in ("protected", "leak", "skipped", "failed")}
+    for row in rows:
+        counts[row.status] += 1
+        if row.status == "leak" and row.verification is not None:
+            print(f"leak: {row.output}: {row.verification.summary()}", file=sys.stderr)
+        elif row.status == "failed":
+            print(f"failed: {row.output}: {row.error}", file=sys.stderr)
+    print(
+        f"{len(rows)} files: {counts['protected']} protected, {counts['leak']} leaking, "
+        f"{counts['skipped']} skipped, {counts['failed']} failed"
+        + (f"; report: {args.report}" if args.report else ""),
+        file=sys.stderr,
+    )
+    return EXIT_FAILED if counts["leak"] or counts["failed"] else EXIT_OK
 
 
 def _scan_files(inputs: list[Path]) -> list[Path]:
@@ -263,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "clean":
             return _clean(args)
+        if args.command == "verify":
+            return _verify(args)
         return _scan(args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"veil: error: {exc}\n")

@@ -6,6 +6,11 @@ failed `Result`. Third-party exceptions are translated at the boundary with ``ra
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .result import Verification
+
 
 class VeilError(Exception):
     """Base of every error veil raises on purpose."""
@@ -45,3 +50,11 @@ class WriteFailed(VeilError):
 
 class VerificationFailed(VeilError):
     """The output did not pass the re-read check; nothing was written."""
+
+
+class LeakFound(VerificationFailed):
+    """The independent check (``--verify``) found a face or metadata left in the output."""
+
+    def __init__(self, verification: Verification) -> None:
+        super().__init__(f"leak: {verification.summary()}")
+        self.verification = verification

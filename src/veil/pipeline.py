@@ -8,19 +8,30 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from .detectors import Detector, default_detector
-from .errors import CorruptInput, UnsupportedFormat, VeilError, WriteFailed
+from .errors import (
+    CorruptInput,
+    LeakFound,
+    UnsupportedFormat,
+    VeilError,
+    VerificationFailed,
+    WriteFailed,
+)
 from .faces import Faces
 from .formats import FormatHandler, VideoHandler, handler_for
-from .formats.base import Pixels
+from .formats.base import Decoded, Pixels
 from .formats.metadata import MetaField
 from .obscurers import Obscurer, get_obscurer
-from .result import FaceRecord, Result
+from .result import Checked, FaceRecord, Result, Verification
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .verify import Verifier
 
 
 @dataclass
@@ -74,6 +85,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings or Settings()
         self._detector = detector
+        self._verifier: Verifier | None = None
         self._threads = threads
         self.obscurer: Obscurer = get_obscurer(self.settings.method, self.settings.mask)
 
@@ -82,6 +94,14 @@ class Pipeline:
         if self._detector is None:  # loaded on first use: `--faces off` never pays for it
             self._detector = default_detector(self.settings.strategy, self._threads)
         return self._detector
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:  # dlib's models load only when verification is asked for
+            from .verify import Verifier
+
+            self._verifier = Verifier(self._threads)
+        return self._verifier
 
     # -- in memory -------------------------------------------------------------------------
     def clean_array(self, pixels: Pixels) -> Cleaned:
@@ -103,6 +123,11 @@ class Pipeline:
         cleaned = [self.clean_array(frame) for frame in decoded.frames]
         data = handler.encode(decoded, [c.pixels for c in cleaned])
         handler.verify(data, decoded)
+        verification = None
+        if self.settings.verify:
+            verification = self._check(handler, decoded, [c.faces for c in cleaned], data)
+            if verification.verdict == "leak" and not self.settings.allow_leaks:
+                raise LeakFound(verification)
         try:
             atomic_write(dst, data)
         except OSError as exc:
@@ -115,7 +140,45 @@ class Pipeline:
             status="unchanged" if data == decoded.source else "cleaned",
             faces=faces,
             metadata_removed=sorted({f.name for f in decoded.metadata}),
+            verification=verification,
         )
+
+    def _check(
+        self, handler: FormatHandler, original: Decoded, found: list[Faces], data: bytes
+    ) -> Verification:
+        """Verify an encoded output against the decoded original, from the output's bytes."""
+        output = handler.decode(data, self.settings.max_pixels)
+        if (output.width, output.height, len(output.frames)) != (
+            original.width,
+            original.height,
+            len(original.frames),
+        ):
+            raise VerificationFailed(
+                f"the output ({output.width}x{output.height}, {len(output.frames)} frames) is "
+                f"not the same picture as the original ({original.width}x{original.height}, "
+                f"{len(original.frames)} frames)"
+            )
+        return self.verifier.check(original.frames, output.frames, found, output.metadata)
+
+    def verify_file(self, original: Path, output: Path) -> Checked:
+        """`veil verify` for one pair: find the faces in the original as `clean` would, then
+        check the output independently. Never raises `VeilError`; reads only."""
+        if not output.exists():
+            return Checked(str(original), str(output), "skipped", "no output to verify")
+        try:
+            handler = handler_for(original)
+            if isinstance(handler, VideoHandler):
+                raise UnsupportedFormat("video: faces in video are not verified yet")
+            if handler_for(output) is not handler:
+                raise VerificationFailed(f"the output is not a {handler.name} file")
+            decoded = handler.decode(_read(original), self.settings.max_pixels)
+            found = [self.detector.detect(_rgb_view(frame)) for frame in decoded.frames]
+            verification = self._check(handler, decoded, found, _read(output))
+        except UnsupportedFormat as exc:
+            return Checked(str(original), str(output), "skipped", str(exc))
+        except VeilError as exc:
+            return Checked(str(original), str(output), "failed", f"{type(exc).__name__}: {exc}")
+        return Checked(str(original), str(output), verification.verdict, None, verification)
 
     def _clean_video(self, handler: VideoHandler, src: Path, dst: Path) -> Result:
         """Remux a video without its metadata, on disk (videos can be larger than memory)."""
@@ -142,6 +205,14 @@ class Pipeline:
         """`clean_file` for the doors: every `VeilError` becomes a skipped or failed row."""
         try:
             return self.clean_file(src, dst)
+        except LeakFound as exc:
+            return Result(
+                input=str(src),
+                output=None,
+                status="failed",
+                error=str(exc),
+                verification=exc.verification,
+            )
         except UnsupportedFormat as exc:
             return Result(input=str(src), output=None, status="skipped", error=str(exc))
         except VeilError as exc:

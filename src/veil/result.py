@@ -20,6 +20,55 @@ class FaceRecord:
 
 
 @dataclass(frozen=True)
+class Leak:
+    """One thing an output still gives away.
+
+    ``kind`` is ``face`` (a face a recognizer matches to the original, or one left unobscured)
+    or ``metadata`` (identifying fields still in the file); ``box`` is x1, y1, x2, y2 in
+    displayed pixels of frame ``frame``.
+    """
+
+    kind: Literal["face", "metadata"]
+    detail: str
+    frame: int | None = None
+    box: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The independent check of one output (`veil verify`, `veil clean --verify`).
+
+    ``faces_checked`` counts the places looked at: every face the cleaning found plus every
+    face a second detector finds in the output. ``recognizer_runs`` counts those whose output
+    pixels still correlate with the original's, which dlib's recognizer then compared; the
+    others keep nothing of the original to compare.
+    """
+
+    verdict: Literal["protected", "leak"]
+    leaks: list[Leak] = field(default_factory=list)
+    faces_checked: int = 0
+    recognizer_runs: int = 0
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Verification:
+        return cls(
+            verdict=row["verdict"],
+            leaks=[Leak(**leak) for leak in row.get("leaks") or []],
+            faces_checked=int(row.get("faces_checked", 0)),
+            recognizer_runs=int(row.get("recognizer_runs", 0)),
+        )
+
+    def summary(self) -> str:
+        """The leaks in one line, e.g. ``face at [10, 12, 60, 70]: ... distance 0.31 ...``."""
+        parts = []
+        for leak in self.leaks:
+            where = f" at {leak.box}" if leak.box is not None else ""
+            frame = f" (frame {leak.frame})" if leak.frame else ""
+            parts.append(f"{leak.kind}{where}{frame}: {leak.detail}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
 class Result:
     """What happened to one input. ``output`` is None whenever nothing was written."""
 
@@ -29,6 +78,8 @@ class Result:
     error: str | None = None
     faces: list[FaceRecord] = field(default_factory=list)
     metadata_removed: list[str] = field(default_factory=list)
+    #: Set when the output was verified (``--verify``); also on a file failed for a leak.
+    verification: Verification | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -43,4 +94,24 @@ class Result:
             error=row.get("error"),
             faces=faces,
             metadata_removed=list(row.get("metadata_removed") or []),
+            verification=Verification.from_dict(row["verification"])
+            if row.get("verification")
+            else None,
         )
+
+
+VerifyStatus = Literal["protected", "leak", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One row of `veil verify`: an original, its output and what the check concluded."""
+
+    original: str
+    output: str
+    status: VerifyStatus
+    error: str | None = None
+    verification: Verification | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)

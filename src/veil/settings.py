@@ -43,6 +43,11 @@ class Settings:
     jobs: int | None = None
     #: Replace outputs that already exist instead of skipping them.
     overwrite: bool = False
+    #: Check every output independently before writing it (``veil[verify]``); a leaking
+    #: output is not written unless ``allow_leaks``.
+    verify: bool = False
+    #: With ``verify``: write leaking outputs anyway; the report still names each leak.
+    allow_leaks: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -56,6 +61,10 @@ class Settings:
             raise UsageError(f"threshold must be between 0 and 1, got {self.threshold}")
         if self.max_pixels < 1:
             raise UsageError(f"max_pixels must be positive, got {self.max_pixels}")
+        if self.verify and not self.faces:
+            raise UsageError(
+                "verification checks that faces are obscured; it cannot run with faces off"
+            )
         if self.jobs is not None and self.jobs < 1:
             raise UsageError(f"jobs must be at least 1, got {self.jobs}")
 

@@ -1,0 +1,133 @@
+"""The verifier's own models: dlib's HOG detector and 5-point landmarks, dlib's ResNet
+recognizer (run by onnxruntime, see `resnet`), and a CenterFace pass at a scale no preset uses.
+
+All of them come with the ``verify`` extra (``dlib-bin``, ``face_recognition_models``) or with
+veil itself (CenterFace); none is downloaded. Descriptors (face templates) exist only inside
+`Recognizer.distances`: it returns distances and nothing else, so no caller can keep them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..detectors import Strategy
+from ..errors import UsageError
+from ..faces import Faces
+from .resnet import CHIP, build_graph, chips_to_input, read_weights
+
+RGB = npt.NDArray[np.uint8]
+
+INSTALL_HINT = "pip install 'veil[verify]'  (dlib-bin and face_recognition_models)"
+
+#: The second CenterFace pass: a scale none of the presets uses (they use 1, 0.75, 0.5 and 2),
+#: so the image is seen on another grid. A detection here that the cleaning did not obscure
+#: fails the file, so it must be confident: on the face set's 853 originals, at 0.6 it boxes
+#: something that is not an annotated face in 24 photos; at 0.3, in 261.
+CENTERFACE_STRATEGY = Strategy(scales=(0.6,), threshold=0.6)
+#: dlib's HOG detector runs without upsampling: it finds faces from about 80 px, where CenterFace
+#: and HOG fail differently; smaller faces are left to the CenterFace pass (upsampling once
+#: finds 40 px faces but costs four times as much). Its score threshold: on the face set, 0.4
+#: boxes no non-face (dlib's default of 0 boxed 3, one of them the astronaut's glove).
+HOG_UPSAMPLE = 0
+HOG_THRESHOLD = 0.4
+_GREY = 128
+
+
+class VerifyUnavailable(UsageError):
+    """The ``verify`` extra is not installed."""
+
+
+def require_dlib() -> None:
+    """Raise `VerifyUnavailable` (a usage error: exit 2) unless the verify extra is installed."""
+    _dlib()
+
+
+def _dlib() -> tuple[Any, Any]:
+    try:
+        import dlib
+        import face_recognition_models
+    except ImportError as exc:
+        raise VerifyUnavailable(
+            f"verification needs dlib's face models, which are not installed ({exc.name}); "
+            f"install them with: {INSTALL_HINT}"
+        ) from exc
+    return dlib, face_recognition_models
+
+
+class Recognizer:
+    """dlib's face recognizer: how far apart two crops of the same place are, as identities."""
+
+    #: dlib's own threshold: descriptors closer than this are the same person.
+    SAME_PERSON = 0.6
+
+    def __init__(self, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        dlib, models = _dlib()
+        self._dlib = dlib
+        self._landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        weights = read_weights(Path(models.face_recognition_model_location()))
+        self._mean = weights.mean_rgb
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(
+            build_graph(weights), options, providers=["CPUExecutionProvider"]
+        )
+        self._lock = threading.Lock()
+
+    def distances(
+        self, original: RGB, output: RGB, boxes: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """For each (x1, y1, x2, y2) box: the descriptor distance from the original's face to
+        the output at the very same place, and to the original with the box blanked grey.
+
+        The output is cut out with the original's landmarks: the attacker is assumed to know
+        exactly where the face was, the strongest position one can have. The blanked original
+        is the control: a face that is certainly gone, in the very same surroundings. What the
+        two images share around a face (hair, a hood, the picture's edge) brings even a blank
+        under 0.6 for small faces, so only an output nearer than the blank tells of the face.
+        """
+        if len(boxes) == 0:
+            return np.zeros(0), np.zeros(0)
+        chips = np.empty((3 * len(boxes), CHIP, CHIP, 3), np.uint8)
+        for i, (x1, y1, x2, y2) in enumerate(np.round(boxes).astype(int).tolist()):
+            shape = self._landmarks(original, self._dlib.rectangle(x1, y1, x2, y2))
+            blank = original.copy()
+            blank[y1:y2, x1:x2] = _GREY
+            for j, image in enumerate((original, output, blank)):
+                chips[3 * i + j] = self._dlib.get_face_chip(image, shape, CHIP, 0.25)
+        with self._lock:
+            found = self._session.run(None, {"chips": chips_to_input(chips, self._mean)})[0]
+        descriptors = np.asarray(found, np.float64)
+        to_output = np.linalg.norm(descriptors[0::3] - descriptors[1::3], axis=1)
+        to_blank = np.linalg.norm(descriptors[0::3] - descriptors[2::3], axis=1)
+        del found, descriptors  # face templates: gone as soon as they are compared
+        return to_output, to_blank
+
+
+class SecondOpinion:
+    """Faces found by detectors other than the one that chose what to obscure."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        from ..detectors.centerface import CenterFace
+
+        dlib, _ = _dlib()
+        self._hog = dlib.get_frontal_face_detector()
+        self._centerface = CenterFace(CENTERFACE_STRATEGY, threads=threads)
+
+    def detect(self, rgb: RGB) -> Faces:
+        height, width = rgb.shape[:2]
+        rects, scores, _ = self._hog.run(rgb, HOG_UPSAMPLE, HOG_THRESHOLD)
+        boxes = np.array([[r.left(), r.top(), r.right(), r.bottom()] for r in rects], np.float32)
+        if len(boxes):  # dlib's boxes may reach past the image's edges
+            boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
+            boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
+        hog = Faces(boxes, np.asarray(scores, np.float32))
+        return Faces.merge([hog, self._centerface.detect(rgb)])
