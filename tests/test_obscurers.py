@@ -188,16 +188,22 @@ def test_clean_pil_image_api() -> None:
     np.testing.assert_array_equal(got[..., 3], want[..., 3])
 
 
-@pytest.mark.parametrize("height_px", [120, 32])
-def test_pixelate_is_a_fixed_grid_whatever_the_size(height_px: int) -> None:
-    """Pixelate.blocks cells across every face, big or small (not a block size in pixels)."""
+@pytest.mark.parametrize("height_px", [240, 120, 32])
+def test_pixelate_grid_is_fixed_and_never_finer_than_its_floor(height_px: int) -> None:
+    """Pixelate.blocks cells across a face however big (a block count, not a block size),
+    and never a block narrower than Pixelate.block_px_min on a small face."""
     image, regions = _scaled_face(height_px)
     x1, y1, x2, y2 = (int(v) for v in regions[0])
     out = get_obscurer("pixelate", "box").apply(image, regions)
     row = out[(y1 + y2) // 2, x1:x2].astype(int)
     runs = 1 + int(np.count_nonzero(np.any(np.diff(row, axis=0) != 0, axis=1)))
-    assert runs <= OBSCURERS["pixelate"].blocks  # type: ignore[attr-defined]
-    assert runs >= OBSCURERS["pixelate"].blocks - 1  # neighbouring cells rarely agree
+    pixelate = OBSCURERS["pixelate"]
+    expected = max(2, min(pixelate.blocks, (x2 - x1) // pixelate.block_px_min))  # type: ignore[attr-defined]
+    assert expected - 1 <= runs <= expected  # neighbouring cells rarely agree
+    if height_px >= 120:
+        assert expected == pixelate.blocks  # type: ignore[attr-defined]
+    else:
+        assert (x2 - x1) / runs >= pixelate.block_px_min  # type: ignore[attr-defined]
 
 
 def test_unknown_option_is_a_usage_error() -> None:

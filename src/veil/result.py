@@ -82,7 +82,10 @@ class Result:
     verification: Verification | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        row = asdict(self)
+        if row["verification"] is None:  # the key is there only when --verify asked for it
+            del row["verification"]
+        return json.dumps(row, ensure_ascii=False)
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Result:

