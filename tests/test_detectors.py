@@ -51,7 +51,7 @@ def test_mirrored_pass_maps_boxes_back(detectors: dict[str, CenterFace]) -> None
     image = np.zeros((512, 1024, 3), np.uint8)
     image[:, 512:] = astronaut()  # the face sits in the right half
     mirror_only = CenterFace(Strategy(scales=(1.0,), flip=True))
-    found = mirror_only._pass(image, flip=True)
+    found = mirror_only._pass(image, flip=True, threshold=mirror_only.threshold)
     assert _covers(found, ASTRONAUT_FACE, dx=512)
     assert not _covers(found, ASTRONAUT_FACE)  # nothing in the empty left half
 

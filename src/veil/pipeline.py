@@ -98,9 +98,11 @@ class Pipeline:
     @property
     def verifier(self) -> Verifier:
         if self._verifier is None:  # dlib's models load only when verification is asked for
+            from .detectors.centerface import CenterFace
             from .verify import Verifier
 
-            self._verifier = Verifier(self._threads)
+            shared = self.detector if isinstance(self.detector, CenterFace) else None
+            self._verifier = Verifier(self._threads, shared)
         return self._verifier
 
     # -- in memory -------------------------------------------------------------------------

@@ -101,12 +101,14 @@ class CenterFace:
         self._lock = threading.Lock()
         self.providers: list[str] = self._session.get_providers()
 
-    def detect(self, rgb: npt.NDArray[np.uint8]) -> Faces:
-        """Faces in an RGB uint8 image of shape (H, W, 3)."""
+    def detect(self, rgb: npt.NDArray[np.uint8], strategy: Strategy | None = None) -> Faces:
+        """Faces in an RGB uint8 image of shape (H, W, 3), by this detector's strategy or,
+        when given, another one (the verifier's second pass shares the loaded model)."""
+        strategy = strategy or self.strategy
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise DetectionFailed(f"expected an RGB uint8 image, got {rgb.dtype} {rgb.shape}")
         height, width = rgb.shape[:2]
-        scales = list(self.strategy.scales)
+        scales = list(strategy.scales)
         long_side = max(height, width)
         if long_side > 2 * _REDUCED_SIDE:  # large faces in large photos, whatever the preset
             scales.append(_REDUCED_SIDE / long_side)
@@ -115,8 +117,8 @@ class CenterFace:
             scaled = _resized(rgb, scale)
             if scaled is None:
                 continue
-            flip = self.strategy.flip and scale == 1.0
-            found = self._pass(scaled, flip)
+            flip = strategy.flip and scale == 1.0
+            found = self._pass(scaled, flip, strategy.threshold)
             parts.append(found.scaled(width / scaled.shape[1], height / scaled.shape[0]))
         merged = Faces.merge(parts)
         if len(merged) == 0:
@@ -127,16 +129,18 @@ class CenterFace:
         xyxy[:, 1::2] = xyxy[:, 1::2].clip(0, height)
         return Faces(xyxy, merged.scores, merged.landmarks)
 
-    def _pass(self, rgb: npt.NDArray[np.uint8], flip: bool) -> Faces:
+    def _pass(self, rgb: npt.NDArray[np.uint8], flip: bool, threshold: float) -> Faces:
         """One scale: tiles when large; with ``flip``, the mirror image in the same batch."""
         if max(rgb.shape[:2]) > _TILE:
-            return Faces.merge([self._infer([t])[0].shifted(x, y) for x, y, t in _tiles(rgb)])
+            return Faces.merge(
+                [self._infer([t], threshold)[0].shifted(x, y) for x, y, t in _tiles(rgb)]
+            )
         if not flip:
-            return self._infer([rgb])[0]
-        direct, mirrored = self._infer([rgb, np.ascontiguousarray(rgb[:, ::-1])])
+            return self._infer([rgb], threshold)[0]
+        direct, mirrored = self._infer([rgb, np.ascontiguousarray(rgb[:, ::-1])], threshold)
         return Faces.merge([direct, mirrored.mirrored(rgb.shape[1])])
 
-    def _infer(self, images: list[npt.NDArray[np.uint8]]) -> list[Faces]:
+    def _infer(self, images: list[npt.NDArray[np.uint8]], threshold: float) -> list[Faces]:
         """Faces of same-shaped images run as one batch."""
         height, width = images[0].shape[:2]
         pad_h, pad_w = -height % _STRIDE, -width % _STRIDE
@@ -155,7 +159,7 @@ class CenterFace:
                 scale[i : i + 1],
                 offset[i : i + 1],
                 landmarks[i : i + 1],
-                self.threshold,
+                threshold,
             )
             for i in range(len(images))
         ]
