@@ -50,6 +50,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        type=_on_off,
+        default=None,
+        metavar="on|off",
+        help="progress bar (default: on when stderr is a terminal)",
+    )
+
+
 def _add_detection(p: argparse.ArgumentParser) -> None:
     d = Settings()
     p.add_argument(
@@ -157,13 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --verify: write leaking outputs anyway; the report names each leak",
     )
-    clean.add_argument(
-        "--progress",
-        type=_on_off,
-        default=None,
-        metavar="on|off",
-        help="progress bar (default: on when stderr is a terminal)",
-    )
+    _add_progress(clean)
 
     scan = sub.add_parser(
         "scan",
@@ -209,13 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Settings().preset,
         help="how the originals' faces are found, as `veil clean` did (default: %(default)s)",
     )
-    verify.add_argument(
-        "--progress",
-        type=_on_off,
-        default=None,
-        metavar="on|off",
-        help="progress bar (default: on when stderr is a terminal)",
-    )
+    _add_progress(verify)
     return parser
 
 
