@@ -1,5 +1,5 @@
 # Two entry points, both self-contained on a fresh machine with Python >= 3.10:
-#   make demo   set up .venv, make sample photos, scan them, clean them into samples-clean/
+#   make demo   set up .venv, make sample photos, scan them, clean and verify them into samples-clean/
 #   make test   set up .venv with test tools, then lint, type-check and run the whole suite
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 setup: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[verify]"
 
 setup-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,verify]"
@@ -21,7 +21,7 @@ setup-test: $(BIN)/python
 demo: setup
 	$(BIN)/python examples/make_samples.py samples
 	$(BIN)/veil scan samples
-	$(BIN)/veil clean samples -o samples-clean --report samples-report.jsonl --overwrite
+	$(BIN)/veil clean samples -o samples-clean --report samples-report.jsonl --overwrite --verify
 	$(BIN)/veil scan samples-clean
 
 lint: setup-test
