@@ -191,6 +191,7 @@ def test_allow_leaks_writes_and_reports(
     assert run.code == 0
     assert (out / "scene.png").exists()
     assert "written with a leak" in run.err
+    assert "verified: 0 protected, 1 leaking" in run.err
     (row,) = read_report(report)
     assert row["status"] == "cleaned"
     assert Verification.from_dict(row["verification"]).verdict == "leak"

@@ -17,6 +17,7 @@ from .errors import UsageError, VeilError
 from .formats import supported_extensions
 from .formats.metadata import CATEGORIES
 from .pipeline import Pipeline, ScanReport
+from .result import Result
 from .settings import MASKS, METHODS, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -254,10 +255,16 @@ def _clean(args: argparse.Namespace) -> int:
     print(
         f"{len(results)} files: {counts['cleaned']} cleaned, {counts['unchanged']} unchanged, "
         f"{counts['skipped']} skipped, {counts['failed']} failed; {counts['faces']} faces obscured"
+        + (f"; {_verified(results)}" if settings.verify else "")
         + (f"; report: {args.report}" if args.report else ""),
         file=sys.stderr,
     )
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _verified(results: list[Result]) -> str:
+    verdicts = [r.verification.verdict for r in results if r.verification is not None]
+    return f"verified: {verdicts.count('protected')} protected, {verdicts.count('leak')} leaking"
 
 
 def _require_verify() -> None:
