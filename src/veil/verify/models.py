@@ -74,20 +74,30 @@ class Recognizer:
     SAME_PERSON = 0.6
 
     def __init__(self, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         dlib, models = _dlib()
         self._dlib = dlib
+        self._models = models
+        self._threads = threads or os.cpu_count() or 1
         self._landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
-        weights = read_weights(Path(models.face_recognition_model_location()))
-        self._mean = weights.mean_rgb
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            build_graph(weights), options, providers=["CPUExecutionProvider"]
-        )
+        self._mean = (0.0, 0.0, 0.0)
+        self._session: Any = None
         self._lock = threading.Lock()
+
+    def _network(self) -> Any:
+        """The ONNX session, built on first use: behind veil's fill the gate usually leaves the
+        recognizer nothing to compare, and building it costs about half a second."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            weights = read_weights(Path(self._models.face_recognition_model_location()))
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            self._mean = weights.mean_rgb
+            self._session = ort.InferenceSession(
+                build_graph(weights), options, providers=["CPUExecutionProvider"]
+            )
+        return self._session
 
     def distances(
         self, original: RGB, output: RGB, boxes: npt.NDArray[np.float32]
@@ -111,7 +121,8 @@ class Recognizer:
             for j, image in enumerate((original, output, blank)):
                 chips[3 * i + j] = self._dlib.get_face_chip(image, shape, CHIP, 0.25)
         with self._lock:
-            found = self._session.run(None, {"chips": chips_to_input(chips, self._mean)})[0]
+            network = self._network()
+            found = network.run(None, {"chips": chips_to_input(chips, self._mean)})[0]
         descriptors = np.asarray(found, np.float64)
         to_output = np.linalg.norm(descriptors[0::3] - descriptors[1::3], axis=1)
         to_blank = np.linalg.norm(descriptors[0::3] - descriptors[2::3], axis=1)
