@@ -24,7 +24,7 @@ from .errors import (
 )
 from .faces import Faces
 from .formats import FormatHandler, VideoHandler, handler_for
-from .formats.base import Decoded, Pixels
+from .formats.base import Decoded, Pixels, rgb_view
 from .formats.metadata import MetaField
 from .obscurers import Obscurer, get_obscurer
 from .result import Checked, FaceRecord, Result, Verification
@@ -110,7 +110,7 @@ class Pipeline:
         """Detect and obscure faces in an RGB(A) or grey uint8 array; returns a new array."""
         if not self.settings.faces:
             return Cleaned(pixels.copy(), Faces.empty(), np.zeros((0, 4), np.int32))
-        rgb = _rgb_view(pixels)
+        rgb = rgb_view(pixels)
         faces = self.detector.detect(rgb)
         regions = faces.regions(width=pixels.shape[1], height=pixels.shape[0])
         return Cleaned(self.obscurer.apply(pixels, regions), faces, regions)
@@ -174,7 +174,7 @@ class Pipeline:
             if handler_for(output) is not handler:
                 raise VerificationFailed(f"the output is not a {handler.name} file")
             decoded = handler.decode(_read(original), self.settings.max_pixels)
-            found = [self.detector.detect(_rgb_view(frame)) for frame in decoded.frames]
+            found = [self.detector.detect(rgb_view(frame)) for frame in decoded.frames]
             verification = self._check(handler, decoded, found, _read(output))
         except UnsupportedFormat as exc:
             return Checked(str(original), str(output), "skipped", str(exc))
@@ -249,7 +249,7 @@ class Pipeline:
         report.metadata = decoded.metadata
         if self.settings.faces:
             for frame in decoded.frames:
-                faces = self.detector.detect(_rgb_view(frame))
+                faces = self.detector.detect(rgb_view(frame))
                 regions = faces.regions(decoded.width, decoded.height)
                 report.faces += Cleaned(frame, faces, regions).records()
 
@@ -261,12 +261,6 @@ def _scan_video(handler: VideoHandler, src: Path, report: ScanReport) -> None:
     report.width, report.height = probe.width, probe.height
     report.metadata = probe.fields
     report.faces_scanned = False
-
-
-def _rgb_view(pixels: Pixels) -> Pixels:
-    if pixels.ndim == 2:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, :3])
 
 
 def _read(path: Path) -> bytes:

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from ..detectors.centerface import CenterFace
 from ..faces import Faces
-from ..formats.base import Pixels
+from ..formats.base import Pixels, rgb_view
 from ..formats.metadata import MetaField
 from ..result import Leak, Verification
 from .models import INSTALL_HINT, Recognizer, SecondOpinion, VerifyUnavailable
@@ -77,12 +77,6 @@ def _iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[
     return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6))
 
 
-def _rgb(pixels: Pixels) -> Pixels:
-    if pixels.ndim == 2:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, :3])
-
-
 class Verifier:
     """Loads the second opinion and the recognizer once; `check` one output at a time."""
 
@@ -105,9 +99,10 @@ class Verifier:
         frames = zip(originals, outputs, found, strict=True)
         for index, (original, output, faces) in enumerate(frames):
             frame = index if len(originals) > 1 else None
-            boxes, sources = self._places(_rgb(output), faces)
+            shown = rgb_view(output)
+            boxes, sources = self._places(shown, faces)
             checked += len(boxes)
-            frame_leaks, runs = self._compare(_rgb(original), _rgb(output), boxes, sources, frame)
+            frame_leaks, runs = self._compare(rgb_view(original), shown, boxes, sources, frame)
             leaks += frame_leaks
             recognized += runs
         if metadata_left:

@@ -114,12 +114,13 @@ class Recognizer:
         if len(boxes) == 0:
             return np.zeros(0), np.zeros(0)
         chips = np.empty((3 * len(boxes), CHIP, CHIP, 3), np.uint8)
+        blank = original.copy()  # one copy, blanked and restored box by box
         for i, (x1, y1, x2, y2) in enumerate(np.round(boxes).astype(int).tolist()):
             shape = self._landmarks(original, self._dlib.rectangle(x1, y1, x2, y2))
-            blank = original.copy()
             blank[y1:y2, x1:x2] = _GREY
             for j, image in enumerate((original, output, blank)):
                 chips[3 * i + j] = self._dlib.get_face_chip(image, shape, CHIP, 0.25)
+            blank[y1:y2, x1:x2] = original[y1:y2, x1:x2]
         with self._lock:
             network = self._network()
             found = network.run(None, {"chips": chips_to_input(chips, self._mean)})[0]
