@@ -1,14 +1,23 @@
-"""Video (MP4, QuickTime, 3GP/3G2, Matroska, WebM): metadata removed by a stream-copy remux.
+"""Video (MP4, QuickTime, 3GP/3G2, Matroska, WebM, AVI): metadata removed by a stream-copy remux.
 
-The audio and video packets are copied bit for bit into a fresh container of the same kind;
-nothing else is carried over. Dropped: container and stream tags (title, comment, creation
-time, ISO 6709 location, make/model, software), data tracks (GoPro GPMF ``gpmd``, Apple
-``mebx`` location tracks, timecode ``tmcd``), subtitle tracks (DJI drones write GPS into
-them), attachments, cover pictures and chapters. Kept, because a player needs them: codec
-parameters, timestamps (A/V sync), the display matrix (rotation) and track language.
+The audio, video and subtitle packets are copied bit for bit into a fresh container of the
+same kind; nothing else is carried over. Dropped: container and stream tags (title, comment,
+creation time, ISO 6709 location, make/model, software; AVI's INFO list and ``IDIT`` date),
+data tracks (GoPro GPMF ``gpmd``, Apple ``mebx`` location tracks, timecode ``tmcd``),
+subtitle tracks whose text carries GPS or telemetry (DJI drones write their position into
+every cue), subtitle tracks the container kind cannot hold, attachments, cover pictures,
+chapters, and the camera data an AVI stream header may hold (``strd``, EXIF maker notes).
+Kept, because a viewer needs them: codec parameters, timestamps (A/V sync), the display
+matrix (rotation), and each track's language and default/forced flags.
 
-FFmpeg's ``bitexact`` flag stops the muxer adding its own marks: no ``Lavf`` version tag, and
-the mandatory ISO BMFF creation dates are written as zero.
+A text subtitle track (SubRip, ASS, WebVTT, MP4 timed text) is kept only after its header and
+every one of its cues have been read and none looks like coordinates or telemetry; an ASS
+script's header keeps only its canvas and styles (not its title, credits or editor's notes).
+A bitmap track (DVD, Blu-ray PGS, DVB) cannot be read as text and is kept.
+
+FFmpeg's ``bitexact`` flag stops the muxer adding its own marks: no ``Lavf`` version tag
+(Matroska's mandatory writing-application field says only ``Lavf``; AVI gets no ``ISFT``),
+and the mandatory ISO BMFF creation dates are written as zero.
 
 Limit: what the camera wrote inside the compressed streams (H.264 SEI user data, for
 instance) travels with the packets; that is why AVCHD/MPEG-TS is refused, where cameras put
@@ -18,6 +27,7 @@ the recording time and GPS position into the H.264 stream itself.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+from av.codec import Codec
 from av.container import InputContainer, OutputContainer
 from av.packet import Packet
 from av.stream import Disposition, Stream
@@ -50,7 +61,6 @@ from .metadata import (
 REFUSED_VIDEO = {
     ".mts": "AVCHD/MPEG-TS is not cleaned: the camera writes the recording time and GPS "
     "position into the H.264 stream itself, which copying the stream cannot remove",
-    ".avi": "AVI is not cleaned yet; convert it to MP4 or MKV first",
     ".wmv": "WMV/ASF is not cleaned yet; convert it to MP4 or MKV first",
     ".flv": "Flash video is not cleaned yet; convert it to MP4 or MKV first",
 }
@@ -61,6 +71,8 @@ _BITEXACT = {"fflags": "+bitexact"}
 # A cover picture or thumbnail track is a still of the video (it may show a face), not the video.
 _PICTURE_DISPOSITIONS = Disposition.attached_pic | Disposition.timed_thumbnails
 _KEPT_TYPES = ("video", "audio")
+# What a cleaned file may hold: the kept streams and the subtitle tracks judged safe.
+_CARRIED_TYPES = (*_KEPT_TYPES, "subtitle")
 # Tags that describe the file's structure or say nothing about anyone: never reported.
 # "handler_name" is a track's role ("Core Media Video", "SoundHandler") and "encoder" on a
 # track is QuickTime's compressor name ("H.264"); neither is copied to the output anyway.
@@ -82,6 +94,7 @@ _BITEXACT_ENCODER = "Lavf"
 # Tag name (lower case, without "com.apple.quicktime." and a "-eng" language suffix) -> field.
 _TAGS: dict[str, tuple[str, str]] = {
     "make": (DEVICE, "Make"),
+    "maker": (DEVICE, "Make"),  # AVI: Nikon's "ncdt" list, as FFmpeg names it
     "manufacturer": (DEVICE, "Make"),
     "model": (DEVICE, "Model"),
     "software": (DEVICE, "Software"),
@@ -101,15 +114,44 @@ _TAGS: dict[str, tuple[str, str]] = {
     "director": (PERSON, "Author"),
     "publisher": (PERSON, "Author"),
     "copyright": (PERSON, "Copyright"),
+    "encoded_by": (PERSON, "Author"),  # AVI: ITCH, the technician
     "displayname": (PERSON, "Author"),
     "title": (TEXT, "Title"),
     "comment": (TEXT, "Comment"),
     "description": (TEXT, "Description"),
     "synopsis": (TEXT, "Description"),
     "keywords": (TEXT, "Keywords"),
+    "subject": (TEXT, "Description"),  # AVI: ISBJ
+    "ieng": (PERSON, "Author"),  # AVI: the engineer, which FFmpeg leaves under its own name
+    "ikey": (TEXT, "Keywords"),
     "lyrics": (TEXT, "Comment"),
 }
 _LANGUAGE_SUFFIX = re.compile(r"-[a-z]{3}$")
+# Subtitle cues that carry telemetry, as drones and dash cams write it: a label followed by a
+# value ("[latitude: 22.632435]", "[longtitude : 113.82]" (a DJI firmware's spelling),
+# "GPS(113.8237,22.6324,73)", "GPS (8.6465, 49.3915, 19)", "[rel_alt: 1.200 abs_alt: 73.600]",
+# "BAROMETER:72.8", "Lat 22.632435"), or DJI's exposure and frame counters. A label needs a
+# value after it, so speech that mentions the GPS or an altitude is kept.
+_TELEMETRY_LABEL = re.compile(
+    r"\b(?:lat(?:itude)?|lon(?:gt?itude)?|lng|gps|(?:rel_|abs_)?alt(?:itude)?|barometer)"
+    r"(?:\s*[:=(]\s*[-+]?\d|\s+[-+]?\d{1,3}\.\d{4})"
+    r"|\[\s*(?:iso|shutter|fnum|ev|ct|color_md|focal_len|dzoom_ratio)\s*:"
+    r"|\b(?:FrameCnt|DiffTime)\s*:",
+    re.IGNORECASE,
+)
+# A recording date with its time of day ("2021-08-14 15:02:31", "2017.08.05 14:02:11"), which
+# drones and dash cams stamp on every cue and dialogue does not say that way.
+_DATE_TIME = re.compile(
+    r"\b(?:19|20)\d\d([-./:])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])[ T]+\d{1,2}:\d\d:\d\d"
+)
+# Two decimals of four or more places, one after the other: a latitude and a longitude in
+# either order ("22.632435, 113.823713", "-33.8568 151.2153", "N22.632435 E113.823713");
+# `_is_lat_lon` checks their ranges.
+_DEGREES = r"[NSEW]?\s?([-+]?\d{1,3}\.\d{4,})\s?°?\s?[NSEW]?"
+_COORDINATE_PAIR = re.compile(rf"(?<![\d.]){_DEGREES}(?:\s*[,;/]\s*|\s+){_DEGREES}(?![\d.])")
+# One coordinate in degrees, minutes and seconds with its hemisphere: 22°37'56.8"N, or with
+# the prime and double prime signs.
+_DMS = re.compile(r"\d{1,3}°\s?\d{1,2}['\u2032]\s?\d{1,2}(?:\.\d+)?(?:\"|\u2033|'')?\s?[NSEW]\b")
 _LANGUAGE_CODE = re.compile(r"^[a-z]{3}$")
 # ISO 6709 point: latitude, longitude, optional altitude, each signed; degrees (DD.D),
 # degrees+minutes (DDMM.M) or degrees+minutes+seconds (DDMMSS.S) by the integer digit count.
@@ -120,7 +162,36 @@ _EBML_MAGIC = b"\x1a\x45\xdf\xa3"
 _EPOCHS = ("19040101000000", "19700101000000")
 _START_TOLERANCE_S = Fraction(1, 1000)
 _EBML_SEGMENT = b"\x18\x53\x80\x67"
+# A RIFF file's first chunk and, in an OpenDML AVI over 1 GiB, the chunks that follow it.
+_RIFF_AVI, _RIFF_AVIX = b"AVI ", b"AVIX"
+# How much of an AVI's start is read for its stream headers (they are a few KiB).
+_RIFF_HEADER_LIMIT = 1 << 20
 _READ_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError, EOFError)
+_TELEMETRY_SUBTITLE = MetaField(PLACE, "SubtitleTrack", "subtitle track with GPS/telemetry (drone)")
+_CAMERA_DATA = "camera data in the AVI stream header (maker notes)"
+_ASS_DETAILS = "subtitle script details (title, authors, editor's notes, file paths)"
+# What an ASS/SSA header keeps, by section (ASS format v4.00+, "Script Info" and "Styles").
+_ASS_KEPT = {
+    "[script info]": frozenset(
+        {
+            "scripttype",
+            "playresx",
+            "playresy",
+            "playdepth",
+            "layoutresx",
+            "layoutresy",
+            "wrapstyle",
+            "scaledborderandshadow",
+            "ycbcr matrix",
+            "collisions",
+            "timer",
+            "kerning",
+        }
+    ),
+    "[v4+ styles]": frozenset({"format", "style"}),
+    "[v4 styles]": frozenset({"format", "style"}),
+    "[events]": frozenset({"format"}),
+}
 
 
 @dataclass(frozen=True)
@@ -171,10 +242,16 @@ class VideoHandler:
     def matroska(self) -> bool:
         return self.muxer in ("matroska", "webm")
 
+    @property
+    def riff(self) -> bool:
+        return self.muxer == "avi"
+
     def accept(self, prefix: bytes) -> bool:
         """Whether a file's first bytes are this container family's signature."""
         if self.matroska:
             return prefix.startswith(_EBML_MAGIC)
+        if self.riff:
+            return prefix[:4] == b"RIFF" and prefix[8:12] == _RIFF_AVI
         # A HEIF or AVIF still is an ISO BMFF file too; it is not a video.
         return prefix[4:8] in _ISO_BMFF_BOXES and not (
             HeifHandler.accept(prefix) or AvifHandler.accept(prefix)
@@ -182,50 +259,85 @@ class VideoHandler:
 
     # -- reading ---------------------------------------------------------------------------
     def probe(self, path: Path) -> Probe:
-        """Picture size, frame count and identifying fields, from the container headers."""
-        with _open(path, self.name) as container:
-            video = next((s for s in container.streams.video if _is_kept(s)), None)
+        """Picture size, frame count and identifying fields, from the container headers (and
+        the text of any subtitle track, which is read to the end)."""
+        with open_input(path, self.name) as container:
+            video = next((s for s in container.streams.video if is_kept(s)), None)
             width = video.codec_context.width if video is not None else None
             height = video.codec_context.height if video is not None else None
-            return Probe(width, height, video.frames if video else 0, _fields(container))
+            found = _fields(container, self.muxer)
+            return Probe(width, height, video.frames if video else 0, found)
 
     def fields(self, path: Path) -> list[MetaField]:
         """What the container reveals, in human terms (tags, telemetry tracks, chapters)."""
         return self.probe(path).fields
 
+    def check_whole(self, path: Path) -> None:
+        """`CorruptInput` when the container's own sizes say the file runs past its end.
+
+        FFmpeg reads what it can of a cut-off file without complaint; the top-level ISO BMFF
+        boxes, the Matroska Segment or the RIFF chunks say whether all of it is there.
+        """
+        try:
+            size = path.stat().st_size
+            declared = self._declared_end(path, size)
+        except OSError as exc:
+            raise CorruptInput(f"cannot read {self.name}: {exc.strerror or exc}") from exc
+        if declared is not None and declared > size:
+            raise CorruptInput(f"{self.name} file is truncated: {size} of its {declared} bytes")
+
+    def _declared_end(self, path: Path, size: int) -> int | None:
+        if self.matroska:
+            return _matroska_end(path)
+        if self.riff:
+            return _riff_end(path, size)
+        return _iso_bmff_end(path, size)
+
+    def carried_streams(self, container: InputContainer) -> list[Stream]:
+        """The streams of ``container`` that go into a cleaned file, in file order: the video
+        and audio (without cover pictures or thumbnails) and the subtitle tracks judged safe.
+
+        Text subtitle tracks are read to the end to be judged, through a second handle on the
+        same file (``container`` must have been opened from a path, as `open_input` does), so
+        ``container`` itself is not read from: demux it from the start afterwards.
+        """
+        dropped = _dropped_subtitles(container, self.muxer)
+        return [
+            s
+            for s in container.streams
+            if is_kept(s) or (s.type == "subtitle" and s.index not in dropped)
+        ]
+
     # -- cleaning --------------------------------------------------------------------------
     def clean(self, src: Path, out: Path) -> Remuxed:
-        """Copy the audio and video packets of ``src`` into a new container at ``out``.
+        """Copy the audio, video and safe subtitle packets of ``src`` into a new container at
+        ``out``.
 
         Raises `CorruptInput` when ``src`` is damaged or cut off, `UnsupportedFormat` for
         streams that cannot be copied unchanged and `EncodeFailed` when the muxer refuses
         them; ``out`` may then hold a partial file (the caller deletes it).
         """
-        size = src.stat().st_size
-        # FFmpeg reads what it can of a cut-off file without complaint; the container's own
-        # sizes (ISO BMFF boxes, the Matroska Segment) say whether all of it is there.
-        declared = _matroska_end(src) if self.matroska else _iso_bmff_end(src, size)
-        if declared is not None and declared > size:
-            raise CorruptInput(f"{self.name} file is truncated: {size} of its {declared} bytes")
+        self.check_whole(src)
         rotations = _rotations(src, self.name)
-        with _open(src, self.name) as inp:
-            kept = [s for s in inp.streams if _is_kept(s)]
-            if not kept:
+        with open_input(src, self.name) as inp:
+            carried = self.carried_streams(inp)
+            if not any(is_kept(s) for s in carried):
                 raise CorruptInput(f"{self.name} file holds no audio or video stream")
-            self._check_copyable(kept)
-            digests = {s.index: _Digest(s) for s in kept}
+            self._check_copyable(carried)
+            digests = {s.index: _Digest(s) for s in carried}
             try:
                 with av.open(
                     str(out), "w", format=self.muxer, container_options=_BITEXACT
                 ) as output:
-                    targets = {s.index: _copy_stream(output, s) for s in kept}
-                    for packet in _packets(inp, kept, self.name):
+                    targets = {s.index: copy_stream(output, s) for s in carried}
+                    for packet in packets(inp, carried, self.name):
                         digests[packet.stream.index].add(packet)
                         packet.stream = targets[packet.stream.index]
                         output.mux(packet)
             except (av.FFmpegError, OSError, ValueError) as exc:
                 msg = f"cannot write {self.name}: the muxer refused the copied streams"
-                raise EncodeFailed(f"{msg} ({_reason(exc)})") from exc
+                raise EncodeFailed(f"{msg} ({reason(exc)})") from exc
+        size = src.stat().st_size
         for digest in digests.values():
             digest.check_complete(self.name, size)
         return Remuxed(tuple(d.result() for d in digests.values()), rotations)
@@ -244,23 +356,24 @@ class VideoHandler:
                 )
 
     def verify(self, out: Path, expected: Remuxed) -> None:
-        """Re-read ``out``: only the copied streams, every packet identical, nothing identifying."""
+        """Re-read ``out``: only the copied streams, every packet identical, nothing identifying
+        (subtitle text included)."""
         try:
-            with _open(out, self.name) as container:
+            with open_input(out, self.name) as container:
                 streams = list(container.streams)
-                others = sorted({s.type for s in streams if s.type not in _KEPT_TYPES})
+                others = sorted({s.type for s in streams if s.type not in _CARRIED_TYPES})
                 if others:
                     raise VerificationFailed(f"output still has {', '.join(others)} streams")
                 if len(streams) != len(expected.streams):
                     raise VerificationFailed(
                         f"output has {len(streams)} streams, expected {len(expected.streams)}"
                     )
-                left = _fields(container)
+                left = _fields(container, self.muxer)
                 if left:
                     names = ", ".join(sorted({f.name for f in left}))
                     raise VerificationFailed(f"identifying metadata survived: {names}")
                 digests = [_Digest(s) for s in streams]
-                for packet in _packets(container, streams, self.name):
+                for packet in packets(container, streams, self.name):
                     digests[packet.stream.index].add(packet)
         except CorruptInput as exc:
             raise VerificationFailed(f"output does not read back: {exc}") from exc
@@ -288,24 +401,29 @@ VIDEO_HANDLERS: tuple[VideoHandler, ...] = (
     VideoHandler("3G2", (".3g2",), "3g2"),
     VideoHandler("Matroska", (".mkv",), "matroska"),
     VideoHandler("WebM", (".webm",), "webm"),
+    VideoHandler("AVI", (".avi",), "avi"),
 )
 
 
-# -- helpers -------------------------------------------------------------------------------
+# -- helpers shared with the face-obscuring transcoder (veil.video) ---------------------------
 @contextmanager
-def _open(path: Path, kind: str) -> Iterator[InputContainer]:
-    """Open a video for reading; FFmpeg's refusals become `CorruptInput`."""
+def open_input(path: Path, kind: str) -> Iterator[InputContainer]:
+    """Open a video for reading; FFmpeg's refusals become `CorruptInput`.
+
+    ``kind`` names the format in messages ("MP4").
+    """
     try:
         container = av.open(str(path), "r", metadata_errors="replace")
     except _READ_ERRORS as exc:
         raise CorruptInput(
-            f"cannot read {kind}: {_reason(exc)} (a damaged or truncated file, or not {kind})"
+            f"cannot read {kind}: {reason(exc)} (a damaged or truncated file, or not {kind})"
         ) from exc
     with container:
         yield container
 
 
-def _reason(exc: BaseException) -> str:
+def reason(exc: BaseException) -> str:
+    """A PyAV or OS error in a few words, for a `VeilError` message."""
     # PyAV's str() repeats the errno and the (temporary) file name; FFmpeg's own log line, when
     # it left one, says more than the errno ("Operation not permitted" for any muxer refusal).
     log = getattr(exc, "log", None)
@@ -314,14 +432,21 @@ def _reason(exc: BaseException) -> str:
     return str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
 
 
-def _is_kept(stream: Stream) -> bool:
+def is_kept(stream: Stream) -> bool:
+    """Whether a stream is video or audio that goes into a cleaned file (not a cover picture or
+    thumbnail). Subtitle tracks are judged on their text: see `VideoHandler.carried_streams`."""
     return stream.type in _KEPT_TYPES and not stream.disposition & _PICTURE_DISPOSITIONS
 
 
-def _copy_stream(output: OutputContainer, template: Stream) -> Stream:
+def copy_stream(output: OutputContainer, template: Stream) -> Stream:
     """A stream in ``output`` with ``template``'s codec parameters (rotation included) and
     none of its tags; language and default/forced flags are kept (they identify no one)."""
     stream: Stream = output.add_stream_from_template(template)
+    if _extradata_is_camera_data(template):
+        # The codec needs no setup data: these bytes are the camera's maker notes.
+        stream.codec_context.extradata = None
+    elif _is_ass(template) and template.codec_context.extradata:
+        stream.codec_context.extradata = _ass_header(template.codec_context.extradata)[0]
     language = template.language or ""
     if _LANGUAGE_CODE.match(language) and language != "und":
         stream.metadata["language"] = language
@@ -329,10 +454,15 @@ def _copy_stream(output: OutputContainer, template: Stream) -> Stream:
     return stream
 
 
-def _packets(
+def packets(
     container: InputContainer, streams: list[Stream], kind: str
 ) -> Iterator[Packet[Stream]]:
-    """The non-empty packets of ``streams``; read errors become `CorruptInput`."""
+    """The packets of ``streams`` that carry data; read errors become `CorruptInput`.
+
+    Left out: the demuxer's end-of-stream markers and the empty samples that end a timed-text
+    cue in MP4/QuickTime (FFmpeg's muxer writes its own, so copying them would add one more
+    on every pass).
+    """
     try:
         for packet in container.demux(streams):
             if packet.size == 0:  # the demuxer's end-of-stream marker, no data
@@ -341,9 +471,31 @@ def _packets(
                 raise CorruptInput(
                     f"{kind} stream {packet.stream.index} holds a damaged or truncated packet"
                 )
+            if _is_cue_end(packet):
+                continue
             yield packet
     except _READ_ERRORS as exc:
-        raise CorruptInput(f"cannot read {kind} to the end: {_reason(exc)}") from exc
+        raise CorruptInput(f"cannot read {kind} to the end: {reason(exc)}") from exc
+
+
+def container_fields(container: InputContainer) -> list[MetaField]:
+    """What an open video reveals, in human terms: tags, chapters, and the tracks a cleaned
+    file leaves out (telemetry, timecode, cover pictures, subtitles carrying GPS).
+
+    Subtitle tracks are read through a second handle, as `VideoHandler.carried_streams` does.
+    """
+    return _fields(container)
+
+
+def _is_cue_end(packet: Packet[Stream]) -> bool:
+    # A 3GPP timed-text sample of zero characters: the end of the cue before it.
+    if packet.size != 2 or _codec_name(packet.stream) != "mov_text":
+        return False
+    return bytes(packet) == b"\0\0"
+
+
+def _codec_name(stream: Stream) -> str:
+    return stream.codec_context.name if stream.codec_context else ""
 
 
 class _Digest:
@@ -368,13 +520,17 @@ class _Digest:
             self.start = pts
         offset = None if pts is None else pts - (self.start or 0)
         self._hash.update(f"{offset}:{packet.size}:".encode())
+        if self.kind == "subtitle":  # how long a cue stays on screen is part of the copy
+            self._hash.update(f"{Fraction(packet.duration or 0) * packet.time_base}:".encode())
         self._hash.update(memoryview(packet))
         self.count += 1
 
     def check_complete(self, kind: str, file_size: int) -> None:
         """`CorruptInput` unless every packet the headers promise was read."""
         # FFmpeg stops quietly at the end of a truncated file; the index says what is missing.
-        missing = self.data_end > file_size or self.count < self.indexed
+        # A timed-text index also counts the cue ends `packets` leaves out.
+        short = self.count < self.indexed and self.kind != "subtitle"
+        missing = self.data_end > file_size or short
         if missing or (self.frames and not self.count):
             raise CorruptInput(
                 f"{kind} file is truncated: {self.kind} stream {self.index} has "
@@ -436,6 +592,65 @@ def _ebml_size(data: bytes, at: int) -> tuple[int | None, int]:
     return (None if value == (1 << 7 * length) - 1 else value), length
 
 
+def _riff_end(path: Path, file_size: int) -> int | None:
+    """Where the RIFF chunks say an AVI file ends: its "RIFF AVI " chunk and the "RIFF AVIX"
+    chunks that follow it in an OpenDML file (OpenDML AVI File Format Extensions 1.02, 2.1);
+    None where the first size is unset (a recording stopped before it was written)."""
+    end, at, form = None, 0, _RIFF_AVI
+    with path.open("rb") as fh:
+        while at + 12 <= file_size:
+            fh.seek(at)
+            header = fh.read(12)
+            if header[:4] != b"RIFF" or header[8:12] != form:
+                break  # what follows the last RIFF chunk is not the file's (FFmpeg ignores it)
+            size = int.from_bytes(header[4:8], "little")
+            if size < 4:
+                return end
+            end = at + 8 + size
+            at, form = end + (size & 1), _RIFF_AVIX  # chunks are padded to an even size
+    return end
+
+
+def _riff_stream_data(path: Path) -> list[bytes]:
+    """The payloads of the "strd" chunks in an AVI's stream headers (hdrl/strl lists)."""
+    found: list[bytes] = []
+    with path.open("rb") as fh:
+        head = fh.read(12 + _RIFF_HEADER_LIMIT)
+    # hdrl is the first chunk of "RIFF AVI ": "LIST", size, "hdrl", then its chunks.
+    if head[12:16] != b"LIST" or head[20:24] != b"hdrl":
+        return found
+    _riff_walk(head, 24, 20 + int.from_bytes(head[16:20], "little"), found)
+    return found
+
+
+def _riff_walk(data: bytes, at: int, end: int, found: list[bytes]) -> None:
+    end = min(end, len(data))
+    while at + 8 <= end:
+        fourcc, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        if fourcc == b"LIST" and data[at + 8 : at + 12] == b"strl":
+            _riff_walk(data, at + 12, at + 8 + size, found)
+        elif fourcc == b"strd":
+            found.append(data[at + 8 : at + 8 + size])
+        at += 8 + size + (size & 1)
+
+
+def _extradata_is_camera_data(stream: Stream) -> bool:
+    """Whether FFmpeg handed an AVI stream's "strd" chunk to the codec as its setup data.
+
+    It does so for a codec whose format header brought none (MJPEG, PCM); cameras use the
+    chunk for EXIF maker notes (Pentax, Fujifilm "AVIF"), which the muxer would write into the
+    new stream header.
+    """
+    container = stream.container
+    extradata = stream.codec_context.extradata if stream.codec_context else None
+    if not extradata or container.format.name != "avi":
+        return False
+    try:
+        return any(p.startswith(extradata) for p in _riff_stream_data(Path(container.name)))
+    except OSError:
+        return True  # cannot tell: leave the bytes out
+
+
 def _same_start(got: Fraction | None, want: Fraction | None) -> bool:
     # FFmpeg's MP4 muxer writes the edit list that delays a stream in a 1/1000 s movie time
     # scale, so a start read from a file made elsewhere comes back rounded to the millisecond.
@@ -446,16 +661,16 @@ def _same_start(got: Fraction | None, want: Fraction | None) -> bool:
 
 def _rotations(path: Path, kind: str) -> tuple[float | None, ...]:
     """The display rotation of each kept video stream, as a player applies it to the frames."""
-    with _open(path, kind) as container:
-        count = len([s for s in container.streams.video if _is_kept(s)])
+    with open_input(path, kind) as container:
+        count = len([s for s in container.streams.video if is_kept(s)])
     return tuple(_rotation(path, kind, number) for number in range(count))
 
 
 def _rotation(path: Path, kind: str, number: int) -> float | None:
     # Read from the first decoded frame: PyAV does not expose a stream's display matrix, and
     # the decoder attaches it to every frame.
-    with _open(path, kind) as container:
-        stream = [s for s in container.streams.video if _is_kept(s)][number]
+    with open_input(path, kind) as container:
+        stream = [s for s in container.streams.video if is_kept(s)][number]
         try:
             frame = next(container.decode(stream), None)
         except _READ_ERRORS:
@@ -463,13 +678,23 @@ def _rotation(path: Path, kind: str, number: int) -> float | None:
         return None if frame is None else float(frame.rotation)
 
 
-def _fields(container: InputContainer) -> list[MetaField]:
+def _fields(container: InputContainer, muxer: str | None = None) -> list[MetaField]:
+    """`container_fields`; with ``muxer``, also the subtitle tracks that muxer cannot hold."""
     found = _tag_fields(container.metadata, stream=False)
+    dropped = _dropped_subtitles(container, muxer)
     for stream in container.streams:
-        if _is_kept(stream):
+        if stream.index in dropped:
+            found.append(dropped[stream.index])
+        elif is_kept(stream) or stream.type == "subtitle":
             found += _tag_fields(stream.metadata, stream=True)
         else:
             found.append(_track_field(stream))
+        if _extradata_is_camera_data(stream):
+            found.append(MetaField(DEVICE, "StreamData", _CAMERA_DATA))
+        if _is_ass(stream) and stream.index not in dropped:
+            _, left_out = _ass_header(stream.codec_context.extradata or b"")
+            if left_out:
+                found.append(MetaField(TEXT, "SubtitleHeader", _ASS_DETAILS))
     chapters = container.chapters()
     if chapters:
         found.append(MetaField(TEXT, "Chapters", f"{len(chapters)} chapters (titles and times)"))
@@ -512,11 +737,126 @@ def _track_field(stream: Stream) -> MetaField:
     if stream.type == "data":
         named = f" ({label})" if label else ""
         return MetaField(PLACE, "TelemetryTrack", f"telemetry track (GPS, sensors){named}")
-    if stream.type == "subtitle":
-        return MetaField(TEXT, "SubtitleTrack", "subtitle track (drones write GPS into these)")
     if stream.type == "attachment":
         return MetaField(OTHER, "Attachment", "attached file (fonts, pictures, documents)")
     return MetaField(OTHER, "OtherTrack", f"{stream.type} track")
+
+
+# -- subtitle tracks -----------------------------------------------------------------------
+def _dropped_subtitles(container: InputContainer, muxer: str | None) -> dict[int, MetaField]:
+    """The subtitle tracks a cleaned file leaves out, by stream index, with the reason: the
+    text carries telemetry, or ``muxer`` (when given) cannot hold the codec."""
+    dropped: dict[int, MetaField] = {}
+    readable: list[Stream] = []
+    for stream in container.streams.subtitles:
+        if muxer is not None and not _muxer_takes(muxer, stream):
+            codec = _codec_name(stream) or "unknown"
+            note = f"subtitle track in {codec} format, which a {muxer} file cannot hold"
+            dropped[stream.index] = MetaField(OTHER, "SubtitleTrack", note)
+        elif not _is_bitmap(stream):
+            readable.append(stream)
+    for index in _telemetry_tracks(container, readable):
+        dropped[index] = _TELEMETRY_SUBTITLE
+    return dropped
+
+
+def _is_ass(stream: Stream) -> bool:
+    return stream.type == "subtitle" and _codec_name(stream) in ("ass", "ssa")
+
+
+def _ass_header(header: bytes) -> tuple[bytes, list[str]]:
+    """An ASS/SSA script header cut down to what a renderer needs, and the lines left out.
+
+    Kept: the [Script Info] lines that set the canvas and wrapping, the styles, and the
+    events' column list. Left out: the title and credits ("Original Script: Jane"), comments
+    ("; Script generated by Aegisub"), the editor's own section (which names the local video
+    file, home folder included) and embedded fonts and pictures.
+    """
+    kept: list[str] = []
+    left_out: list[str] = []
+    keys: frozenset[str] = frozenset()
+    for raw in header.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            keys = _ASS_KEPT.get(line.lower(), frozenset())
+            (kept if keys else left_out).append(line)
+        elif line.split(":", 1)[0].strip().lower() in keys and ":" in line:
+            kept.append(line)
+        elif line:
+            left_out.append(line)
+    return "\n".join(kept).encode() + b"\n", left_out
+
+
+def _is_bitmap(stream: Stream) -> bool:
+    # DVD, Blu-ray (PGS) and DVB subtitles are run-length pictures: no text to read. A track
+    # whose codec FFmpeg cannot decode counts as text and is searched byte for byte.
+    codec: Codec | None = stream.codec_context.codec if stream.codec_context else None
+    return codec is not None and codec.bitmap_sub
+
+
+def _muxer_takes(muxer: str, stream: Stream) -> bool:
+    """Whether FFmpeg's ``muxer`` can hold ``stream``'s codec (PyAV asks the muxer's codec
+    table, as it does when the real output stream is added)."""
+    with av.open(io.BytesIO(), "w", format=muxer) as trial:
+        try:
+            trial.add_stream_from_template(stream)
+        except ValueError:
+            return False
+    return True
+
+
+def _telemetry_tracks(container: InputContainer, streams: list[Stream]) -> set[int]:
+    """The indices of ``streams`` (subtitle tracks) with a cue that looks like telemetry."""
+    if not streams:
+        return set()
+    # The header too: a script's title or notes may name the place.
+    found = {s.index for s in streams if is_telemetry(_header_text(s))}
+    kind = container.format.name
+    # A second handle on the same file: ``container`` keeps its read position for the caller.
+    with open_input(Path(container.name), kind) as again:
+        mine = [again.streams[s.index] for s in streams]
+        for packet in packets(again, mine, kind):
+            if packet.stream.index not in found and is_telemetry(_cue_text(packet)):
+                found.add(packet.stream.index)
+    return found
+
+
+def _header_text(stream: Stream) -> str:
+    if _codec_name(stream) == "mov_text":
+        return ""  # a binary sample description (font table), no free text
+    extradata = stream.codec_context.extradata if stream.codec_context else None
+    return (extradata or b"").replace(b"\0", b"").decode("utf-8", "replace")
+
+
+def _cue_text(packet: Packet[Stream]) -> str:
+    """A subtitle packet's text: UTF-8 for SubRip, ASS and WebVTT; MP4 timed text starts with
+    its text length and may be UTF-16 (3GPP TS 26.245, 5.17)."""
+    data = bytes(packet)
+    if _codec_name(packet.stream) == "mov_text":
+        data = data[2 : 2 + int.from_bytes(data[:2], "big")]  # style boxes follow the text
+    if data.startswith((b"\xfe\xff", b"\xff\xfe")):
+        return data.decode("utf-16", "replace")
+    # Text of a codec FFmpeg cannot decode may be UTF-16 without a byte order mark; its
+    # letters and digits read the same once the zero bytes are gone.
+    return data.replace(b"\0", b"").decode("utf-8", "replace")
+
+
+def is_telemetry(text: str) -> bool:
+    """Whether a subtitle cue looks like a drone's or dash cam's telemetry rather than speech.
+
+    >>> is_telemetry("[latitude: 22.632435] [longitude: 113.823713] [altitude: 73.600000]")
+    True
+    >>> is_telemetry("Meet me at 10.30, OK?")
+    False
+    """
+    if _TELEMETRY_LABEL.search(text) or _DATE_TIME.search(text) or _DMS.search(text):
+        return True
+    return any(_is_lat_lon(m[1], m[2]) for m in _COORDINATE_PAIR.finditer(text))
+
+
+def _is_lat_lon(first: str, second: str) -> bool:
+    a, b = abs(float(first)), abs(float(second))
+    return (a <= 90 and b <= 180) or (a <= 180 and b <= 90)  # latitude first or longitude first
 
 
 def _is_real_date(value: str) -> bool:
