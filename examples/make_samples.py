@@ -1,9 +1,11 @@
-"""Make the sample photos of the Quick start: real faces carrying the metadata harvesters read.
+"""Make the sample photos and clip of the Quick start: real faces carrying the metadata
+harvesters read.
 
 The pictures come with scikit-image (public-domain NASA astronaut portrait and the classic
 "cameraman"); the metadata is ours: a GPS position, a camera serial number, an owner's name,
 a capture time, an XMP packet, PNG text chunks, and a sideways EXIF orientation, so that
-`veil scan` has something to show and `veil clean` has something to remove.
+`veil scan` has something to show and `veil clean` has something to remove. The clip pans
+across the two portraits, with a tone for sound and the Eiffel Tower as its recorded place.
 
     python examples/make_samples.py samples/
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import av
 import numpy as np
 from PIL import ExifTags, Image, PngImagePlugin
 from skimage import data
@@ -64,7 +67,38 @@ def main(folder: Path) -> None:
     text.add_text("Location", "Champ de Mars, Paris")
     text.add_itxt("Comment", "Two colleagues at the launch party")
     pair.save(folder / "colleagues.png", pnginfo=text)
-    print(f"wrote 3 sample photos to {folder}")
+    pan(np.asarray(pair), folder / "colleagues-pan.mov")
+    print(f"wrote 3 sample photos and a sample clip to {folder}")
+
+
+def pan(picture: np.ndarray, path: Path, seconds: int = 3, fps: int = 25) -> None:
+    """A 480x360 camera pan across ``picture`` (QuickTime, H.264 and AAC) with a location."""
+    width, height, frames = 480, 360, seconds * fps
+    with av.open(str(path), "w", format="mov") as out:
+        out.metadata.update(
+            {"location": "+48.8584+002.2945+035.000/", "make": "ExampleCam", "model": "X100 Pro"}
+        )
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        audio = out.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        for i in range(frames):
+            left = round(i * (picture.shape[1] - width) / (frames - 1))
+            crop = np.ascontiguousarray(picture[76 : 76 + height, left : left + width])
+            frame = av.VideoFrame.from_ndarray(crop, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        tone = (0.2 * np.sin(np.arange(48000 * seconds) * 2 * np.pi * 440 / 48000)).astype(
+            np.float32
+        )
+        for start in range(0, len(tone) - 1023, 1024):
+            sound = av.AudioFrame.from_ndarray(
+                tone[None, start : start + 1024], format="fltp", layout="mono"
+            )
+            sound.sample_rate, sound.pts = 48000, start
+            out.mux(audio.encode(sound))
+        out.mux(audio.encode())
 
 
 if __name__ == "__main__":

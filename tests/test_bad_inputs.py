@@ -81,7 +81,12 @@ CASES = [
         ("--max-megapixels", "1"),
     ),
     Bad("camera.nef", lambda: b"II*\x00" + bytes(200), "skipped", r"RAW.*\.nef"),
-    Bad("clip.mp4", lambda: b"\x00\x00\x00\x18ftypmp42" + bytes(200), "skipped", r"video.*\.mp4"),
+    Bad(
+        "clip.mp4",
+        lambda: b"\x00\x00\x00\x18ftypmp42" + bytes(200),
+        "failed",
+        r"CorruptInput.*cannot read MP4",
+    ),
     Bad("notes.txt", lambda: b"a shopping list\n", "skipped", r"unsupported.*\.txt"),
 ]
 

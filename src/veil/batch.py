@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .errors import UsageError
 from .pipeline import Pipeline, atomic_write
@@ -222,7 +222,13 @@ def _execute(
             pipe = pipeline or Pipeline(settings)
             for i, job in todo:
                 bar.set_postfix_str(job.src.name[-30:], refresh=False)
-                yield i, pipe.run(job.src, job.dst)
+                frames = _FrameBar(show)
+                pipe.frame_progress = frames
+                try:
+                    yield i, pipe.run(job.src, job.dst)
+                finally:
+                    frames.close()
+                    pipe.frame_progress = None
                 bar.update()
             return
         # Spawned, not forked: forking a process that already runs onnxruntime's threads is
@@ -242,6 +248,36 @@ def _execute(
                 raise
     finally:
         bar.close()
+
+
+class _FrameBar:
+    """A second progress bar, below the files', for the frames of the video being cleaned:
+    frames per second and time left, opened on the first frame written."""
+
+    def __init__(self, show: bool) -> None:
+        self._show = show
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not self._show:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=total,
+                unit="frame",
+                position=1,
+                leave=False,
+                dynamic_ncols=True,
+                file=sys.stderr,
+            )
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def verify_pairs(originals: Path, outputs: Path) -> list[tuple[Path, Path]]:

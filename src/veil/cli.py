@@ -25,12 +25,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _EPILOG = f"""\
 formats: {" ".join(supported_extensions())}
 Files of other kinds are reported as skipped; RAW camera files are refused with a reason.
-Video (MP4, MOV, M4V, 3GP, MKV, WebM) is cleaned of metadata with --faces off; faces in video
-are not obscured yet, so with faces on a video is refused rather than published with faces.
+Video (MP4, MOV, M4V, 3GP, MKV, WebM, AVI) is re-encoded with its faces obscured and its sound
+copied; with --faces off its streams are copied unchanged, without the metadata.
 
 examples:
   veil clean holiday/ -o holiday-clean --report report.jsonl
   veil clean protest.jpg -o share --method pixelate
+  veil clean march.mp4 -o share --hold 30          # keep lost faces covered for 30 frames
   veil clean protest/ -o share --verify        # check each output; leaking ones not written
   veil verify holiday/ holiday-clean --report proof.jsonl
   veil scan photo.heic
@@ -48,6 +49,13 @@ def _positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
     return number
 
 
@@ -91,8 +99,8 @@ def _add_detection(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.max_pixels / 1e6,
         metavar="MP",
-        help="refuse images with more megapixels than this, all frames together "
-        f"(default: {d.max_pixels / 1e6:.0f})",
+        help="refuse images with more megapixels than this, all frames together, and videos "
+        f"with larger frames (default: {d.max_pixels / 1e6:.0f})",
     )
 
 
@@ -100,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="veil",
         description="Obscure every face and strip identifying metadata (GPS, serials, owner names, "
-        "thumbnails, XMP/IPTC) from photos before they are published. Works offline.",
+        "thumbnails, XMP/IPTC, video location and telemetry tracks) from photos and videos "
+        "before they are published. Works offline.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -109,14 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     clean = sub.add_parser(
         "clean",
-        help="write cleaned copies of photos into another folder",
-        description="Write a cleaned copy of each photo into OUTDIR, mirroring the input tree. "
-        "Inputs are never modified; existing outputs are kept unless --overwrite.",
+        help="write cleaned copies of photos and videos into another folder",
+        description="Write a cleaned copy of each photo and video into OUTDIR, mirroring the "
+        "input tree. Inputs are never modified; existing outputs are kept unless --overwrite. "
+        "Videos are re-encoded with every face obscured in every frame (tracked through the "
+        "frames the detector misses); their sound is copied unchanged.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     clean.add_argument(
-        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders"
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo or video files, or folders"
     )
     clean.add_argument(
         "-o",
@@ -145,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="shape obscured inside each face region (default: %(default)s)",
     )
     _add_detection(clean)
+    clean.add_argument(
+        "--hold",
+        type=_non_negative_int,
+        default=Settings().hold,
+        metavar="FRAMES",
+        help="video and animations: keep a face obscured this many frames after the detector "
+        "lost it (and before it found it), and fill gaps up to this long between its detections "
+        "(default: %(default)s; 0 obscures only where a face is detected)",
+    )
     clean.add_argument(
         "--jobs",
         type=_positive_int,
@@ -179,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scan.add_argument(
-        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo files or folders"
+        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo or video files, or folders"
     )
     scan.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_detection(scan)
@@ -237,6 +257,7 @@ def _clean(args: argparse.Namespace) -> int:
         mask=args.mask,
         jobs=args.jobs,
         overwrite=args.overwrite,
+        hold=args.hold,
         verify=args.verify,
         allow_leaks=args.allow_leaks,
     )
@@ -334,20 +355,23 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     if report.frames > 1:
         size += f", {report.frames} frames"
     lines = [f"{report.path}  ({size})"]
-    if faces_on and not report.faces_scanned:
-        lines.append(f"  {'faces':<16} not scanned (video): clean refuses it unless --faces off")
-    elif faces_on:
+    if faces_on:
+        sampled = ""
+        if report.sampled_frames is not None:
+            # A video is sampled: every frame is looked at only when it is cleaned.
+            sampled = f" in {report.sampled_frames} sampled key frames"
         if report.faces:
             heights = [f.box[3] - f.box[1] for f in report.faces]
             scores = [f.score for f in report.faces]
             # Scores tell a confident face from a weak, possible one (the default threshold is
             # low on purpose, so a cleaned photo can still show weak hits on the grey fills).
             lines.append(
-                f"  {'faces':<16} {len(report.faces)} found, {_span(heights, '{:.0f} px')} tall, "
+                f"  {'faces':<16} {len(report.faces)} found{sampled}, "
+                f"{_span(heights, '{:.0f} px')} tall, "
                 f"detector score {_span(scores, '{:.2f}')}: would be obscured"
             )
         else:
-            lines.append(f"  {'faces':<16} none found")
+            lines.append(f"  {'faces':<16} none found{sampled}")
     if not report.metadata:
         lines.append(f"  {'metadata':<16} nothing identifying found")
     order = {c: i for i, c in enumerate(CATEGORIES)}

@@ -29,9 +29,11 @@ from .formats.metadata import MetaField
 from .obscurers import Obscurer, get_obscurer
 from .result import Checked, FaceRecord, Result, Verification
 from .settings import Settings
+from .tracking import SceneCuts, Tracker
 
 if TYPE_CHECKING:
     from .verify import Verifier
+    from .video import Progress, VideoCleaner
 
 
 @dataclass
@@ -65,8 +67,8 @@ class ScanReport:
     faces: list[FaceRecord] = field(default_factory=list)
     metadata: list[MetaField] = field(default_factory=list)
     error: str | None = None
-    #: False where faces were not looked for (videos: obscuring faces in video is not built).
-    faces_scanned: bool = True
+    #: Videos: faces are looked for in this many evenly spaced key frames, not in all.
+    sampled_frames: int | None = None
 
 
 class Pipeline:
@@ -86,8 +88,11 @@ class Pipeline:
         self.settings = settings or Settings()
         self._detector = detector
         self._verifier: Verifier | None = None
+        self._video: VideoCleaner | None = None
         self._threads = threads
         self.obscurer: Obscurer = get_obscurer(self.settings.method, self.settings.mask)
+        #: Called with the number of video frames written, as they are (progress bars).
+        self.frame_progress: Progress | None = None
 
     @property
     def detector(self) -> Detector:
@@ -105,6 +110,20 @@ class Pipeline:
             self._verifier = Verifier(self._threads, shared)
         return self._verifier
 
+    @property
+    def video(self) -> VideoCleaner:
+        if self._video is None:  # PyAV's encoders are imported only for a video
+            from .video import VideoCleaner
+
+            self._video = VideoCleaner(
+                self.detector,
+                self.obscurer,
+                self.settings.strategy,
+                self.settings.hold,
+                self.settings.max_pixels,
+            )
+        return self._video
+
     # -- in memory -------------------------------------------------------------------------
     def clean_array(self, pixels: Pixels) -> Cleaned:
         """Detect and obscure faces in an RGB(A) or grey uint8 array; returns a new array."""
@@ -115,6 +134,26 @@ class Pipeline:
         regions = faces.regions(width=pixels.shape[1], height=pixels.shape[0])
         return Cleaned(self.obscurer.apply(pixels, regions), faces, regions)
 
+    def clean_frames(self, frames: list[Pixels]) -> list[Cleaned]:
+        """`clean_array` for each frame of an image; in an animation, faces are also tracked
+        through the frames, so a face the detector misses in one frame stays obscured."""
+        if not self.settings.faces or len(frames) < 2:
+            return [self.clean_array(frame) for frame in frames]
+        tracker, cuts = Tracker(self.settings.hold), SceneCuts()
+        found: list[Faces] = []
+        for index, frame in enumerate(frames):
+            rgb = rgb_view(frame)
+            found.append(self.detector.detect(rgb))
+            tracker.update(index, found[-1], cuts.is_cut(rgb))
+        cleaned = []
+        for index, (frame, faces) in enumerate(zip(frames, found, strict=True)):
+            filled = tracker.filled(index)
+            # Boxes the tracker filled in carry score 0 in the report: no detection there.
+            every = Faces.merge([faces, Faces(filled, np.zeros(len(filled), np.float32))])
+            regions = every.regions(width=frame.shape[1], height=frame.shape[0])
+            cleaned.append(Cleaned(self.obscurer.apply(frame, regions), every, regions))
+        return cleaned
+
     # -- files -----------------------------------------------------------------------------
     def clean_file(self, src: Path, dst: Path) -> Result:
         """Clean one file into ``dst`` atomically; on failure raise `VeilError`, write nothing."""
@@ -122,7 +161,7 @@ class Pipeline:
         if isinstance(handler, VideoHandler):
             return self._clean_video(handler, src, dst)
         decoded = handler.decode(_read(src), self.settings.max_pixels)
-        cleaned = [self.clean_array(frame) for frame in decoded.frames]
+        cleaned = self.clean_frames(decoded.frames)
         data = handler.encode(decoded, [c.pixels for c in cleaned])
         handler.verify(data, decoded)
         verification = None
@@ -169,10 +208,11 @@ class Pipeline:
             return Checked(str(original), str(output), "skipped", "no output to verify")
         try:
             handler = handler_for(original)
-            if isinstance(handler, VideoHandler):
-                raise UnsupportedFormat("video: faces in video are not verified yet")
             if handler_for(output) is not handler:
                 raise VerificationFailed(f"the output is not a {handler.name} file")
+            if isinstance(handler, VideoHandler):
+                verification = self._check_video(handler, original, output)
+                return Checked(str(original), str(output), verification.verdict, None, verification)
             decoded = handler.decode(_read(original), self.settings.max_pixels)
             found = [self.detector.detect(rgb_view(frame)) for frame in decoded.frames]
             verification = self._check(handler, decoded, found, _read(output))
@@ -183,25 +223,40 @@ class Pipeline:
         return Checked(str(original), str(output), verification.verdict, None, verification)
 
     def _clean_video(self, handler: VideoHandler, src: Path, dst: Path) -> Result:
-        """Remux a video without its metadata, on disk (videos can be larger than memory)."""
-        if self.settings.faces:
-            # Fail closed: writing the video would publish every face in it unobscured.
-            raise UnsupportedFormat(
-                f"video ({src.suffix.lower()}): obscuring faces in video is not supported yet; "
-                "`--faces off` cleans its metadata only (faces stay visible)"
-            )
-        removed = handler.fields(src)
+        """A video, on disk (videos can be larger than memory): faces obscured frame by frame
+        and re-encoded, or with ``faces`` off, its streams copied without the metadata."""
+        verification = None
         try:
             with atomic_output(dst) as tmp:
-                handler.verify(tmp, handler.clean(src, tmp))
+                if not self.settings.faces:
+                    removed, faces = handler.fields(src), []
+                    handler.verify(tmp, handler.clean(src, tmp))
+                else:
+                    written = self.video.clean(handler, src, tmp, self.frame_progress)
+                    self.video.verify(handler, src, tmp, written)
+                    removed, faces = written.removed, written.faces
+                    if self.settings.verify:
+                        verification = self._check_video(handler, src, tmp)
+                        if verification.verdict == "leak" and not self.settings.allow_leaks:
+                            raise LeakFound(verification)
         except OSError as exc:
             raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
         return Result(
             input=str(src),
             output=str(dst),
             status="cleaned",
+            faces=faces,
             metadata_removed=sorted({f.name for f in removed}),
+            verification=verification,
         )
+
+    def _check_video(self, handler: VideoHandler, original: Path, output: Path) -> Verification:
+        """`Verifier.check` on evenly spaced frames of a video and its cleaned output."""
+        frames = (
+            (number, before, after, self.video.detect(before))
+            for number, before, after in self.video.pairs(handler, original, output)
+        )
+        return self.verifier.check_frames(frames, handler.fields(output))
 
     def run(self, src: Path, dst: Path) -> Result:
         """`clean_file` for the doors: every `VeilError` becomes a skipped or failed row."""
@@ -235,7 +290,7 @@ class Pipeline:
         try:
             handler = handler_for(src)
             if isinstance(handler, VideoHandler):
-                _scan_video(handler, src, report)
+                self._scan_video(handler, src, report)
             else:
                 self._scan_image(handler, src, report)
         except VeilError as exc:
@@ -253,14 +308,13 @@ class Pipeline:
                 regions = faces.regions(decoded.width, decoded.height)
                 report.faces += Cleaned(frame, faces, regions).records()
 
-
-def _scan_video(handler: VideoHandler, src: Path, report: ScanReport) -> None:
-    """Container facts only: faces in video are not looked for yet."""
-    probe = handler.probe(src)
-    report.format, report.frames = handler.name, probe.frames
-    report.width, report.height = probe.width, probe.height
-    report.metadata = probe.fields
-    report.faces_scanned = False
+    def _scan_video(self, handler: VideoHandler, src: Path, report: ScanReport) -> None:
+        probe = handler.probe(src)
+        report.format, report.frames = handler.name, probe.frames
+        report.width, report.height = probe.width, probe.height
+        report.metadata = probe.fields
+        if self.settings.faces:
+            report.faces, report.sampled_frames = self.video.scan(handler, src)
 
 
 def _read(path: Path) -> bytes:

@@ -12,11 +12,17 @@ STATUSES: tuple[str, ...] = ("cleaned", "unchanged", "skipped", "failed")
 
 @dataclass(frozen=True)
 class FaceRecord:
-    """One face in the report: detector box, obscured region (both displayed pixels), score."""
+    """One face in the report: detector box, obscured region (both displayed pixels), score.
+
+    In a video, one record is one tracked face: ``frames`` is its first and last frame
+    (detected; its region reaches ``hold`` frames further each way), ``box`` the extent of
+    all its boxes and ``score`` its best; ``region`` is empty, as the region moves with it.
+    """
 
     box: list[float]
     region: list[int]
     score: float
+    frames: list[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,9 @@ class Result:
         row = asdict(self)
         if row["verification"] is None:  # the key is there only when --verify asked for it
             del row["verification"]
+        for face in row["faces"]:
+            if face["frames"] is None:  # photos: the contract of METRICS.md, unchanged
+                del face["frames"]
         return json.dumps(row, ensure_ascii=False)
 
     @classmethod

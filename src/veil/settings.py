@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from .detectors import PRESETS, Strategy
 from .errors import UsageError
+from .tracking import DEFAULT_HOLD
 
 Method = Literal["fill", "pixelate", "blur"]
 MaskShape = Literal["ellipse", "box"]
@@ -35,8 +36,12 @@ class Settings:
     threshold: float | None = None
     #: Shape of the obscured area inside each grown region.
     mask: MaskShape = "ellipse"
-    #: Decompression-bomb guard: most pixels (all frames together) veil will decode.
+    #: Decompression-bomb guard: most pixels veil will decode (all frames of an image
+    #: together; one frame of a video, which is streamed).
     max_pixels: int = 200_000_000
+    #: Video and animations: frames a face stays obscured after (and before) the detector
+    #: lost (or found) it, and the longest gap filled between two of its detections.
+    hold: int = DEFAULT_HOLD
     #: Worker processes for batches; None: one per core for batches of 8 files or more (two
     #: single-threaded detectors outrun one two-threaded detector, 20 against 37 ms per photo
     #: on 2 cores), one process otherwise (starting workers costs about a second).
@@ -65,6 +70,8 @@ class Settings:
             raise UsageError(
                 "verification checks that faces are obscured; it cannot run with faces off"
             )
+        if self.hold < 0:
+            raise UsageError(f"hold must be 0 or more frames, got {self.hold}")
         if self.jobs is not None and self.jobs < 1:
             raise UsageError(f"jobs must be at least 1, got {self.jobs}")
 

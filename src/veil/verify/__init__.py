@@ -18,6 +18,8 @@ that is merely darkened, inverted, blurred or pixelated correlates strongly and 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +29,7 @@ from ..faces import Faces
 from ..formats.base import Pixels, rgb_view
 from ..formats.metadata import MetaField
 from ..result import Leak, Verification
+from ..tracking import iou
 from .models import INSTALL_HINT, Recognizer, SecondOpinion, VerifyUnavailable
 
 #: Below this absolute correlation at both sizes, a crop of the output is taken to keep
@@ -65,18 +68,6 @@ def correlation(original: Pixels, output: Pixels) -> float:
     return best
 
 
-def _iou(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """IoU of each box in ``a`` (N, 4) against each in ``b`` (M, 4)."""
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return np.asarray(inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-6))
-
-
 class Verifier:
     """Loads the second opinion and the recognizer once; `check` one output at a time."""
 
@@ -94,11 +85,20 @@ class Verifier:
         """Compare each output frame with its original. ``found`` holds, per frame, the faces
         the cleaning found (what it meant to obscure); ``metadata_left`` is what a re-read of
         the output's bytes still finds."""
+        numbers = range(len(originals)) if len(originals) > 1 else [None]
+        frames = zip(numbers, originals, outputs, found, strict=True)
+        return self.check_frames(frames, metadata_left)
+
+    def check_frames(
+        self,
+        frames: Iterable[tuple[int | None, Pixels, Pixels, Faces]],
+        metadata_left: list[MetaField],
+    ) -> Verification:
+        """`check` over (frame number, original, output, faces found) taken one at a time, so
+        that a video's frames need not all be in memory."""
         leaks: list[Leak] = []
         checked = recognized = 0
-        frames = zip(originals, outputs, found, strict=True)
-        for index, (original, output, faces) in enumerate(frames):
-            frame = index if len(originals) > 1 else None
+        for frame, original, output, faces in frames:
             shown = rgb_view(output)
             boxes, sources = self._places(shown, faces)
             checked += len(boxes)
@@ -114,7 +114,7 @@ class Verifier:
         """Boxes to check: the cleaning's faces, then the second opinion's new ones."""
         second = self.second_opinion.detect(output)
         if len(faces) and len(second):
-            second = second[_iou(second.xyxy, faces.xyxy).max(axis=1) < SAME_FACE_IOU]
+            second = second[iou(second.xyxy, faces.xyxy).max(axis=1) < SAME_FACE_IOU]
         boxes = np.concatenate([faces.xyxy, second.xyxy]).reshape(-1, 4)
         sources = ["a face the cleaning found"] * len(faces)
         sources += ["a face the second detector found in the output"] * len(second)
