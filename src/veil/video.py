@@ -98,7 +98,8 @@ class Transcoded:
     faces: list[FaceRecord]
     removed: list[MetaField]
     video_packets: int = 0
-    carried: dict[int, Any] = field(default_factory=dict)
+    #: Input stream index -> SHA-256 of the packets copied unchanged (audio, subtitles).
+    carried: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
