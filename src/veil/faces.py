@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from .result import FaceRecord
+
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -115,3 +117,16 @@ class Faces:
         grown[:, 0::2] = grown[:, 0::2].clip(0, width)
         grown[:, 1::2] = grown[:, 1::2].clip(0, height)
         return grown.astype(np.int32)
+
+    def records(self, regions: npt.NDArray[np.int32], frame: int | None = None) -> list[FaceRecord]:
+        """These faces as report rows, each with its obscured region (``regions`` in the same
+        order); ``frame``: the video frame they were found in."""
+        return [
+            FaceRecord(
+                box=[round(float(v), 1) for v in box],
+                region=[int(v) for v in region],
+                score=round(score, 4),
+                frames=None if frame is None else [frame, frame],
+            )
+            for (box, score), region in zip(self, regions, strict=True)
+        ]

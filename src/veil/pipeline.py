@@ -45,14 +45,7 @@ class Cleaned:
     regions: npt.NDArray[np.int32]
 
     def records(self) -> list[FaceRecord]:
-        return [
-            FaceRecord(
-                box=[round(float(v), 1) for v in box],
-                region=[int(v) for v in region],
-                score=round(score, 4),
-            )
-            for (box, score), region in zip(self.faces, self.regions, strict=True)
-        ]
+        return self.faces.records(self.regions)
 
 
 @dataclass
@@ -147,9 +140,7 @@ class Pipeline:
             tracker.update(index, found[-1], cuts.is_cut(rgb))
         cleaned = []
         for index, (frame, faces) in enumerate(zip(frames, found, strict=True)):
-            filled = tracker.filled(index)
-            # Boxes the tracker filled in carry score 0 in the report: no detection there.
-            every = Faces.merge([faces, Faces(filled, np.zeros(len(filled), np.float32))])
+            every = tracker.covered(index, faces)
             regions = every.regions(width=frame.shape[1], height=frame.shape[0])
             cleaned.append(Cleaned(self.obscurer.apply(frame, regions), every, regions))
         return cleaned
@@ -233,7 +224,7 @@ class Pipeline:
                     handler.verify(tmp, handler.clean(src, tmp))
                 else:
                     written = self.video.clean(handler, src, tmp, self.frame_progress)
-                    self.video.verify(handler, src, tmp, written)
+                    self.video.verify(handler, tmp, written)
                     removed, faces = written.removed, written.faces
                     if self.settings.verify:
                         verification = self._check_video(handler, src, tmp)

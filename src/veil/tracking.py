@@ -191,6 +191,12 @@ class Tracker:
         ]
         return np.stack(boxes) if boxes else np.zeros((0, 4), np.float32)
 
+    def covered(self, frame: int, faces: Faces) -> Faces:
+        """What to obscure at ``frame``: its detections ``faces`` and the boxes the tracks fill
+        in, which carry score 0 (no detection there)."""
+        filled = self.filled(frame)
+        return Faces.merge([faces, Faces(filled, np.zeros(len(filled), np.float32))])
+
     def forget(self, frame: int) -> list[Track]:
         """Drop what only frames up to ``frame`` needed; returns the tracks that can reach no
         later frame (for the report), all of them once ``frame`` is the last."""

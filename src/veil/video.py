@@ -19,6 +19,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import zip_longest
@@ -94,10 +95,11 @@ class Transcoded:
     """What `VideoCleaner.clean` wrote: frames, faces (one record per track) and what the
     container gave away."""
 
-    frames: int
     faces: list[FaceRecord]
     removed: list[MetaField]
     video_packets: int = 0
+    #: Display rotation of the input's video (as `formats.video` reads it), to find again.
+    rotation: float | None = None
     #: Input stream index -> SHA-256 of the packets copied unchanged (audio, subtitles).
     carried: dict[int, str] = field(default_factory=dict)
 
@@ -179,7 +181,7 @@ class VideoCleaner:
         """Write ``src`` with every face obscured to ``out`` (which the caller deletes on error)."""
         removed = handler.fields(src)
         handler.check_whole(src)
-        rotation = (_rotations(src, handler.name) or (None,))[0] or 0.0
+        rotation = (_rotations(src, handler.name) or (None,))[0]
         with open_input(src, handler.name) as inp:
             video = _video_stream(inp, handler.name)
             if video.codec_context.width * video.codec_context.height > self.max_pixels:
@@ -193,9 +195,9 @@ class VideoCleaner:
             except (av.FFmpegError, OSError, ValueError) as exc:
                 raise EncodeFailed(f"cannot write {handler.name}: {reason(exc)}") from exc
             with output:
-                job = _Job(self, handler, inp, output, video, carried, rotation, progress)
+                job = _Job(self, handler, inp, output, video, carried, rotation or 0.0, progress)
                 result = job.run()
-        result.removed = removed
+        result.removed, result.rotation = removed, rotation
         return result
 
     def detect(self, rgb: RGB) -> Faces:
@@ -238,21 +240,12 @@ class VideoCleaner:
         looked = keys[::step]
         for frame in looked:
             rgb = _rgb(frame)
-            number = round(float((frame.time or 0) * rate))
             faces = self.detect(rgb)
-            regions = faces.regions(rgb.shape[1], rgb.shape[0])
-            for (box, score), region in zip(faces, regions, strict=True):
-                records.append(
-                    FaceRecord(
-                        box=[round(float(v), 1) for v in box],
-                        region=[int(v) for v in region],
-                        score=round(score, 4),
-                        frames=[number, number],
-                    )
-                )
+            number = round(float((frame.time or 0) * rate))
+            records += faces.records(faces.regions(rgb.shape[1], rgb.shape[0]), number)
         return records, len(looked)
 
-    def verify(self, handler: VideoHandler, src: Path, out: Path, written: Transcoded) -> None:
+    def verify(self, handler: VideoHandler, out: Path, written: Transcoded) -> None:
         """Re-read ``out``: the frame count, the copied streams bit for bit, no metadata."""
         try:
             with open_input(out, handler.name) as container:
@@ -278,7 +271,7 @@ class VideoCleaner:
         copies = [d.result() for d in digests if d.kind != "video"]
         if sorted(c.sha256 for c in copies) != sorted(written.carried.values()):
             raise VerificationFailed("an audio or subtitle stream is not an exact copy")
-        if _rotations(out, handler.name) != _rotations(src, handler.name)[:1]:
+        if _rotations(out, handler.name) != (written.rotation,):
             raise VerificationFailed("the display rotation of the video was not kept")
 
 
@@ -353,7 +346,7 @@ class _Job:
         if self.frames == 0:
             raise CorruptInput(f"{self.kind} video stream holds no frames")
         carried = {i: d.result().sha256 for i, d in self.digests.items() if i != self.video.index}
-        return Transcoded(self.frames, self.faces, [], self.packets_out, carried)
+        return Transcoded(self.faces, [], video_packets=self.packets_out, carried=carried)
 
     # -- reader thread ---------------------------------------------------------------------
     def _read(self) -> None:
@@ -406,9 +399,8 @@ class _Job:
 
     def _release(self, item: _Pending, tracker: Tracker) -> None:
         """Hand a frame whose boxes are final to the writer, with the regions to obscure."""
-        boxes = np.concatenate([item.faces.xyxy, tracker.filled(item.index)])
         height, width = _upright_size(item.frame)
-        regions = Faces(boxes, np.ones(len(boxes), np.float32)).regions(width, height)
+        regions = tracker.covered(item.index, item.faces).regions(width, height)
         self.to_write.put((item.frame, regions))
         self._report(tracker.forget(item.index))
 
@@ -498,13 +490,20 @@ def working_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+@contextmanager
+def _decoding(kind: str) -> Iterator[None]:
+    """FFmpeg's decoding errors as `CorruptInput`."""
+    try:
+        yield
+    except _READ_ERRORS as exc:
+        raise CorruptInput(f"cannot decode the {kind} video: {reason(exc)}") from exc
+
+
 def _frames(container: InputContainer, kind: str) -> Iterator[VideoFrame]:
     """The decoded frames of a container's video stream, in order."""
     stream = _video_stream(container, kind)
-    try:
+    with _decoding(kind):
         yield from container.decode(stream)
-    except _READ_ERRORS as exc:
-        raise CorruptInput(f"cannot decode the {kind} video: {reason(exc)}") from exc
 
 
 def _rgb(frame: VideoFrame) -> RGB:
@@ -518,10 +517,8 @@ def _pixels(frame: VideoFrame) -> RGB:
 
 
 def _decode(stream: VideoStream, packet: Packet[Any] | None, kind: str) -> list[VideoFrame]:
-    try:
+    with _decoding(kind):
         return stream.codec_context.decode(packet)
-    except _READ_ERRORS as exc:
-        raise CorruptInput(f"cannot decode the {kind} video: {reason(exc)}") from exc
 
 
 def _encoder(output: OutputContainer, video: VideoStream, handler: VideoHandler) -> VideoStream:
