@@ -11,6 +11,7 @@ import re
 import shutil
 import struct
 import subprocess
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -432,3 +433,19 @@ def leftovers(root: Path) -> list[Path]:
 #: Statuses of an input whose output was written: ``unchanged`` when the output is byte for
 #: byte the input (no face, nothing to strip), which plain test images often are.
 WRITTEN = ("cleaned", "unchanged")
+
+
+# -- hostile files --------------------------------------------------------------------------
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb() -> bytes:
+    """A 100-byte PNG whose header declares 20000x20000 RGB pixels (1.2 GB decoded)."""
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _chunk(b"IEND", b"")
+    )

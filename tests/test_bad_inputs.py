@@ -7,8 +7,6 @@ import io
 import os
 import random
 import re
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ import pytest
 from PIL import Image
 
 from conftest import read_report
-from helpers import WRITTEN, backdrop, file_hashes, leftovers, scene
+from helpers import WRITTEN, backdrop, file_hashes, leftovers, png_bomb, scene
 
 
 def _jpeg() -> bytes:
@@ -31,21 +29,6 @@ def _png(width: int = 768, height: int = 512) -> bytes:
     pixels = scene() if (width, height) == (768, 512) else backdrop(height, width)
     Image.fromarray(pixels).save(buf, "PNG")
     return buf.getvalue()
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png_bomb() -> bytes:
-    """A 100-byte PNG whose header declares 20000x20000 RGB pixels (1.2 GB decoded)."""
-    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _chunk(b"IEND", b"")
-    )
 
 
 @dataclass(frozen=True)
@@ -72,7 +55,7 @@ CASES = [
     Bad("empty.png", lambda: b"", "failed", r"CorruptInput.*empty"),
     Bad("png_named.jpg", _png, "failed", r"FormatMismatch.*PNG.*JPEG"),
     Bad("jpeg_named.webp", _jpeg, "failed", r"FormatMismatch.*JPEG.*WebP"),
-    Bad("bomb.png", _png_bomb, "failed", r"TooLarge.*20000x20000.*limit"),
+    Bad("bomb.png", png_bomb, "failed", r"TooLarge.*20000x20000.*limit"),
     Bad(
         "two_megapixels.png",
         lambda: _png(1700, 1200),
@@ -148,7 +131,7 @@ def test_all_bad_inputs_in_one_batch(tmp_path: Path, cli) -> None:
 
 def test_default_limit_refuses_a_bomb(tmp_path: Path, cli) -> None:
     """The default --max-megapixels (200) already refuses a 400 MP header."""
-    run, rows = _run_with_good_neighbour(tmp_path, cli, "bomb.png", _png_bomb())
+    run, rows = _run_with_good_neighbour(tmp_path, cli, "bomb.png", png_bomb())
     assert rows["bomb.png"]["status"] == "failed"
     assert "TooLarge" in rows["bomb.png"]["error"]
     assert run.code == 1

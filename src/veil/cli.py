@@ -36,6 +36,7 @@ examples:
   veil verify holiday/ holiday-clean --report proof.jsonl
   veil scan photo.heic
   veil scan photos/ --json > findings.json
+  veil serve                                   # review page at http://127.0.0.1:8765/
 """
 
 
@@ -235,6 +236,51 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the originals' faces are found, as `veil clean` did (default: %(default)s)",
     )
     _add_progress(verify)
+
+    serve = sub.add_parser(
+        "serve",
+        help="a local review page: check faces and metadata, correct, download clean copies",
+        description="Start a review page in your browser's reach, on this machine only: drop "
+        "photos or short videos, see every face found and what the metadata reveals, keep "
+        "chosen faces visible, mark areas the detector missed, pick the method, preview, and "
+        "download the cleaned files. Uploads stay in a private temporary folder, are never "
+        "logged, and are deleted when removed, when idle, or when the server stops. "
+        "Needs: pip install 'veil[web]'",
+        epilog="The JSON API under the page is described at /api/openapi.json.",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s, this machine only); any other "
+        "exposes the uploads and the page to the network",
+    )
+    serve.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
+    serve.add_argument(
+        "--method", choices=METHODS, default=Settings().method, help="the page's default method"
+    )
+    serve.add_argument(
+        "--verify",
+        type=_on_off,
+        default=None,
+        metavar="on|off",
+        help="check each output independently before it can be downloaded (default: on when "
+        "the verify extra is installed)",
+    )
+    serve.add_argument(
+        "--max-upload-mb",
+        type=_positive_int,
+        default=256,
+        metavar="MB",
+        help="largest file accepted (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--idle-minutes",
+        type=float,
+        default=10.0,
+        metavar="MIN",
+        help="delete an upload after this long without a request (default: %(default)s)",
+    )
+    _add_detection(serve)
     return parser
 
 
@@ -320,6 +366,50 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_FAILED if counts["leak"] or counts["failed"] else EXIT_OK
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .web.app import LOOPBACK, create_app
+    except ImportError as exc:
+        raise UsageError(
+            f"veil serve needs the web extra: pip install 'veil[web]' ({exc})"
+        ) from None
+    if args.idle_minutes <= 0:
+        raise UsageError("--idle-minutes must be more than 0")
+    verify = args.verify
+    if verify is None:
+        from .web.app import verify_installed
+
+        verify = args.faces and verify_installed()
+    elif verify:
+        _require_verify()
+    settings = _settings(args, method=args.method, verify=verify)
+    hosts = {*LOOPBACK, args.host}
+    if args.host not in LOOPBACK:
+        print(
+            f"veil: WARNING: listening on {args.host}, not on this machine only: anyone who can "
+            "reach it can upload files and download what was cleaned. Use this only on a "
+            "network you trust.",
+            file=sys.stderr,
+        )
+    app = create_app(
+        settings,
+        max_upload_bytes=args.max_upload_mb * 1024 * 1024,
+        idle_seconds=args.idle_minutes * 60,
+        hosts=hosts,
+    )
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(
+        f"veil: review page at http://{shown}:{args.port}/ (verification "
+        f"{'on' if verify else 'off'}); Ctrl-C stops it and deletes every upload",
+        file=sys.stderr,
+    )
+    # No access log: request lines carry upload ids, and nothing about uploads is logged.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    return EXIT_OK
+
+
 def _scan_files(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for given in inputs:
@@ -390,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _clean(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "serve":
+            return _serve(args)
         return _scan(args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"veil: error: {exc}\n")

@@ -20,6 +20,15 @@ class UsageError(VeilError):
     """The caller asked for something that cannot be done (bad option, output inside input)."""
 
 
+class Conflict(UsageError):
+    """The request does not fit the state of what it names (``veil serve``): edits on a
+    video, a download before cleaning."""
+
+
+class UnknownUpload(Conflict):
+    """``veil serve``: no upload has this id (never made, discarded, or expired when idle)."""
+
+
 class UnsupportedFormat(VeilError):
     """The file is of a kind veil does not (yet) clean, e.g. RAW or a document."""
 

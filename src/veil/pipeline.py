@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +18,7 @@ from .errors import (
     CorruptInput,
     LeakFound,
     UnsupportedFormat,
+    UsageError,
     VeilError,
     VerificationFailed,
     WriteFailed,
@@ -43,9 +44,43 @@ class Cleaned:
     pixels: Pixels
     faces: Faces
     regions: npt.NDArray[np.int32]
+    #: Faces a person chose to leave visible (`Edits.keep`); verification leaves them be.
+    shown: Faces = field(default_factory=Faces.empty)
 
     def records(self) -> list[FaceRecord]:
         return self.faces.records(self.regions)
+
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Edits:
+    """A person's corrections to what the detector found in a photo (``veil serve``).
+
+    ``keep``: indices into the faces found of faces to leave visible (the person's own, say).
+    ``add``: areas the detector missed, x1, y1, x2, y2 in displayed pixels; each is obscured
+    as drawn, a whole rectangle, because a person draws the area they want gone.
+    """
+
+    keep: frozenset[int] = frozenset()
+    add: tuple[Box, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.keep or self.add)
+
+
+@dataclass
+class Opened:
+    """An image decoded and searched for faces, nothing written yet: what a reviewer sees.
+
+    ``found`` holds the faces of each frame (empty when faces are off).
+    """
+
+    source: Path
+    handler: FormatHandler
+    decoded: Decoded
+    found: list[Faces]
 
 
 @dataclass
@@ -117,27 +152,31 @@ class Pipeline:
             )
         return self._video
 
+    def variant(self, **changes: Any) -> Pipeline:
+        """A pipeline with some settings changed (`Settings.with_`) that shares this one's
+        loaded models, e.g. the same detector obscuring with another method."""
+        settings = self.settings.with_(**changes)
+        twin = Pipeline(settings, self.detector if settings.faces else self._detector)
+        twin._threads = self._threads
+        twin._verifier = self.verifier if settings.verify else self._verifier
+        return twin
+
     # -- in memory -------------------------------------------------------------------------
     def clean_array(self, pixels: Pixels) -> Cleaned:
         """Detect and obscure faces in an RGB(A) or grey uint8 array; returns a new array."""
-        if not self.settings.faces:
-            return Cleaned(pixels.copy(), Faces.empty(), np.zeros((0, 4), np.int32))
-        rgb = rgb_view(pixels)
-        faces = self.detector.detect(rgb)
-        regions = faces.regions(width=pixels.shape[1], height=pixels.shape[0])
-        return Cleaned(self.obscurer.apply(pixels, regions), faces, regions)
+        return self._obscure(pixels, self.detect_frames([pixels])[0])
 
-    def clean_frames(self, frames: list[Pixels]) -> list[Cleaned]:
+    def clean_frames(self, frames: list[Pixels], found: list[Faces] | None = None) -> list[Cleaned]:
         """`clean_array` for each frame of an image; in an animation, faces are also tracked
-        through the frames, so a face the detector misses in one frame stays obscured."""
+        through the frames, so a face the detector misses in one frame stays obscured.
+        ``found``: the faces of each frame when they were already detected."""
+        if found is None:
+            found = self.detect_frames(frames)
         if not self.settings.faces or len(frames) < 2:
-            return [self.clean_array(frame) for frame in frames]
+            return [self._obscure(f, faces) for f, faces in zip(frames, found, strict=True)]
         tracker, cuts = Tracker(self.settings.hold), SceneCuts()
-        found: list[Faces] = []
         for index, frame in enumerate(frames):
-            rgb = rgb_view(frame)
-            found.append(self.detector.detect(rgb))
-            tracker.update(index, found[-1], cuts.is_cut(rgb))
+            tracker.update(index, found[index], cuts.is_cut(rgb_view(frame)))
         cleaned = []
         for index, (frame, faces) in enumerate(zip(frames, found, strict=True)):
             every = tracker.covered(index, faces)
@@ -145,19 +184,68 @@ class Pipeline:
             cleaned.append(Cleaned(self.obscurer.apply(frame, regions), every, regions))
         return cleaned
 
+    def detect_frames(self, frames: list[Pixels]) -> list[Faces]:
+        """The faces of each frame; none when faces are off."""
+        if not self.settings.faces:
+            return [Faces.empty() for _ in frames]
+        return [self.detector.detect(rgb_view(frame)) for frame in frames]
+
+    def _obscure(self, frame: Pixels, faces: Faces) -> Cleaned:
+        regions = faces.regions(width=frame.shape[1], height=frame.shape[0])
+        pixels = self.obscurer.apply(frame, regions) if len(faces) else frame.copy()
+        return Cleaned(pixels, faces, regions)
+
+    def edit(self, opened: Opened, edits: Edits) -> list[Cleaned]:
+        """`clean_frames` with a person's corrections: the faces in ``edits.keep`` are left
+        visible and each ``edits.add`` box is obscured too. Edits apply to still photos only
+        (in an animation every face is tracked through the frames)."""
+        if not edits:
+            return self.clean_frames(opened.decoded.frames, opened.found)
+        if len(opened.decoded.frames) != 1:
+            raise UsageError("faces can be kept or added in still photos only")
+        frame, faces = opened.decoded.frames[0], opened.found[0]
+        height, width = frame.shape[:2]
+        if any(not 0 <= i < len(faces) for i in edits.keep):
+            raise UsageError(f"a kept face is not one of the {len(faces)} faces found")
+        added = np.array(edits.add, np.int64).reshape(-1, 4)
+        added[:, 0::2] = added[:, 0::2].clip(0, width)
+        added[:, 1::2] = added[:, 1::2].clip(0, height)
+        if np.any((added[:, 2] <= added[:, 0]) | (added[:, 3] <= added[:, 1])):
+            raise UsageError("an added area is empty or outside the picture")
+        kept = np.isin(np.arange(len(faces)), sorted(edits.keep))
+        cleaned = self._obscure(frame, faces[~kept])
+        box = get_obscurer(self.settings.method, "box")
+        cleaned.pixels = box.apply(cleaned.pixels, added.astype(np.int32))
+        cleaned.shown = faces[kept]
+        return [cleaned]
+
     # -- files -----------------------------------------------------------------------------
+    def open(self, src: Path) -> Opened:
+        """Decode an image (not a video) and find its faces, for `edit` and `write`."""
+        handler = handler_for(src)
+        if isinstance(handler, VideoHandler):
+            raise UsageError("a video is cleaned as a stream (clean_file), not opened whole")
+        decoded = handler.decode(_read(src), self.settings.max_pixels)
+        return Opened(src, handler, decoded, self.detect_frames(decoded.frames))
+
     def clean_file(self, src: Path, dst: Path) -> Result:
         """Clean one file into ``dst`` atomically; on failure raise `VeilError`, write nothing."""
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             return self._clean_video(handler, src, dst)
-        decoded = handler.decode(_read(src), self.settings.max_pixels)
-        cleaned = self.clean_frames(decoded.frames)
+        opened = self.open(src)
+        return self.write(opened, self.clean_frames(opened.decoded.frames, opened.found), dst)
+
+    def write(self, opened: Opened, cleaned: list[Cleaned], dst: Path) -> Result:
+        """Encode cleaned frames in the input's format, check them (and verify them with
+        ``verify``), then write ``dst`` atomically; on failure raise `VeilError`, write nothing."""
+        handler, decoded = opened.handler, opened.decoded
         data = handler.encode(decoded, [c.pixels for c in cleaned])
         handler.verify(data, decoded)
         verification = None
         if self.settings.verify:
-            verification = self._check(handler, decoded, [c.faces for c in cleaned], data)
+            shown = Faces.merge([c.shown for c in cleaned])
+            verification = self._check(handler, decoded, [c.faces for c in cleaned], data, shown)
             if verification.verdict == "leak" and not self.settings.allow_leaks:
                 raise LeakFound(verification)
         try:
@@ -167,7 +255,7 @@ class Pipeline:
         faces = [record for c in cleaned for record in c.records()]
         # "unchanged": the output is byte for byte the input (no face, nothing to strip).
         return Result(
-            input=str(src),
+            input=str(opened.source),
             output=str(dst),
             status="unchanged" if data == decoded.source else "cleaned",
             faces=faces,
@@ -176,7 +264,12 @@ class Pipeline:
         )
 
     def _check(
-        self, handler: FormatHandler, original: Decoded, found: list[Faces], data: bytes
+        self,
+        handler: FormatHandler,
+        original: Decoded,
+        found: list[Faces],
+        data: bytes,
+        shown: Faces | None = None,
     ) -> Verification:
         """Verify an encoded output against the decoded original, from the output's bytes."""
         output = handler.decode(data, self.settings.max_pixels)
@@ -190,7 +283,7 @@ class Pipeline:
                 f"not the same picture as the original ({original.width}x{original.height}, "
                 f"{len(original.frames)} frames)"
             )
-        return self.verifier.check(original.frames, output.frames, found, output.metadata)
+        return self.verifier.check(original.frames, output.frames, found, output.metadata, shown)
 
     def verify_file(self, original: Path, output: Path) -> Checked:
         """`veil verify` for one pair: find the faces in the original as `clean` would, then
@@ -276,16 +369,21 @@ class Pipeline:
             )
 
     def scan(self, src: Path) -> ScanReport:
-        """Faces and identifying metadata of one file; reads only."""
-        report = ScanReport(path=str(src))
+        """Faces and identifying metadata of one file; reads only. Never raises `VeilError`:
+        the report's ``error`` says why a file could not be read."""
         try:
-            handler = handler_for(src)
-            if isinstance(handler, VideoHandler):
-                self._scan_video(handler, src, report)
-            else:
-                self._scan_image(handler, src, report)
+            return self.inspect(src)
         except VeilError as exc:
-            report.error = f"{type(exc).__name__}: {exc}"
+            return ScanReport(path=str(src), error=f"{type(exc).__name__}: {exc}")
+
+    def inspect(self, src: Path) -> ScanReport:
+        """`scan` that raises `VeilError` when the file cannot be read."""
+        report = ScanReport(path=str(src))
+        handler = handler_for(src)
+        if isinstance(handler, VideoHandler):
+            self._scan_video(handler, src, report)
+        else:
+            self._scan_image(handler, src, report)
         return report
 
     def _scan_image(self, handler: FormatHandler, src: Path, report: ScanReport) -> None:
@@ -293,11 +391,8 @@ class Pipeline:
         report.format, report.frames = decoded.format, len(decoded.frames)
         report.width, report.height = decoded.width, decoded.height
         report.metadata = decoded.metadata
-        if self.settings.faces:
-            for frame in decoded.frames:
-                faces = self.detector.detect(rgb_view(frame))
-                regions = faces.regions(decoded.width, decoded.height)
-                report.faces += Cleaned(frame, faces, regions).records()
+        for faces in self.detect_frames(decoded.frames):
+            report.faces += faces.records(faces.regions(decoded.width, decoded.height))
 
     def _scan_video(self, handler: VideoHandler, src: Path, report: ScanReport) -> None:
         probe = handler.probe(src)

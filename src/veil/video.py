@@ -245,6 +245,16 @@ class VideoCleaner:
             records += faces.records(faces.regions(rgb.shape[1], rgb.shape[0]), number)
         return records, len(looked)
 
+    @staticmethod
+    def still(handler: VideoHandler, src: Path) -> RGB:
+        """The middle key frame of a video, upright: a picture of it for a person to see."""
+        with open_input(src, handler.name) as container:
+            _video_stream(container, handler.name).codec_context.skip_frame = "NONKEY"
+            keys = list(_frames(container, handler.name))
+        if not keys:
+            raise CorruptInput(f"the {handler.name} video has no frame to show")
+        return _rgb(keys[len(keys) // 2])
+
     def verify(self, handler: VideoHandler, out: Path, written: Transcoded) -> None:
         """Re-read ``out``: the frame count, the copied streams bit for bit, no metadata."""
         try:

@@ -68,6 +68,15 @@ def correlation(original: Pixels, output: Pixels) -> float:
     return best
 
 
+def _centres_inside(faces: Faces, regions: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+    """For each face, whether its box centre lies in any of ``regions``."""
+    cx = (faces.xyxy[:, 0] + faces.xyxy[:, 2])[:, None] / 2
+    cy = (faces.xyxy[:, 1] + faces.xyxy[:, 3])[:, None] / 2
+    x1, y1, x2, y2 = (regions[:, i][None, :] for i in range(4))
+    inside = (x1 <= cx) & (cx <= x2) & (y1 <= cy) & (cy <= y2)
+    return np.asarray(inside.any(axis=1), np.bool_)
+
+
 class Verifier:
     """Loads the second opinion and the recognizer once; `check` one output at a time."""
 
@@ -81,28 +90,30 @@ class Verifier:
         outputs: list[Pixels],
         found: list[Faces],
         metadata_left: list[MetaField],
+        shown: Faces | None = None,
     ) -> Verification:
         """Compare each output frame with its original. ``found`` holds, per frame, the faces
         the cleaning found (what it meant to obscure); ``metadata_left`` is what a re-read of
-        the output's bytes still finds."""
+        the output's bytes still finds; ``shown``: faces a person chose to leave visible."""
         numbers = range(len(originals)) if len(originals) > 1 else [None]
         frames = zip(numbers, originals, outputs, found, strict=True)
-        return self.check_frames(frames, metadata_left)
+        return self.check_frames(frames, metadata_left, shown)
 
     def check_frames(
         self,
         frames: Iterable[tuple[int | None, Pixels, Pixels, Faces]],
         metadata_left: list[MetaField],
+        shown: Faces | None = None,
     ) -> Verification:
         """`check` over (frame number, original, output, faces found) taken one at a time, so
         that a video's frames need not all be in memory."""
         leaks: list[Leak] = []
         checked = recognized = 0
         for frame, original, output, faces in frames:
-            shown = rgb_view(output)
-            boxes, sources = self._places(shown, faces)
+            rgb = rgb_view(output)
+            boxes, sources = self._places(rgb, faces, shown)
             checked += len(boxes)
-            frame_leaks, runs = self._compare(rgb_view(original), shown, boxes, sources, frame)
+            frame_leaks, runs = self._compare(rgb_view(original), rgb, boxes, sources, frame)
             leaks += frame_leaks
             recognized += runs
         if metadata_left:
@@ -110,11 +121,16 @@ class Verifier:
             leaks.append(Leak("metadata", "still in the file: " + ", ".join(names)))
         return Verification("leak" if leaks else "protected", leaks, checked, recognized)
 
-    def _places(self, output: Pixels, faces: Faces) -> tuple[npt.NDArray[np.float32], list[str]]:
-        """Boxes to check: the cleaning's faces, then the second opinion's new ones."""
+    def _places(
+        self, output: Pixels, faces: Faces, shown: Faces | None
+    ) -> tuple[npt.NDArray[np.float32], list[str]]:
+        """Boxes to check: the cleaning's faces, then the second opinion's new ones, except
+        those that are a face left visible on purpose (centre inside its grown region)."""
         second = self.second_opinion.detect(output)
         if len(faces) and len(second):
             second = second[iou(second.xyxy, faces.xyxy).max(axis=1) < SAME_FACE_IOU]
+        if shown is not None and len(shown) and len(second):
+            second = second[~_centres_inside(second, shown.regions(*output.shape[1::-1]))]
         boxes = np.concatenate([faces.xyxy, second.xyxy]).reshape(-1, 4)
         sources = ["a face the cleaning found"] * len(faces)
         sources += ["a face the second detector found in the output"] * len(second)

@@ -1,0 +1,425 @@
+"""The FastAPI application of ``veil serve``: the page, its JSON API and the guards around them.
+
+Guards, each for a reason:
+
+- Host header must name this machine (127.0.0.1, localhost, ::1, or the host it was bound
+  to): a web page elsewhere cannot reach the server by pointing its own domain at 127.0.0.1
+  (DNS rebinding).
+- A request from a browser page of another origin is refused (403), and every POST must carry
+  its exact content type (raw bytes for an upload, JSON otherwise), which a cross-site form
+  cannot send without the preflight this server never answers.
+- A strict Content-Security-Policy: the page runs its own script only and connects nowhere
+  else.
+- Uploads are streamed into a private folder with a byte limit checked as they arrive; file
+  names and contents are never logged.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from .. import __version__
+from ..errors import (
+    Conflict,
+    CorruptInput,
+    FormatMismatch,
+    LeakFound,
+    TooLarge,
+    UnknownUpload,
+    UnsupportedFormat,
+    UsageError,
+    VeilError,
+    WriteFailed,
+)
+from ..formats import supported_extensions
+from ..pipeline import Edits, Pipeline
+from ..settings import METHODS, Settings
+from .review import Reviewer
+from .uploads import Uploads
+
+#: Largest upload accepted: a 12 MP HEIC is ~3 MB, a minute of 1080p phone video ~130 MB.
+DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
+#: An upload nobody has touched for this long is deleted (its pixels leave memory too).
+DEFAULT_IDLE_SECONDS = 600.0
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; media-src 'self' blob:; form-action 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+#: HTTP status of each error, most specific class first.
+_STATUS: tuple[tuple[type[VeilError], int], ...] = (
+    (UnknownUpload, 404),
+    (Conflict, 409),
+    (TooLarge, 413),
+    (FormatMismatch, 415),
+    (UnsupportedFormat, 415),
+    (CorruptInput, 422),
+    (LeakFound, 422),
+    (UsageError, 422),
+    (WriteFailed, 500),
+    (VeilError, 422),
+)
+_STATIC = resources.files("veil.web") / "static"
+
+
+# -- what the API takes and gives (also its OpenAPI description) ----------------------------
+class Config(BaseModel):
+    version: str
+    methods: list[str]
+    method: str
+    verify: bool = Field(description="outputs are independently checked before download")
+    max_upload_bytes: int
+    extensions: list[str]
+
+
+class Face(BaseModel):
+    index: int
+    box: list[float] = Field(description="x1, y1, x2, y2 in full-size displayed pixels")
+    region: list[int] = Field(description="the area that is obscured (the box, grown)")
+    score: float
+
+
+class Reveal(BaseModel):
+    category: str
+    label: str
+    name: str = Field(description="stable tag name, as in the report")
+    value: str = Field(description="what it says, in plain words")
+
+
+class Scanned(BaseModel):
+    id: str
+    name: str
+    kind: Literal["photo", "animation", "video"]
+    editable: bool = Field(description="faces can be kept and areas added (still photos)")
+    format: str
+    width: int
+    height: int
+    frames: int
+    faces: list[Face]
+    reveals: list[Reveal]
+    original: str = Field(description="URL of a JPEG of the original as displayed")
+    scale: float = Field(description="pixels of that JPEG per full-size pixel")
+    sampled_frames: int | None = Field(description="videos: frames searched for faces")
+
+
+class EditsIn(BaseModel):
+    id: str
+    method: Literal["fill", "pixelate", "blur"] = "fill"
+    keep: list[int] = Field(default=[], description="indices of faces to leave visible")
+    add: list[tuple[int, int, int, int]] = Field(
+        default=[], description="areas to obscure as well: x1, y1, x2, y2, full-size pixels"
+    )
+
+    def edits(self) -> Edits:
+        return Edits(frozenset(self.keep), tuple(self.add))
+
+
+class CleanedOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    verified: Literal["protected", "leak", "not checked"]
+    faces_obscured: int
+    kept: int
+    added: int
+    metadata_removed: list[str]
+    download: str
+    cleaned: str
+    result: dict[str, Any] = Field(description="the report row, as `veil clean --report`")
+
+
+class Ids(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class Discard(BaseModel):
+    id: str
+
+
+class ErrorOut(BaseModel):
+    error: str
+    type: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (403, 404, 409, 413, 415, 422)
+}
+
+
+def _host_of(netloc: str) -> str:
+    """The host part of ``host[:port]`` or ``[v6]:port``."""
+    return urlsplit("//" + netloc).hostname or ""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
+    idle_seconds: float = DEFAULT_IDLE_SECONDS,
+    hosts: Iterable[str] = LOOPBACK,
+    pipeline: Pipeline | None = None,
+) -> FastAPI:
+    """The review page and its API. ``settings``: detection and verification as for
+    ``veil clean`` (default: verification on when the verify extra is installed);
+    ``hosts``: the host names the server answers to."""
+    if settings is None:
+        settings = Settings(verify=verify_installed())
+    reviewer = Reviewer(pipeline or Pipeline(settings))
+    uploads = Uploads(idle_seconds)
+    allowed = {h.strip("[]").lower() for h in hosts}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        uploads.open()
+        stop = threading.Event()
+        sweeper = threading.Thread(
+            target=_sweep, args=(uploads, stop), name="veil-serve-sweep", daemon=True
+        )
+        sweeper.start()
+        await run_in_threadpool(reviewer.warm_up)  # the first upload should not wait for models
+        try:
+            yield
+        finally:
+            stop.set()
+            sweeper.join()
+            uploads.close()
+
+    app = FastAPI(
+        title="veil",
+        version=__version__,
+        description="Review faces and metadata of photos and videos, then download cleaned "
+        "copies. Local only: nothing leaves this machine.",
+        docs_url=None,  # Swagger UI loads from a CDN; the spec is at /api/openapi.json
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.uploads, app.state.reviewer = uploads, reviewer
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        refusal = _refusal(request, allowed)
+        response = _error(*refusal) if refusal else await call_next(request)
+        response.headers.update(_HEADERS)
+        if request.url.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(VeilError)
+    async def veil_error(request: Request, exc: VeilError) -> JSONResponse:
+        status = next(code for cls, code in _STATUS if isinstance(exc, cls))
+        return _error(status, str(exc), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return _error(422, f"{where or 'request'}: {first.get('msg', 'invalid')}", "UsageError")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        return Response((_STATIC / "index.html").read_bytes(), media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=str(_STATIC)), name="static")
+
+    @app.get("/api/config", response_model=Config)
+    def config() -> Config:
+        return Config(
+            version=__version__,
+            methods=list(METHODS),
+            method=settings.method,
+            verify=reviewer.pipeline.settings.verify,
+            max_upload_bytes=max_upload_bytes,
+            extensions=supported_extensions(),
+        )
+
+    @app.post(
+        "/api/scan",
+        response_model=Scanned,
+        responses=_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+    )
+    async def scan(
+        request: Request,
+        name: Annotated[str, Query(min_length=1, max_length=255, description="the file's name")],
+    ) -> dict[str, Any]:
+        """Upload one photo or video (the raw bytes) and find its faces and metadata."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_upload_bytes:
+            raise TooLarge(f"the file is larger than the {_mib(max_upload_bytes)} limit")
+        upload = uploads.new(name)
+        try:
+            await _receive(request, upload.input, max_upload_bytes)
+            return await run_in_threadpool(reviewer.scan, upload)
+        except BaseException:
+            uploads.discard(upload.id)  # a refused upload is not kept
+            raise
+
+    @app.post(
+        "/api/preview",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},
+    )
+    def preview(body: EditsIn) -> Response:
+        """The photo as it will be written with these edits (JPEG, the size of `original`)."""
+        jpeg = reviewer.preview(uploads.get(body.id), body.method, body.edits())
+        return Response(jpeg, media_type="image/jpeg")
+
+    @app.post("/api/clean", response_model=CleanedOut, responses=_ERRORS)
+    def clean(body: EditsIn) -> Any:
+        """Clean the upload with these edits; fails closed (422, nothing to download)."""
+        upload = uploads.get(body.id)
+        try:
+            return reviewer.clean(upload, body.method, body.edits())
+        except LeakFound as exc:
+            found = asdict(exc.verification)
+            return JSONResponse(
+                {"error": str(exc), "type": "LeakFound", "verification": found}, status_code=422
+            )
+
+    @app.get("/api/uploads/{upload_id}/original.jpg", response_class=Response, responses=_ERRORS)
+    def original(upload_id: str) -> Response:
+        return Response(uploads.get(upload_id).original_jpeg, media_type="image/jpeg")
+
+    @app.get("/api/uploads/{upload_id}/cleaned.jpg", response_class=Response, responses=_ERRORS)
+    def cleaned(upload_id: str) -> Response:
+        jpeg = reviewer.cleaned_picture(uploads.get(upload_id))
+        return Response(jpeg, media_type="image/jpeg")
+
+    @app.get("/api/uploads/{upload_id}/download", response_class=FileResponse, responses=_ERRORS)
+    def download(upload_id: str) -> FileResponse:
+        upload = uploads.get(upload_id)
+        if upload.output is None:
+            raise Conflict("the upload has not been cleaned yet")
+        return FileResponse(
+            upload.output, filename=upload.name, media_type="application/octet-stream"
+        )
+
+    @app.post("/api/zip", response_class=FileResponse, responses=_ERRORS)
+    def zip_all(body: Ids) -> FileResponse:
+        """Every named upload's cleaned file in one zip (names made unique)."""
+        chosen = [uploads.get(i) for i in body.ids]
+        if any(u.output is None for u in chosen):
+            raise Conflict("clean every file before downloading them together")
+        fd, name = tempfile.mkstemp(suffix=".zip", dir=uploads.root)
+        taken: set[str] = set()
+        with open(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as archive:
+            for upload in chosen:
+                assert upload.output is not None
+                archive.write(upload.output, _unique(upload.name, taken))
+        return FileResponse(
+            name,
+            filename="veil-cleaned.zip",
+            media_type="application/zip",
+            background=BackgroundTask(Path(name).unlink, missing_ok=True),
+        )
+
+    @app.post("/api/discard", status_code=204, response_class=Response, responses=_ERRORS)
+    def discard(body: Discard) -> Response:
+        """Delete an upload and its output now (otherwise they go when idle)."""
+        uploads.discard(body.id)
+        return Response(status_code=204)
+
+    return app
+
+
+def verify_installed() -> bool:
+    """Whether the verify extra (dlib and its models) is installed."""
+    from ..verify.models import VerifyUnavailable, require_dlib
+
+    try:
+        require_dlib()
+    except VerifyUnavailable:
+        return False
+    return True
+
+
+def _refusal(request: Request, allowed: set[str]) -> tuple[int, str, str] | None:
+    """Why a request is refused before it reaches a route (status, message, type), or None."""
+    host = request.headers.get("host", "")
+    if _host_of(host) not in allowed:
+        return 403, "this server answers to requests for this machine only", "Forbidden"
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+        return 403, "requests from other web pages are refused", "Forbidden"
+    if request.method == "POST":
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        wanted = (
+            "application/octet-stream" if request.url.path == "/api/scan" else "application/json"
+        )
+        if kind != wanted:
+            return 415, f"send the body as {wanted}", "UsageError"
+    return None
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": message, "type": kind}, status_code=status)
+
+
+async def _receive(request: Request, path: Path, limit: int) -> None:
+    """Stream the request body into ``path``, refusing it once it passes ``limit`` bytes."""
+    size = 0
+    with path.open("wb") as fh:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(f"the file is larger than the {_mib(limit)} limit")
+            fh.write(chunk)
+    if size == 0:
+        raise CorruptInput("empty file (0 bytes)")
+
+
+def _sweep(uploads: Uploads, stop: threading.Event) -> None:
+    """Forget idle uploads every few seconds until ``stop``."""
+    while not stop.wait(min(30.0, max(0.5, uploads.idle_seconds / 4))):
+        uploads.sweep()
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    stem, dot, ext = name.rpartition(".")
+    stem, ext = (stem, dot + ext) if dot else (name, "")
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{stem} ({n}){ext}"
+    taken.add(candidate)
+    return candidate
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:.0f} MiB"
