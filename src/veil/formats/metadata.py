@@ -29,6 +29,17 @@ PLACE, PERSON, DEVICE, SERIAL, TIME, PICTURE, TEXT, OTHER = (
     "other",
 )
 CATEGORIES = (PLACE, PERSON, DEVICE, SERIAL, TIME, PICTURE, TEXT, OTHER)
+#: Each category as a heading for people (the review page).
+LABELS = {
+    PLACE: "Place",
+    PERSON: "Owner or author",
+    DEVICE: "Device",
+    SERIAL: "Serial number",
+    TIME: "Time",
+    PICTURE: "Embedded picture",
+    TEXT: "Text",
+    OTHER: "Other",
+}
 
 
 @dataclass(frozen=True)

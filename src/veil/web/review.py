@@ -20,17 +20,7 @@ from PIL import Image
 from ..errors import Conflict
 from ..formats import VideoHandler, handler_for
 from ..formats.base import Pixels, rgb_view
-from ..formats.metadata import (
-    DEVICE,
-    OTHER,
-    PERSON,
-    PICTURE,
-    PLACE,
-    SERIAL,
-    TEXT,
-    TIME,
-    MetaField,
-)
+from ..formats.metadata import CATEGORIES, LABELS, MetaField
 from ..pipeline import Cleaned, Edits, Pipeline
 from ..settings import METHODS
 from .uploads import Upload
@@ -38,16 +28,6 @@ from .uploads import Upload
 #: Long side of the pictures the page shows: enough for a laptop screen, and a 12 MP photo
 #: shrinks to 1600 px in about 30 ms.
 PICTURE_SIDE = 1600
-LABELS = {
-    PLACE: "Place",
-    PERSON: "Owner or author",
-    DEVICE: "Device",
-    SERIAL: "Serial number",
-    TIME: "Time",
-    PICTURE: "Embedded picture",
-    TEXT: "Text",
-    OTHER: "Other",
-}
 
 
 def picture(pixels: Pixels, side: int = PICTURE_SIDE) -> tuple[bytes, float]:
@@ -66,7 +46,7 @@ def picture(pixels: Pixels, side: int = PICTURE_SIDE) -> tuple[bytes, float]:
 
 def reveals(fields: list[MetaField]) -> list[dict[str, str]]:
     """What a file's metadata gives away, in the order a person cares about it."""
-    order = list(LABELS)
+    order = list(CATEGORIES)
     ranked = sorted(fields, key=lambda f: order.index(f.category) if f.category in order else 99)
     return [
         {
