@@ -24,7 +24,7 @@ from .errors import (
     WriteFailed,
 )
 from .faces import Faces
-from .formats import FormatHandler, VideoHandler, handler_for
+from .formats import FormatHandler, VideoHandler, handler_for, handler_for_bytes
 from .formats.base import Decoded, Pixels, rgb_view
 from .formats.metadata import MetaField
 from .obscurers import Obscurer, get_obscurer
@@ -68,6 +68,18 @@ class Edits:
 
     def __bool__(self) -> bool:
         return bool(self.keep or self.add)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A cleaned image's bytes, checked, and what was done to it."""
+
+    data: bytes
+    #: The bytes are the input's, byte for byte (no face, nothing to strip).
+    unchanged: bool
+    faces: list[FaceRecord]
+    metadata_removed: list[str]
+    verification: Verification | None
 
 
 @dataclass
@@ -225,8 +237,23 @@ class Pipeline:
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             raise UsageError("a video is cleaned as a stream (clean_file), not opened whole")
-        decoded = handler.decode(_read(src), self.settings.max_pixels)
-        return Opened(src, handler, decoded, self.detect_frames(decoded.frames))
+        return self._open(src, handler, _read(src))
+
+    def open_bytes(self, data: bytes, ext: str, name: str) -> Opened:
+        """`open` for an image in memory (a dataset record) of the kind ``ext`` names."""
+        handler = handler_for_bytes(data, ext)
+        if isinstance(handler, VideoHandler):
+            raise UnsupportedFormat(f"{handler.name} video: only images are cleaned in memory")
+        return self._open(Path(name), handler, data)
+
+    def _open(self, source: Path, handler: FormatHandler, data: bytes) -> Opened:
+        decoded = handler.decode(data, self.settings.max_pixels)
+        return Opened(source, handler, decoded, self.detect_frames(decoded.frames))
+
+    def clean_bytes(self, data: bytes, ext: str, name: str = "record") -> Encoded:
+        """Clean an image in memory: `open_bytes`, obscure, `encode`; raises `VeilError`."""
+        opened = self.open_bytes(data, ext, name)
+        return self.encode(opened, self.clean_frames(opened.decoded.frames, opened.found))
 
     def clean_file(self, src: Path, dst: Path) -> Result:
         """Clean one file into ``dst`` atomically; on failure raise `VeilError`, write nothing."""
@@ -236,9 +263,9 @@ class Pipeline:
         opened = self.open(src)
         return self.write(opened, self.clean_frames(opened.decoded.frames, opened.found), dst)
 
-    def write(self, opened: Opened, cleaned: list[Cleaned], dst: Path) -> Result:
-        """Encode cleaned frames in the input's format, check them (and verify them with
-        ``verify``), then write ``dst`` atomically; on failure raise `VeilError`, write nothing."""
+    def encode(self, opened: Opened, cleaned: list[Cleaned]) -> Encoded:
+        """Encode cleaned frames in the input's format and check them (and verify them with
+        ``verify``); raises `VeilError` when the output must not be written."""
         handler, decoded = opened.handler, opened.decoded
         data = handler.encode(decoded, [c.pixels for c in cleaned])
         handler.verify(data, decoded)
@@ -248,19 +275,28 @@ class Pipeline:
             verification = self._check(handler, decoded, [c.faces for c in cleaned], data, shown)
             if verification.verdict == "leak" and not self.settings.allow_leaks:
                 raise LeakFound(verification)
+        return Encoded(
+            data,
+            data == decoded.source,
+            [record for c in cleaned for record in c.records()],
+            sorted({f.name for f in decoded.metadata}),
+            verification,
+        )
+
+    def write(self, opened: Opened, cleaned: list[Cleaned], dst: Path) -> Result:
+        """`encode`, then write ``dst`` atomically; on failure raise `VeilError`, write nothing."""
+        encoded = self.encode(opened, cleaned)
         try:
-            atomic_write(dst, data)
+            atomic_write(dst, encoded.data)
         except OSError as exc:
             raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
-        faces = [record for c in cleaned for record in c.records()]
-        # "unchanged": the output is byte for byte the input (no face, nothing to strip).
         return Result(
             input=str(opened.source),
             output=str(dst),
-            status="unchanged" if data == decoded.source else "cleaned",
-            faces=faces,
-            metadata_removed=sorted({f.name for f in decoded.metadata}),
-            verification=verification,
+            status="unchanged" if encoded.unchanged else "cleaned",
+            faces=encoded.faces,
+            metadata_removed=encoded.metadata_removed,
+            verification=encoded.verification,
         )
 
     def _check(

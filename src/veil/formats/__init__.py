@@ -79,6 +79,22 @@ def handler_for(path: Path) -> Handler:
     unrecognisable content and `FormatMismatch` when the content is another supported format.
     """
     ext = path.suffix.lower()
+    handler = _handler_of(ext)
+    try:
+        prefix = read_prefix(path)
+    except OSError as exc:
+        raise CorruptInput(f"cannot read file: {exc.strerror or exc}") from exc
+    return _checked(handler, prefix)
+
+
+def handler_for_bytes(data: bytes, ext: str) -> Handler:
+    """`handler_for` for content in memory whose kind ``ext`` (".jpg") names, e.g. a dataset
+    record; the same refusals."""
+    return _checked(_handler_of(ext.lower()), data[:64])
+
+
+def _handler_of(ext: str) -> Handler:
+    """The handler an extension names, or the reason veil does not clean that kind."""
     if ext in RAW_EXTENSIONS:
         raise UnsupportedFormat(
             f"RAW camera file ({ext}): it cannot be cleaned safely (maker notes and previews are "
@@ -89,10 +105,11 @@ def handler_for(path: Path) -> Handler:
     handler = _BY_EXTENSION.get(ext)
     if handler is None:
         raise UnsupportedFormat(f"unsupported file type {ext or '(no extension)'}")
-    try:
-        prefix = read_prefix(path)
-    except OSError as exc:
-        raise CorruptInput(f"cannot read file: {exc.strerror or exc}") from exc
+    return handler
+
+
+def _checked(handler: Handler, prefix: bytes) -> Handler:
+    """``handler`` when the content's signature agrees with it; else why not."""
     if not prefix:
         raise CorruptInput("empty file (0 bytes)")
     if handler.accept(prefix):
@@ -113,5 +130,6 @@ __all__ = [
     "Handler",
     "VideoHandler",
     "handler_for",
+    "handler_for_bytes",
     "supported_extensions",
 ]
