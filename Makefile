@@ -15,7 +15,7 @@ setup: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[verify]"
 
 setup-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,verify,web]"
+	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray]"
 	bash scripts/install-test-tools.sh
 
 demo: setup

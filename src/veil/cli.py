@@ -37,6 +37,7 @@ examples:
   veil scan photo.heic
   veil scan photos/ --json > findings.json
   veil serve                                   # review page at http://127.0.0.1:8765/
+  veil dataset shards/ shards-clean/ --policy examples/policies/gdpr-and-bipa.toml
 """
 
 
@@ -281,6 +282,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete an upload after this long without a request (default: %(default)s)",
     )
     _add_detection(serve)
+
+    dataset = sub.add_parser(
+        "dataset",
+        help="anonymise a training dataset under a consent policy, with a manifest",
+        description="Clean every record of a dataset into OUTPUT in the same layout: a folder "
+        "tree (photo.json beside photo.jpg holds its fields), WebDataset tar shards, or "
+        "Parquet files with an image column (img2dataset's layout). A policy decides per "
+        "record from its fields: drop it, obscure its faces, or keep them (consent); metadata "
+        "is always stripped. OUTPUT/manifest.parquet has one row per input record. Work is "
+        "tracked per shard: run the same command again to resume after a crash or Ctrl-C. "
+        "Needs: pip install 'veil[dataset]' (and 'veil[ray]' for --engine ray)",
+        epilog="policy format and GDPR/BIPA examples: docs/policy.md, examples/policies/",
+    )
+    dataset.add_argument("input", type=Path, metavar="INPUT", help="the dataset's folder")
+    dataset.add_argument("output", type=Path, metavar="OUTPUT", help="folder for the cleaned copy")
+    dataset.add_argument(
+        "--policy",
+        type=Path,
+        metavar="POLICY.toml",
+        help="consent and jurisdiction rules (default: obscure faces in every record)",
+    )
+    dataset.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: a process pool on this machine (default); ray: Ray Data",
+    )
+    dataset.add_argument(
+        "--ray-address", metavar="ADDR", help="a Ray cluster to join (default: start one here)"
+    )
+    dataset.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="worker processes or Ray actors (default: one per core, at most one per shard)",
+    )
+    dataset.add_argument(
+        "--layout",
+        choices=("auto", "folder", "webdataset", "parquet"),
+        default="auto",
+        help="the input's layout (default: auto: Parquet or tar files found, else a folder)",
+    )
+    dataset.add_argument(
+        "--image-column",
+        metavar="NAME",
+        help="Parquet: the column of image bytes (default: jpg, png, webp, image, ...)",
+    )
+    dataset.add_argument(
+        "--shard-size",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="folder layout: records per shard, the unit of work and resuming (default: "
+        "%(default)s)",
+    )
+    dataset.add_argument(
+        "--method", choices=METHODS, default=Settings().method, help="how faces are obscured"
+    )
+    dataset.add_argument(
+        "--verify", action="store_true", help="check each image independently (veil[verify])"
+    )
+    _add_detection(dataset)
+    _add_progress(dataset)
     return parser
 
 
@@ -410,6 +474,56 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dataset(args: argparse.Namespace) -> int:
+    try:
+        from .dataset import run as run_dataset
+        from .dataset.policy import Policy
+    except ImportError as exc:
+        raise UsageError(f"veil dataset needs: pip install 'veil[dataset]' ({exc})") from None
+    if args.verify:
+        _require_verify()
+    settings = _settings(args, method=args.method, verify=args.verify)
+    policy = Policy.load(args.policy) if args.policy else Policy()
+    print(policy.describe(), file=sys.stderr)
+    summary = run_dataset(
+        args.input,
+        args.output,
+        policy,
+        engine=args.engine,
+        workers=args.workers,
+        settings=settings,
+        layout=args.layout,
+        image_column=args.image_column,
+        shard_size=args.shard_size,
+        ray_address=args.ray_address,
+        progress=args.progress,
+    )
+    t = summary.totals
+    by_rule = ", ".join(f"{rule} {n}" for rule, n in t["dropped_by_rule"].items())
+    print(
+        f"{t['records']} records ({summary.layout}, {summary.shards_run} of "
+        f"{summary.shards_total} shards run now): {t['cleaned']} cleaned, {t['kept']} kept, "
+        f"{t['dropped']} dropped by policy{f' ({by_rule})' if by_rule else ''}, "
+        f"{t['failed']} failed; {t['faces']} faces obscured or kept; manifest: {summary.manifest}",
+        file=sys.stderr,
+    )
+    if summary.left_out:
+        shown = ", ".join(summary.left_out[:5]) + (" ..." if len(summary.left_out) > 5 else "")
+        print(
+            f"not copied (neither records nor their .json/.txt siblings): "
+            f"{len(summary.left_out)} files: {shown}",
+            file=sys.stderr,
+        )
+    if not summary.complete:
+        print(
+            f"veil: error: the manifest has {t['records']} rows for {summary.expected} input "
+            "records",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return EXIT_FAILED if t["failed"] else EXIT_OK
+
+
 def _scan_files(inputs: list[Path]) -> list[Path]:
     files: list[Path] = []
     for given in inputs:
@@ -482,6 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _verify(args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "dataset":
+            return _dataset(args)
         return _scan(args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"veil: error: {exc}\n")

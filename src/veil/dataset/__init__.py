@@ -1,0 +1,163 @@
+"""Dataset mode: anonymise training data record by record, under a consent policy, on this
+machine or on Ray, and account for every record in a Parquet manifest.
+
+>>> from veil.dataset import run                                      # doctest: +SKIP
+>>> summary = run("shards/", "shards-clean/", policy="gdpr.toml")     # doctest: +SKIP
+>>> summary.totals["dropped"], summary.manifest                        # doctest: +SKIP
+(412, PosixPath('shards-clean/manifest.parquet'))
+
+Needs ``pip install 'veil[dataset]'`` (pyarrow), and ``veil[ray]`` for the Ray engine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import UsageError
+from ..settings import Settings
+from . import manifest
+from .layouts import LAYOUTS, Folder, Layout, Parquet, Shard, detect
+from .policy import Policy
+
+Engine = Literal["local", "ray"]
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a run did: the manifest, the totals, what was not copied."""
+
+    manifest: Path
+    layout: str
+    #: Records by status (cleaned, kept, dropped, failed), ``records``, ``faces`` and
+    #: ``dropped_by_rule``.
+    totals: dict[str, Any]
+    #: Records the input held when the run was planned: the manifest must have as many rows.
+    expected: int
+    #: Input files that are neither records nor their siblings, so not written.
+    left_out: list[str]
+    #: Shards done by this call (the others were done by an earlier, interrupted run).
+    shards_run: int
+    shards_total: int
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.totals["records"] == self.expected)
+
+
+def run(
+    input: str | Path,
+    output: str | Path,
+    policy: str | Path | Policy | None = None,
+    *,
+    engine: Engine = "local",
+    workers: int | None = None,
+    settings: Settings | None = None,
+    layout: str = "auto",
+    image_column: str | None = None,
+    shard_size: int = 1000,
+    ray_address: str | None = None,
+    progress: bool | None = None,
+) -> Summary:
+    """Clean the dataset in ``input`` into ``output`` (same layout), resuming an earlier run
+    into the same ``output``. Raises `UsageError` for what cannot start."""
+    source, out = Path(input), Path(output)
+    if not source.is_dir():
+        raise UsageError(f"input must be a folder of the dataset: {source}")
+    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
+        raise UsageError(f"output folder {out} must not be inside the input folder {source}")
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+    if shard_size < 1:
+        raise UsageError("shard size must be at least 1")
+    chosen = _policy(policy)
+    settings = settings or Settings()
+    kind = detect(source, layout)
+    shape = _layout(kind, source, shard_size, image_column)
+    shards = shape.shards()
+    manifest.claim(
+        out,
+        {
+            "input": str(source.resolve()),
+            "layout": kind,
+            "policy": repr(chosen),
+            "settings": repr(settings.with_(jobs=None, overwrite=False)),
+            "shard_size": shard_size if kind == "folder" else None,
+            "image_column": image_column,
+        },
+    )
+    todo = [s for s in shards if not manifest.is_done(out, s.name)]
+    count = workers or _default_workers(len(todo))
+    _execute(shape, shards, todo, out, settings, chosen, engine, count, ray_address, progress)
+    table = manifest.assemble(out, [s.name for s in shards])
+    return Summary(
+        manifest=out / manifest.MANIFEST,
+        layout=kind,
+        totals=manifest.totals(table),
+        expected=sum(s.records for s in shards),
+        left_out=shape.left_out(),
+        shards_run=len(todo),
+        shards_total=len(shards),
+    )
+
+
+def _policy(policy: str | Path | Policy | None) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    return Policy() if policy is None else Policy.load(Path(policy))
+
+
+def _layout(kind: str, root: Path, shard_size: int, image_column: str | None) -> Layout:
+    if kind == "folder":
+        return Folder(root, shard_size)
+    if kind == "parquet":
+        return Parquet(root, image_column)
+    return LAYOUTS[kind](root)
+
+
+def _default_workers(shards: int) -> int:
+    return max(1, min(os.cpu_count() or 1, shards))
+
+
+def _execute(
+    layout: Layout,
+    shards: list[Shard],
+    todo: list[Shard],
+    out: Path,
+    settings: Settings,
+    policy: Policy,
+    engine: Engine,
+    workers: int,
+    address: str | None,
+    progress: bool | None,
+) -> None:
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    total = sum(s.records for s in shards)
+    bar = tqdm(
+        total=total,
+        initial=total - sum(s.records for s in todo),
+        disable=not show,
+        unit="record",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
+    try:
+        if engine == "ray":
+            from .ray_engine import run_ray
+
+            run_ray(layout, todo, out, settings, policy, workers, bar.update, address)
+        else:
+            from .local import run_local
+
+            run_local(layout, todo, out, settings, policy, workers, bar.update)
+    finally:
+        bar.close()
+
+
+__all__ = ["ENGINES", "Policy", "Summary", "run"]

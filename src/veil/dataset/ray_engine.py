@@ -1,0 +1,107 @@
+"""The Ray engine: the shards to clean as a Ray Dataset, cleaned by ``map_batches`` with a
+callable class, so each actor loads the detector once and cleans shard after shard.
+
+Each batch is one shard (``batch_size=1``): a shard is already many records, and it is the
+unit that is written atomically and resumed. The shard's output and manifest part are
+written by the actor to the output folder, which must be shared by every node (a local
+disk for ``ray.init()`` on one machine; a network file system on a cluster). One GPU per
+actor when the cluster has GPUs (onnxruntime-gpu then runs CenterFace on CUDA).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UsageError
+from ..settings import Settings
+from .layouts import Layout, Shard, clean_shard
+from .policy import Policy
+from .records import Cleaner
+
+
+class ShardCleaner:
+    """A Ray actor's state: one Cleaner; called with a batch of shard names."""
+
+    def __init__(
+        self, layout: Layout, shards: dict[str, Shard], out: str, settings: Settings, policy: Policy
+    ) -> None:
+        self.layout, self.shards, self.out = layout, shards, Path(out)
+        self.cleaner = Cleaner(settings, policy, threads=1)
+
+    def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, list[Any]]:
+        names = [str(name) for name in batch["shard"]]
+        records = [clean_shard(self.layout, self.shards[n], self.out, self.cleaner) for n in names]
+        return {"shard": names, "records": records}
+
+
+def run_ray(
+    layout: Layout,
+    todo: list[Shard],
+    out: Path,
+    settings: Settings,
+    policy: Policy,
+    workers: int,
+    done: Callable[[int], None],
+    address: str | None = None,
+) -> None:
+    """Clean every shard of ``todo`` on Ray with ``workers`` actors; ``done(records)`` after
+    each shard. Starts a local Ray with ``workers`` CPUs unless ``address`` names a cluster
+    (or Ray is already initialised)."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise UsageError(f"the ray engine needs: pip install 'veil[ray]' ({exc})") from None
+    if not todo:
+        return
+    started = not ray.is_initialized()
+    if started:
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None:
+            options["num_cpus"] = workers
+        ray.init(address=address, logging_level=logging.WARNING, **options)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # plans, timings: not for users
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # veil's own bar counts records, Ray's counted blocks
+    try:
+        _clean(ray, layout, todo, out, settings, policy, workers, done)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _clean(
+    ray: Any,
+    layout: Layout,
+    todo: list[Shard],
+    out: Path,
+    settings: Settings,
+    policy: Policy,
+    workers: int,
+    done: Callable[[int], None],
+) -> None:
+    gpus = ray.cluster_resources().get("GPU", 0)
+    items = [{"shard": shard.name} for shard in todo]
+    shards = ray.data.from_items(items, override_num_blocks=len(items))
+    cleaned = shards.map_batches(
+        ShardCleaner,
+        fn_constructor_kwargs={
+            "layout": layout,
+            "shards": {shard.name: shard for shard in todo},
+            "out": str(out),
+            "settings": settings,
+            "policy": policy,
+        },
+        batch_size=1,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=0 if gpus else 1,
+        num_gpus=1 if gpus else 0,
+    )
+    for row in cleaned.iter_rows():
+        done(int(row["records"]))

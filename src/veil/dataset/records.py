@@ -1,0 +1,156 @@
+"""One record at a time: the policy decides, then the image is cleaned (or left out) and its
+other fields pruned. Whatever happens becomes one manifest `Row`; nothing raises past here
+but interruptions, so a bad record fails alone and never its shard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import VeilError
+from ..formats import HANDLERS
+from ..pipeline import Encoded, Pipeline
+from ..result import Result
+from ..settings import Settings
+from .policy import Decision, Policy
+
+#: Extensions of the image kinds veil cleans in memory (dataset records).
+IMAGE_EXTENSIONS = frozenset(ext for handler in HANDLERS for ext in handler.extensions)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the manifest: what happened to one input record."""
+
+    id: str
+    shard: str
+    #: ``cleaned`` (faces obscured, metadata stripped), ``kept`` (the policy kept the faces;
+    #: metadata stripped), ``dropped`` (by the policy rule ``rule``) or ``failed`` (``error``);
+    #: a dropped or failed record is not in the output.
+    status: str
+    rule: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    faces: int = 0
+    #: x1, y1, x2, y2 of each face found, in displayed pixels: the only face data kept.
+    boxes: list[list[float]] = field(default_factory=list)
+    metadata_removed: list[str] = field(default_factory=list)
+    fields_removed: list[str] = field(default_factory=list)
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image of a record: its name in the record (member, column or file) and bytes."""
+
+    name: str
+    data: bytes
+    ext: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A record after cleaning: its row, and (unless dropped or failed) what to write."""
+
+    row: Row
+    images: list[bytes] | None
+    fields: dict[str, Any] | None
+
+    @property
+    def written(self) -> bool:
+        return self.images is not None
+
+
+def sniff_extension(data: bytes) -> str | None:
+    """The extension of the image kind whose signature ``data`` starts with."""
+    prefix = data[:64]
+    return next((h.extensions[0] for h in HANDLERS if prefix and h.accept(prefix)), None)
+
+
+class Cleaner:
+    """Holds the loaded models (one per worker process or Ray actor) and the policy."""
+
+    def __init__(self, settings: Settings, policy: Policy, threads: int | None = 1) -> None:
+        self.policy = policy
+        self.obscuring = Pipeline(settings, threads=threads)
+        # "keep": the person consented to their face being shown; metadata still goes.
+        self.keeping = Pipeline(settings.with_(faces=False, verify=False, allow_leaks=False))
+
+    def record(
+        self, rid: str, shard: str, fields: Mapping[str, Any], images: list[Image]
+    ) -> Outcome:
+        """Decide on one record and clean its images; never raises `VeilError`."""
+        decision = self.policy.decide(fields)
+        row = Row(rid, shard, "dropped", decision.rule, decision.reason)
+        row = replace(row, bytes_in=sum(len(i.data) for i in images))
+        if decision.action == "drop":
+            return Outcome(row, None, None)
+        removed = self.policy.fields_to_drop(fields)
+        pruned = {k: v for k, v in fields.items() if k not in removed}
+        row = replace(row, status=_status(decision), fields_removed=sorted(removed))
+        pipe = self.keeping if decision.action == "keep" else self.obscuring
+        written: list[bytes] = []
+        for image in images:
+            try:
+                encoded = pipe.clean_bytes(image.data, image.ext, image.name)
+            except VeilError as exc:
+                return Outcome(_failed(row, image, f"{type(exc).__name__}: {exc}"), None, None)
+            except MemoryError:
+                return Outcome(_failed(row, image, "MemoryError: not enough memory"), None, None)
+            row = _add(row, encoded)
+            written.append(encoded.data)
+        return Outcome(row, written, pruned)
+
+    def file(
+        self, rid: str, shard: str, fields: Mapping[str, Any], src: Path, dst: Path
+    ) -> tuple[Row, dict[str, Any] | None]:
+        """A record that is a file cleaned on disk (a video in a folder dataset): its row and
+        its pruned fields (None when nothing was written)."""
+        decision = self.policy.decide(fields)
+        row = Row(rid, shard, "dropped", decision.rule, decision.reason, bytes_in=_size(src))
+        if decision.action == "drop":
+            return row, None
+        pipe = self.keeping if decision.action == "keep" else self.obscuring
+        result: Result = pipe.run(src, dst)
+        if result.output is None:
+            return replace(row, status="failed", error=result.error), None
+        removed = self.policy.fields_to_drop(fields)
+        row = replace(
+            row,
+            status=_status(decision),
+            faces=len(result.faces),
+            boxes=[list(f.box) for f in result.faces],
+            metadata_removed=result.metadata_removed,
+            fields_removed=sorted(removed),
+            bytes_out=_size(dst),
+        )
+        return row, {k: v for k, v in fields.items() if k not in removed}
+
+
+def _status(decision: Decision) -> str:
+    return "kept" if decision.action == "keep" else "cleaned"
+
+
+def _failed(row: Row, image: Image, error: str) -> Row:
+    return replace(row, status="failed", error=f"{image.name}: {error}", bytes_out=0)
+
+
+def _add(row: Row, encoded: Encoded) -> Row:
+    return replace(
+        row,
+        faces=row.faces + len(encoded.faces),
+        boxes=row.boxes + [list(f.box) for f in encoded.faces],
+        metadata_removed=sorted({*row.metadata_removed, *encoded.metadata_removed}),
+        bytes_out=row.bytes_out + len(encoded.data),
+    )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
