@@ -99,7 +99,9 @@ def _clean(
         },
         batch_size=1,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        # One shard in flight per actor: shards go to whichever actor is free, so neither
+        # waits at the end behind shards queued for the other.
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
         num_cpus=0 if gpus else 1,
         num_gpus=1 if gpus else 0,
     )
