@@ -264,6 +264,14 @@ def test_resuming_with_another_policy_is_refused(tmp_path: Path) -> None:
         run(tmp_path / "in", tmp_path / "out", Policy(), progress=False)
 
 
+def test_resuming_after_the_input_changed_is_refused(tmp_path: Path) -> None:
+    make_folder(tmp_path / "in", count=3)
+    run(tmp_path / "in", tmp_path / "out", POLICY, progress=False)
+    (tmp_path / "in" / "sub" / "p9.jpg").write_bytes(jpeg(False))
+    with pytest.raises(UsageError, match="input files"):
+        run(tmp_path / "in", tmp_path / "out", POLICY, progress=False)
+
+
 def test_killed_run_resumes_without_redoing_or_duplicating(tmp_path: Path) -> None:
     make_folder(tmp_path / "in", count=6)
     out = tmp_path / "out"

@@ -11,6 +11,8 @@ Needs ``pip install 'veil[dataset]'`` (pyarrow), and ``veil[ray]`` for the Ray e
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -88,6 +90,7 @@ def run(
             "settings": repr(settings.with_(jobs=None, overwrite=False)),
             "shard_size": shard_size if kind == "folder" else None,
             "image_column": image_column,
+            "shards": _fingerprint(source, shards),
         },
     )
     todo = [s for s in shards if not manifest.is_done(out, s.name)]
@@ -103,6 +106,17 @@ def run(
         shards_run=len(todo),
         shards_total=len(shards),
     )
+
+
+def _fingerprint(root: Path, shards: list[Shard]) -> str:
+    """A digest of the shard plan and the sizes of the files in it: resuming after the input
+    changed would skip shards that now hold other records, so it is refused instead."""
+    digest = hashlib.sha256()
+    for shard in shards:
+        names = shard.files or (shard.name,)
+        sizes = [(root / name).stat().st_size for name in names]
+        digest.update(json.dumps([shard.name, names, shard.records, sizes]).encode())
+    return digest.hexdigest()
 
 
 def _policy(policy: str | Path | Policy | None) -> Policy:

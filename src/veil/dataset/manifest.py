@@ -98,8 +98,9 @@ def claim(out: Path, run: dict[str, Any]) -> None:
         earlier = json.loads(path.read_text())
         if earlier != run:
             changed = sorted(k for k in {*earlier, *run} if earlier.get(k) != run.get(k))
+            what = ", ".join("input files" if k == "shards" else k for k in changed)
             raise UsageError(
-                f"{out} holds a run with another {', '.join(changed)}; resume it with the same "
+                f"{out} holds a run with another {what}; resume it with the same input and "
                 "options, or choose a new output folder"
             )
         return
