@@ -22,7 +22,7 @@ from typing import Any, Literal
 from ..errors import UsageError
 from ..settings import Settings
 from . import manifest
-from .layouts import LAYOUTS, Folder, Layout, Parquet, Shard, detect
+from .layouts import LAYOUTS, Folder, Layout, Parquet, Shard, Work, detect
 from .policy import Policy
 
 Engine = Literal["local", "ray"]
@@ -93,9 +93,9 @@ def run(
             "shards": _fingerprint(source, shards),
         },
     )
-    todo = [s for s in shards if not manifest.is_done(out, s.name)]
-    count = workers or _default_workers(len(todo))
-    _execute(shape, shards, todo, out, settings, chosen, engine, count, ray_address, progress)
+    todo = tuple(s for s in shards if not manifest.is_done(out, s.name))
+    work = Work(shape, todo, out, settings, chosen, workers or _default_workers(len(todo)))
+    _execute(work, sum(s.records for s in shards), engine, ray_address, progress)
     table = manifest.assemble(out, [s.name for s in shards])
     return Summary(
         manifest=out / manifest.MANIFEST,
@@ -138,24 +138,14 @@ def _default_workers(shards: int) -> int:
 
 
 def _execute(
-    layout: Layout,
-    shards: list[Shard],
-    todo: list[Shard],
-    out: Path,
-    settings: Settings,
-    policy: Policy,
-    engine: Engine,
-    workers: int,
-    address: str | None,
-    progress: bool | None,
+    work: Work, total: int, engine: Engine, address: str | None, progress: bool | None
 ) -> None:
     from tqdm import tqdm
 
     show = sys.stderr.isatty() if progress is None else progress
-    total = sum(s.records for s in shards)
     bar = tqdm(
         total=total,
-        initial=total - sum(s.records for s in todo),
+        initial=total - sum(s.records for s in work.todo),
         disable=not show,
         unit="record",
         dynamic_ncols=True,
@@ -165,11 +155,11 @@ def _execute(
         if engine == "ray":
             from .ray_engine import run_ray
 
-            run_ray(layout, todo, out, settings, policy, workers, bar.update, address)
+            run_ray(work, bar.update, address)
         else:
             from .local import run_local
 
-            run_local(layout, todo, out, settings, policy, workers, bar.update)
+            run_local(work, bar.update)
     finally:
         bar.close()
 

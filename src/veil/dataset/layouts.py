@@ -21,7 +21,9 @@ from typing import Any, ClassVar
 from ..errors import UsageError
 from ..formats import VIDEO_HANDLERS
 from ..pipeline import atomic_output, atomic_write
+from ..settings import Settings
 from . import manifest
+from .policy import Policy
 from .records import IMAGE_EXTENSIONS, Cleaner, Image, Row, sniff_extension
 
 VIDEO_EXTENSIONS = frozenset(ext for handler in VIDEO_HANDLERS for ext in handler.extensions)
@@ -59,11 +61,26 @@ class Layout(ABC):
         """Files of the input that are not written to the output (relative paths)."""
 
 
-def clean_shard(layout: Layout, shard: Shard, out: Path, cleaner: Cleaner) -> int:
-    """Clean one shard and record it as done (its manifest part); the records it held."""
-    rows = layout.clean(shard, out, cleaner)
-    manifest.write_part(out, shard.name, rows)
-    return len(rows)
+@dataclass(frozen=True)
+class Work:
+    """What an engine is given: the shards still to clean and how to clean them. Sent whole
+    to each worker process or Ray actor (every part pickles)."""
+
+    layout: Layout
+    todo: tuple[Shard, ...]
+    out: Path
+    settings: Settings
+    policy: Policy
+    workers: int
+
+    def shard(self, name: str) -> Shard:
+        return next(s for s in self.todo if s.name == name)
+
+    def clean(self, shard: Shard, cleaner: Cleaner) -> int:
+        """Clean one shard and record it as done (its manifest part); the records it held."""
+        rows = self.layout.clean(shard, self.out, cleaner)
+        manifest.write_part(self.out, shard.name, rows)
+        return len(rows)
 
 
 def _files(root: Path) -> list[Path]:
@@ -392,4 +409,4 @@ def detect(root: Path, requested: str = "auto") -> str:
     return "folder"
 
 
-__all__ = ["LAYOUTS", "Folder", "Layout", "Parquet", "Shard", "WebDataset", "clean_shard", "detect"]
+__all__ = ["LAYOUTS", "Folder", "Layout", "Parquet", "Shard", "WebDataset", "Work", "detect"]

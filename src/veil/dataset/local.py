@@ -6,49 +6,38 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from pathlib import Path
 
-from ..settings import Settings
-from .layouts import Layout, Shard, clean_shard
-from .policy import Policy
+from .layouts import Shard, Work
 from .records import Cleaner
 
 # Each worker process holds one Cleaner (the models load once per process).
 _CLEANER: Cleaner | None = None
 
 
-def _init_worker(settings: Settings, policy: Policy) -> None:
+def _init_worker(work: Work) -> None:
     global _CLEANER
     # One onnxruntime thread per worker: the processes already fill the cores.
-    _CLEANER = Cleaner(settings, policy, threads=1)
+    _CLEANER = Cleaner(work.settings, work.policy, threads=1)
 
 
-def _work(layout: Layout, shard: Shard, out: Path) -> int:
+def _clean(work: Work, shard: Shard) -> int:
     assert _CLEANER is not None
-    return clean_shard(layout, shard, out, _CLEANER)
+    return work.clean(shard, _CLEANER)
 
 
-def run_local(
-    layout: Layout,
-    todo: list[Shard],
-    out: Path,
-    settings: Settings,
-    policy: Policy,
-    workers: int,
-    done: Callable[[int], None],
-) -> None:
-    """Clean every shard of ``todo``; ``done(records)`` after each shard."""
-    if workers == 1:
-        cleaner = Cleaner(settings, policy, threads=None)
-        for shard in todo:
-            done(clean_shard(layout, shard, out, cleaner))
+def run_local(work: Work, done: Callable[[int], None]) -> None:
+    """Clean every shard of ``work``; ``done(records)`` after each shard."""
+    if work.workers == 1:
+        cleaner = Cleaner(work.settings, work.policy, threads=None)
+        for shard in work.todo:
+            done(work.clean(shard, cleaner))
         return
     # Spawned, not forked: forking a process that already runs onnxruntime's threads is unsafe.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(settings, policy)
+        work.workers, mp_context=context, initializer=_init_worker, initargs=(work,)
     ) as pool:
-        futures = [pool.submit(_work, layout, shard, out) for shard in todo]
+        futures = [pool.submit(_clean, work, shard) for shard in work.todo]
         try:
             for future in as_completed(futures):
                 done(future.result())

@@ -12,96 +12,67 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
-from ..settings import Settings
-from .layouts import Layout, Shard, clean_shard
-from .policy import Policy
+from .layouts import Work
 from .records import Cleaner
 
 
 class ShardCleaner:
     """A Ray actor's state: one Cleaner; called with a batch of shard names."""
 
-    def __init__(
-        self, layout: Layout, shards: dict[str, Shard], out: str, settings: Settings, policy: Policy
-    ) -> None:
-        self.layout, self.shards, self.out = layout, shards, Path(out)
-        self.cleaner = Cleaner(settings, policy, threads=1)
+    def __init__(self, work: Work) -> None:
+        self.work = work
+        self.cleaner = Cleaner(work.settings, work.policy, threads=1)
 
     def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, list[Any]]:
         names = [str(name) for name in batch["shard"]]
-        records = [clean_shard(self.layout, self.shards[n], self.out, self.cleaner) for n in names]
+        records = [self.work.clean(self.work.shard(n), self.cleaner) for n in names]
         return {"shard": names, "records": records}
 
 
-def run_ray(
-    layout: Layout,
-    todo: list[Shard],
-    out: Path,
-    settings: Settings,
-    policy: Policy,
-    workers: int,
-    done: Callable[[int], None],
-    address: str | None = None,
-) -> None:
-    """Clean every shard of ``todo`` on Ray with ``workers`` actors; ``done(records)`` after
-    each shard. Starts a local Ray with ``workers`` CPUs unless ``address`` names a cluster
-    (or Ray is already initialised)."""
+def run_ray(work: Work, done: Callable[[int], None], address: str | None = None) -> None:
+    """Clean every shard of ``work`` on Ray with ``work.workers`` actors; ``done(records)``
+    after each shard. Starts a local Ray with that many CPUs unless ``address`` names a
+    cluster (or Ray is already initialised)."""
     try:
         import ray
         import ray.data
     except ImportError as exc:
         raise UsageError(f"the ray engine needs: pip install 'veil[ray]' ({exc})") from None
-    if not todo:
+    if not work.todo:
         return
     started = not ray.is_initialized()
     if started:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:
-            options["num_cpus"] = workers
+            options["num_cpus"] = work.workers
         ray.init(address=address, logging_level=logging.WARNING, **options)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # plans, timings: not for users
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # veil's own bar counts records, Ray's counted blocks
     try:
-        _clean(ray, layout, todo, out, settings, policy, workers, done)
+        _clean(ray, work, done)
     finally:
         if started:
             ray.shutdown()
 
 
-def _clean(
-    ray: Any,
-    layout: Layout,
-    todo: list[Shard],
-    out: Path,
-    settings: Settings,
-    policy: Policy,
-    workers: int,
-    done: Callable[[int], None],
-) -> None:
+def _clean(ray: Any, work: Work, done: Callable[[int], None]) -> None:
     gpus = ray.cluster_resources().get("GPU", 0)
-    items = [{"shard": shard.name} for shard in todo]
+    items = [{"shard": shard.name} for shard in work.todo]
     shards = ray.data.from_items(items, override_num_blocks=len(items))
     cleaned = shards.map_batches(
         ShardCleaner,
-        fn_constructor_kwargs={
-            "layout": layout,
-            "shards": {shard.name: shard for shard in todo},
-            "out": str(out),
-            "settings": settings,
-            "policy": policy,
-        },
+        fn_constructor_kwargs={"work": work},
         batch_size=1,
         batch_format="numpy",
         # One shard in flight per actor: shards go to whichever actor is free, so neither
         # waits at the end behind shards queued for the other.
-        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1),
+        compute=ray.data.ActorPoolStrategy(size=work.workers, max_tasks_in_flight_per_actor=1),
         num_cpus=0 if gpus else 1,
         num_gpus=1 if gpus else 0,
     )
