@@ -84,15 +84,9 @@ class Cleaner:
         self, rid: str, shard: str, fields: Mapping[str, Any], images: list[Image]
     ) -> Outcome:
         """Decide on one record and clean its images; never raises `VeilError`."""
-        decision = self.policy.decide(fields)
-        row = Row(rid, shard, "dropped", decision.rule, decision.reason)
-        row = replace(row, bytes_in=sum(len(i.data) for i in images))
-        if decision.action == "drop":
+        row, pipe, pruned = self._decide(rid, shard, fields, sum(len(i.data) for i in images))
+        if pipe is None:
             return Outcome(row, None, None)
-        removed = self.policy.fields_to_drop(fields)
-        pruned = {k: v for k, v in fields.items() if k not in removed}
-        row = replace(row, status=_status(decision), fields_removed=sorted(removed))
-        pipe = self.keeping if decision.action == "keep" else self.obscuring
         written: list[bytes] = []
         for image in images:
             try:
@@ -110,25 +104,34 @@ class Cleaner:
     ) -> tuple[Row, dict[str, Any] | None]:
         """A record that is a file cleaned on disk (a video in a folder dataset): its row and
         its pruned fields (None when nothing was written)."""
-        decision = self.policy.decide(fields)
-        row = Row(rid, shard, "dropped", decision.rule, decision.reason, bytes_in=_size(src))
-        if decision.action == "drop":
+        row, pipe, pruned = self._decide(rid, shard, fields, _size(src))
+        if pipe is None:
             return row, None
-        pipe = self.keeping if decision.action == "keep" else self.obscuring
         result: Result = pipe.run(src, dst)
         if result.output is None:
             return replace(row, status="failed", error=result.error), None
-        removed = self.policy.fields_to_drop(fields)
         row = replace(
             row,
-            status=_status(decision),
             faces=len(result.faces),
             boxes=[list(f.box) for f in result.faces],
             metadata_removed=result.metadata_removed,
-            fields_removed=sorted(removed),
             bytes_out=_size(dst),
         )
-        return row, {k: v for k, v in fields.items() if k not in removed}
+        return row, pruned
+
+    def _decide(
+        self, rid: str, shard: str, fields: Mapping[str, Any], size: int
+    ) -> tuple[Row, Pipeline | None, dict[str, Any]]:
+        """The policy's decision as a row so far, the pipeline that carries it out (None:
+        dropped) and the fields to write."""
+        decision = self.policy.decide(fields)
+        row = Row(rid, shard, "dropped", decision.rule, decision.reason, bytes_in=size)
+        if decision.action == "drop":
+            return row, None, {}
+        removed = self.policy.fields_to_drop(fields)
+        row = replace(row, status=_status(decision), fields_removed=sorted(removed))
+        pipe = self.keeping if decision.action == "keep" else self.obscuring
+        return row, pipe, {k: v for k, v in fields.items() if k not in removed}
 
 
 def _status(decision: Decision) -> str:

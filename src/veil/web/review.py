@@ -88,10 +88,7 @@ class Reviewer:
                 report = self.pipeline.inspect(upload.input)
                 upload.kind = "video"
                 shown = self.pipeline.video.still(handler, upload.input)
-                faces = [
-                    {"index": i, "box": f.box, "region": f.region, "score": f.score}
-                    for i, f in enumerate(report.faces)
-                ]
+                records = report.faces
                 fields, fmt, frames = report.metadata, handler.name, report.frames
                 sampled = report.sampled_frames
             else:
@@ -102,10 +99,6 @@ class Reviewer:
                 shown = decoded.frames[0]
                 first = opened.found[0]
                 records = first.records(first.regions(decoded.width, decoded.height))
-                faces = [
-                    {"index": i, "box": r.box, "region": r.region, "score": r.score}
-                    for i, r in enumerate(records)
-                ]
                 fields, fmt, frames, sampled = (
                     decoded.metadata,
                     decoded.format,
@@ -122,7 +115,10 @@ class Reviewer:
             "width": int(shown.shape[1]),
             "height": int(shown.shape[0]),
             "frames": frames,
-            "faces": faces,
+            "faces": [
+                {"index": i, "box": r.box, "region": r.region, "score": r.score}
+                for i, r in enumerate(records)
+            ],
             "reveals": reveals(fields),
             "original": f"/api/uploads/{upload.id}/original.jpg",
             "scale": scale,
