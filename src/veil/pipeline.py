@@ -334,7 +334,7 @@ class Pipeline:
                 verification = self._check_video(handler, original, output)
                 return Checked(str(original), str(output), verification.verdict, None, verification)
             decoded = handler.decode(_read(original), self.settings.max_pixels)
-            found = [self.detector.detect(rgb_view(frame)) for frame in decoded.frames]
+            found = self.detect_frames(decoded.frames)
             verification = self._check(handler, decoded, found, _read(output))
         except UnsupportedFormat as exc:
             return Checked(str(original), str(output), "skipped", str(exc))

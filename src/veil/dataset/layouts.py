@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..batch import files_in
 from ..errors import UsageError
 from ..formats import VIDEO_HANDLERS
 from ..pipeline import atomic_output, atomic_write
@@ -84,7 +85,8 @@ class Work:
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and ".veil-tmp" not in p.name)
+    """Every file below ``root`` but veil's own unfinished temporary files."""
+    return [p for p in files_in(root) if not p.name.endswith(".veil-tmp")]
 
 
 def _json(fields: dict[str, Any]) -> bytes:
@@ -284,9 +286,9 @@ class WebDataset(Layout):
         except ValueError as exc:
             return Row(key, shard, "failed", error=f"{key}.json: {exc}")
         images = [
-            Image(name, data, "." + ext.rsplit(".", 1)[-1])
+            Image(name, data, ext)
             for name, data in members
-            if "." + (ext := _split(name)[1].lower()).rsplit(".", 1)[-1] in IMAGE_EXTENSIONS
+            if (ext := Path(name).suffix.lower()) in IMAGE_EXTENSIONS
         ]
         outcome = cleaner.record(key, shard, fields, images)
         if outcome.images is None or outcome.fields is None:

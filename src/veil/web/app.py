@@ -50,7 +50,7 @@ from ..errors import (
 )
 from ..formats import supported_extensions
 from ..pipeline import Edits, Pipeline
-from ..settings import METHODS, Settings
+from ..settings import METHODS, Method, Settings
 from .review import Reviewer
 from .uploads import Uploads
 
@@ -130,7 +130,7 @@ class Scanned(BaseModel):
 
 class EditsIn(BaseModel):
     id: str
-    method: Literal["fill", "pixelate", "blur"] = "fill"
+    method: Method = "fill"
     keep: list[int] = Field(default=[], description="indices of faces to leave visible")
     add: list[tuple[int, int, int, int]] = Field(
         default=[], description="areas to obscure as well: x1, y1, x2, y2, full-size pixels"
@@ -255,7 +255,7 @@ def create_app(
         return Config(
             version=__version__,
             methods=list(METHODS),
-            method=settings.method,
+            method=reviewer.pipeline.settings.method,
             verify=reviewer.pipeline.settings.verify,
             max_upload_bytes=max_upload_bytes,
             extensions=supported_extensions(),
@@ -400,8 +400,6 @@ async def _receive(request: Request, path: Path, limit: int) -> None:
             if size > limit:
                 raise TooLarge(f"the file is larger than the {_mib(limit)} limit")
             fh.write(chunk)
-    if size == 0:
-        raise CorruptInput("empty file (0 bytes)")
 
 
 def _sweep(uploads: Uploads, stop: threading.Event) -> None:

@@ -130,8 +130,6 @@ class Reviewer:
         the same pixels (the preview is what gets written)."""
         if upload.opened is None:
             raise Conflict("faces in a video are all obscured, frame by frame; it has no preview")
-        if edits and upload.kind != "photo":
-            raise Conflict("faces can be kept or added in still photos only")
         key = (method, edits)
         if upload.edited is None or upload.edited[0] != key:
             upload.edited = (key, self._pipe(method).edit(upload.opened, edits))
@@ -147,13 +145,13 @@ class Reviewer:
     def clean(self, upload: Upload, method: str, edits: Edits) -> dict[str, Any]:
         """Write the cleaned file into the upload's folder (fail closed: `VeilError` and
         nothing written); the summary the page shows."""
+        if edits and upload.kind != "photo":
+            raise Conflict("faces can be kept or added in still photos only")
         with self.lock:
             pipe = self._pipe(method)
             output = upload.folder / ("output" + upload.input.suffix)
             upload.output = None
             if upload.kind == "video":
-                if edits:
-                    raise Conflict("faces can be kept or added in still photos only")
                 result = pipe.clean_file(upload.input, output)
             elif upload.opened is not None:
                 result = pipe.write(upload.opened, self._edited(upload, method, edits), output)
@@ -161,7 +159,7 @@ class Reviewer:
                 raise Conflict("scan the upload before cleaning it")
             # The report names the file as the person knows it, not its place in the temp folder.
             result = replace(result, input=upload.name, output=upload.name)
-            upload.output, upload.result = output, result
+            upload.output = output
         verification = result.verification
         return {
             "id": upload.id,

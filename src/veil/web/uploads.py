@@ -23,7 +23,6 @@ from ..errors import UnknownUpload
 if TYPE_CHECKING:
     from ..formats import Handler
     from ..pipeline import Cleaned, Opened
-    from ..result import Result
 
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
@@ -64,7 +63,6 @@ class Upload:
     edited: tuple[object, list[Cleaned]] | None = None
     original_jpeg: bytes = b""
     output: Path | None = None
-    result: Result | None = None
 
 
 class Uploads:
