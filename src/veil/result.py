@@ -40,38 +40,74 @@ class Leak:
     box: list[int] | None = None
 
 
+Verdict = Literal["protected", "unconfirmed", "leak"]
+VERDICTS: tuple[str, ...] = ("protected", "unconfirmed", "leak")
+
+
 @dataclass(frozen=True)
 class Verification:
     """The independent check of one output (`veil verify`, `veil clean --verify`).
 
+    ``verdict``: ``leak`` when anything was found (``leaks``); otherwise ``protected`` only
+    when every face the cleaning found was within the second opinion's reach, and
+    ``unconfirmed`` when some were not (``unjudged``): no leak was found, but a face the
+    cleaning missed beside them, as small or as turned away, would not have been caught.
+
     ``faces_checked`` counts the places looked at: every face the cleaning found plus every
     face a second detector finds in the output. ``recognizer_runs`` counts those whose output
     pixels still correlate with the original's, which dlib's recognizer then compared; the
-    others keep nothing of the original to compare.
+    others keep nothing of the original to compare. ``unjudged`` counts the faces the cleaning
+    found that are beyond the second opinion's reach (`veil.verify.models.beyond_reach`: shorter
+    than `JUDGE_MIN_PX`, or than `JUDGE_MIN_TURNED_PX` when turned away); in a video or an
+    animation, the most in any one checked frame (a face is in many frames: a sum would count
+    it once per frame).
     """
 
-    verdict: Literal["protected", "leak"]
+    verdict: Verdict
     leaks: list[Leak] = field(default_factory=list)
     faces_checked: int = 0
     recognizer_runs: int = 0
+    unjudged: int = 0
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Verification:
+        """Read a report's ``verification``; rows written before ``unjudged`` existed read
+        as 0 (their verdict is kept as it was written)."""
         return cls(
             verdict=row["verdict"],
             leaks=[Leak(**leak) for leak in row.get("leaks") or []],
             faces_checked=int(row.get("faces_checked", 0)),
             recognizer_runs=int(row.get("recognizer_runs", 0)),
+            unjudged=int(row.get("unjudged", 0)),
         )
 
     def summary(self) -> str:
-        """The leaks in one line, e.g. ``face at [10, 12, 60, 70]: ... distance 0.31 ...``."""
+        """The leaks, then what could not be judged, in one line, e.g. ``face at [10, 12, 60,
+        70]: ... distance 0.31 ...`` or ``no leak found; 54 faces ... would not be caught``."""
         parts = []
         for leak in self.leaks:
             where = f" at {leak.box}" if leak.box is not None else ""
             frame = f" (frame {leak.frame})" if leak.frame else ""
             parts.append(f"{leak.kind}{where}{frame}: {leak.detail}")
+        if self.unjudged:
+            found = "no leak found; " if not self.leaks else ""
+            parts.append(f"{found}{unjudged_text(self.unjudged)}")
         return "; ".join(parts)
+
+
+def unjudged_text(count: int) -> str:
+    """What ``unjudged`` means, in words, for ``count`` faces (the CLI, errors, the report)."""
+    # Imported here: the verifier's package imports this module.
+    from .verify.models import JUDGE_MIN_PX, JUDGE_MIN_TURNED_PX
+
+    faces, like = f"{count} obscured faces are", "faces like them"
+    if count == 1:
+        faces, like = "1 obscured face is", "a face like it"
+    return (
+        f"{faces} under {JUDGE_MIN_PX} px tall (or under {JUDGE_MIN_TURNED_PX} px and turned "
+        f"away), beyond what the second opinion can see, so {like} that the cleaning missed "
+        "would not be caught"
+    )
 
 
 @dataclass(frozen=True)
@@ -112,7 +148,8 @@ class Result:
         )
 
 
-VerifyStatus = Literal["protected", "leak", "skipped", "failed"]
+VerifyStatus = Literal["protected", "unconfirmed", "leak", "skipped", "failed"]
+VERIFY_STATUSES: tuple[str, ...] = ("protected", "unconfirmed", "leak", "skipped", "failed")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,11 @@ Three questions per output (``veil verify``, ``veil clean --verify``):
    than the same place blanked grey by `BLANK_MARGIN`, is a leak.
 3. Is identifying metadata left? The output's metadata is read again from its bytes.
 
+The second opinion cannot see every face (`beyond_reach`: faces under `JUDGE_MIN_PX`, or
+turned away and under `JUDGE_MIN_TURNED_PX`). Where the cleaning found such faces, one it
+missed beside them would go unseen too, so the verdict is then ``unconfirmed``, not
+``protected``, and ``unjudged`` counts them.
+
 The recognizer is the expensive part (about 4 ms per crop), so it runs only where the output
 still correlates with the original (|r| >= `CORRELATION_GATE` at 16 or 48 px across). A crop
 that correlates with nothing (veil's grey fill) keeps nothing a recognizer could use; a crop
@@ -28,9 +33,17 @@ from ..detectors.centerface import CenterFace
 from ..faces import Faces
 from ..formats.base import Pixels, rgb_view
 from ..formats.metadata import MetaField
-from ..result import Leak, Verification
+from ..result import Leak, Verdict, Verification
 from ..tracking import iou
-from .models import INSTALL_HINT, Recognizer, SecondOpinion, VerifyUnavailable
+from .models import (
+    INSTALL_HINT,
+    JUDGE_MIN_PX,
+    JUDGE_MIN_TURNED_PX,
+    Recognizer,
+    SecondOpinion,
+    VerifyUnavailable,
+    beyond_reach,
+)
 
 #: Below this absolute correlation at both sizes, a crop of the output is taken to keep
 #: nothing of the original. Independent noise over a 16x16 grid exceeds it with odds under
@@ -108,7 +121,7 @@ class Verifier:
         """`check` over (frame number, original, output, faces found) taken one at a time, so
         that a video's frames need not all be in memory."""
         leaks: list[Leak] = []
-        checked = recognized = 0
+        checked = recognized = unjudged = 0
         for frame, original, output, faces in frames:
             rgb = rgb_view(output)
             boxes, sources = self._places(rgb, faces, shown)
@@ -116,10 +129,13 @@ class Verifier:
             frame_leaks, runs = self._compare(rgb_view(original), rgb, boxes, sources, frame)
             leaks += frame_leaks
             recognized += runs
+            # The most in one frame: a video's face is in many of the checked frames.
+            unjudged = max(unjudged, int(beyond_reach(faces).sum()))
         if metadata_left:
             names = sorted({f.name for f in metadata_left})
             leaks.append(Leak("metadata", "still in the file: " + ", ".join(names)))
-        return Verification("leak" if leaks else "protected", leaks, checked, recognized)
+        verdict: Verdict = "leak" if leaks else ("unconfirmed" if unjudged else "protected")
+        return Verification(verdict, leaks, checked, recognized, unjudged)
 
     def _places(
         self, output: Pixels, faces: Faces, shown: Faces | None
@@ -175,7 +191,10 @@ class Verifier:
 __all__ = [
     "CORRELATION_GATE",
     "INSTALL_HINT",
+    "JUDGE_MIN_PX",
+    "JUDGE_MIN_TURNED_PX",
     "Verifier",
     "VerifyUnavailable",
+    "beyond_reach",
     "correlation",
 ]

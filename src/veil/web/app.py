@@ -144,7 +144,11 @@ class CleanedOut(BaseModel):
     id: str
     name: str
     status: str
-    verified: Literal["protected", "leak", "not checked"]
+    verified: Literal["protected", "unconfirmed", "leak", "not checked"] = Field(
+        description="the independent check's verdict; unconfirmed: nothing found, but "
+        "`unjudged` faces were too small or too turned away for the check to see"
+    )
+    unjudged: int = Field(description="hidden faces beyond the check's reach (0: none)")
     faces_obscured: int
     kept: int
     added: int

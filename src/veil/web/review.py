@@ -166,6 +166,7 @@ class Reviewer:
             "name": upload.name,
             "status": result.status,
             "verified": verification.verdict if verification else "not checked",
+            "unjudged": verification.unjudged if verification else 0,
             "faces_obscured": len(result.faces),
             "kept": len(edits.keep),
             "added": len(edits.add),

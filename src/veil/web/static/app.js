@@ -18,6 +18,8 @@
     blur: "Blur (strong)",
   };
   const KIND_WORDS = { photo: "photo", animation: "animation", video: "video" };
+  // How each verdict of the independent check is shown; anything else reads "not checked".
+  const VERDICT_CLASS = { protected: "ok", unconfirmed: "unconfirmed" };
 
   let config = { methods: ["fill", "pixelate", "blur"], method: "fill", verify: false };
   let cardCount = 0; // only for unique element ids
@@ -754,10 +756,21 @@
     }
 
     showOutcome(r) {
+      const verdicts = {
+        protected: "Checked: no face or metadata left.",
+        unconfirmed: "Checked: no face or metadata left that the check can see.",
+      };
       const verdict =
-        r.verified === "protected"
-          ? "Checked: no face or metadata left."
-          : "Not checked independently: verification is off or not installed.";
+        verdicts[r.verified] ??
+        "Not checked independently: verification is off or not installed.";
+      // Unconfirmed: the check is blind where these faces are; a missed one would be too.
+      const caveat =
+        r.verified === "unconfirmed"
+          ? `But ${plural(r.unjudged, "hidden face is", "hidden faces are")} too small or ` +
+            "too turned away for the check to see, so a face like " +
+            `${r.unjudged === 1 ? "it" : "them"} that veil missed would go unnoticed. ` +
+            "Look at the picture before you share it."
+          : "";
       const counts = [`${plural(r.faces_obscured, "face")} hidden`];
       if (this.scan.editable) {
         counts.push(`${r.kept} kept visible`, `${plural(r.added, "extra area")} hidden`);
@@ -769,15 +782,16 @@
       const link = el("a", { href: r.download, download: r.name, class: "download" });
       link.textContent = `Download ${r.name} again`;
       const lines = [
-        el("p", { class: `verdict ${r.verified === "protected" ? "ok" : "unchecked"}` }, verdict),
+        el("p", { class: `verdict ${VERDICT_CLASS[r.verified] ?? "unchecked"}` }, verdict),
         el("p", {}, `${summary}. ${removed}`),
         el("p", {}, link),
       ];
       if (r.status === "unchanged") {
         lines.splice(2, 0, el("p", { class: "hint" }, "Nothing needed changing in this file."));
       }
+      if (caveat) lines.splice(1, 0, el("p", { class: "caveat" }, caveat));
       this.outcome.replaceChildren(...lines);
-      announce(`${r.name} cleaned. ${summary}. ${verdict}`);
+      announce(`${r.name} cleaned. ${summary}. ${verdict} ${caveat}`.trim());
       if (!this.scan.editable) {
         // Videos have no live preview: show a frame of what was actually written.
         this.preview.src = `${r.cleaned}?v=${Date.now()}`;
