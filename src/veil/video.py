@@ -37,6 +37,7 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
 from .detectors import Detector, Strategy
+from .detectors.centerface import CenterFace
 from .errors import CorruptInput, EncodeFailed, TooLarge, UnsupportedFormat, VerificationFailed
 from .faces import Faces
 from .formats.metadata import MetaField
@@ -207,7 +208,11 @@ class VideoCleaner:
         small = rgb
         if (small_w, small_h) != (width, height):
             small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        return self.detector.detect(small).scaled(width / small_w, height / small_h)
+        if isinstance(self.detector, CenterFace):  # zoom passes are for photos only
+            faces = self.detector.detect(small, self.strategy.for_video())
+        else:
+            faces = self.detector.detect(small)
+        return faces.scaled(width / small_w, height / small_h)
 
     def pairs(
         self, handler: VideoHandler, original: Path, output: Path, samples: int = VERIFY_SAMPLES
