@@ -25,7 +25,7 @@ demo: setup
 	$(BIN)/veil scan samples-clean
 
 lint: setup-test
-	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples scripts
 	$(BIN)/mypy
 
 test: lint

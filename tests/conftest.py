@@ -19,6 +19,14 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VEIL_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """veil's cache folder (the int8 CenterFace it builds) for this session, so that tests
+    never write into the user's own cache; subprocesses inherit it."""
+    folder = Path(os.environ.setdefault("VEIL_CACHE_DIR", str(tmp_path_factory.mktemp("cache"))))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` from the repository root, or a skip that says what is missing."""

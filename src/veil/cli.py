@@ -94,7 +94,7 @@ def _add_detection(p: argparse.ArgumentParser) -> None:
         metavar="T",
         help="detector score from which a face is obscured, 0-1 (default: the preset's, "
         + ", ".join(f"{name} {s.threshold}" for name, s in PRESETS.items())
-        + "; lower obscures more)",
+        + "; lower obscures more; the enlarged crowd passes keep their lower share of it)",
     )
     p.add_argument(
         "--max-megapixels",

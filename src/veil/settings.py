@@ -77,9 +77,13 @@ class Settings:
 
     @property
     def strategy(self) -> Strategy:
-        """The detection strategy: the preset's, with ``threshold`` applied when given."""
+        """The detection strategy: the preset's, with ``threshold`` applied when given (the
+        zoom passes' threshold moves with it, keeping the preset's ratio of the two)."""
         chosen = PRESETS[self.preset]
-        return chosen if self.threshold is None else replace(chosen, threshold=self.threshold)
+        if self.threshold is None:
+            return chosen
+        ratio = chosen.zoom_threshold / chosen.threshold
+        return replace(chosen, threshold=self.threshold, zoom_threshold=self.threshold * ratio)
 
     def workers(self, files: int) -> int:
         """Processes to clean ``files`` files with."""

@@ -158,7 +158,10 @@ def int8_model_bytes() -> bytes:
         source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(opset13_model_bytes())
         quantize_static(
-            str(source), str(target), None, calibration_cache_path=str(INT8_RANGES),
+            str(source),
+            str(target),
+            None,
+            calibration_cache_path=str(INT8_RANGES),
             **int8_options(),
         )
         data = target.read_bytes()
