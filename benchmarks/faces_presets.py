@@ -36,6 +36,8 @@ def run_presets(out: Path, extra: list[str], reuse: bool) -> dict[str, dict[str,
                 str(folder),
                 "--plot",
                 str(folder / "plot.png"),
+                "--sheet",
+                str(folder / "faces_misses.jpg"),
                 *extra,
             ]
             subprocess.run(argv, check=True)

