@@ -21,7 +21,7 @@ import importlib.resources
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,36 +145,20 @@ def _cache_dir() -> Path:
     return Path(base) / "veil"
 
 
-def int8_model_bytes() -> bytes:
-    """The int8 CenterFace, built from the fp32 file and `INT8_RANGES` (a few seconds) and
-    kept in veil's cache folder (``VEIL_CACHE_DIR``, else ``~/.cache/veil``) for the next run.
-
-    The cache holds only this model, derived from public weights; nothing of any photo. An
-    unwritable cache folder costs the build on every run, nothing else.
-    """
-    import onnxruntime as ort
-    from onnxruntime.quantization import quantize_static
-
+def _cached(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes:
+    """``build()``, kept in veil's cache folder (``VEIL_CACHE_DIR``, else ``~/.cache/veil``)
+    under ``name`` and a digest of ``inputs``, so that later processes skip the build (and the
+    ``onnx`` import, a second of every worker's start). It holds models derived from public
+    weights, nothing of any photo; an unwritable cache folder costs the build, nothing else."""
     digest = hashlib.sha256()
-    for part in (Path(model_path()).read_bytes(), INT8_RANGES.read_bytes()):
+    for part in inputs:
         digest.update(part)
-    digest.update(f"{ort.__version__}/{_INT8_VERSION}".encode())
-    cached = _cache_dir() / f"centerface-int8-{digest.hexdigest()[:16]}.onnx"
+    cached = _cache_dir() / f"{name}-{digest.hexdigest()[:16]}.onnx"
     try:
         return cached.read_bytes()
     except OSError:
         pass
-    with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
-        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        source.write_bytes(opset13_model_bytes())
-        quantize_static(
-            str(source),
-            str(target),
-            None,
-            calibration_cache_path=str(INT8_RANGES),
-            **int8_options(),
-        )
-        data = target.read_bytes()
+    data = build()
     try:  # written atomically: a concurrent worker reads either nothing or the whole file
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=cached.parent, suffix=".part")
@@ -184,6 +168,38 @@ def int8_model_bytes() -> bytes:
     except OSError:
         pass
     return data
+
+
+def fp32_model_bytes() -> bytes:
+    """The shipped model with free input sizes and fused layers (`_dynamic_model_bytes`)."""
+    path = model_path()
+    key = [Path(path).read_bytes(), b"fp32/1"]
+    return _cached("centerface-fp32", key, lambda: _dynamic_model_bytes(path))
+
+
+def int8_model_bytes() -> bytes:
+    """The int8 CenterFace, built from the fp32 file and `INT8_RANGES` (a few seconds on
+    first use)."""
+    import onnxruntime as ort
+
+    def build() -> bytes:
+        from onnxruntime.quantization import quantize_static
+
+        with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
+            source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            source.write_bytes(opset13_model_bytes())
+            quantize_static(
+                str(source),
+                str(target),
+                None,
+                calibration_cache_path=str(INT8_RANGES),
+                **int8_options(),
+            )
+            return target.read_bytes()
+
+    version = f"{ort.__version__}/{_INT8_VERSION}".encode()
+    key = [Path(model_path()).read_bytes(), INT8_RANGES.read_bytes(), version]
+    return _cached("centerface-int8", key, build)
 
 
 class CenterFace:
@@ -208,7 +224,7 @@ class CenterFace:
             for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
             if p in ort.get_available_providers()
         ]
-        self._session = self._load(lambda: _dynamic_model_bytes(model_path()))
+        self._session = self._load(fp32_model_bytes)
         self._int8: Any = None
         self._lock = threading.Lock()
         self.providers: list[str] = self._session.get_providers()
