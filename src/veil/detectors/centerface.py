@@ -41,10 +41,10 @@ _NMS_IOU = 0.3  # as CenterFace's reference decoder
 _UPSCALE_MAX_PIXELS = 8_000_000  # enlarged passes are for small pictures; skip beyond this
 _MIN_SIDE = 64  # a reduced pass smaller than this finds nothing
 #: A full-size response this strong, in a box under `_CANDIDATE_MAX_PX` tall, marks an area
-#: worth enlarging. On the face benchmark at full, 1/2 and 1/3 size, zooming only there finds
-#: all but 0.1-1.8 points of the faces under 16 px that enlarging the whole image finds, and
-#: none fewer >= 16 px, while enlarging 45% of the pictures' area (mean); a candidate score
-#: of 0.02 with a margin of twice the height enlarged 70% for 0-0.2 points more.
+#: worth enlarging. On the face benchmark at full, 1/2 and 1/3 size these settings enlarge 25%,
+#: 51% and 61% of the picture (mean) and find 0.1, 0.6 and 1.8 points fewer faces under 16 px,
+#: and none fewer >= 16 px, than candidates from 0.02 with margins of two heights, which
+#: enlarge 45-80% and find as many as enlarging the whole image (docs/benchmarks.md).
 _CANDIDATE_SCORE = 0.05
 _CANDIDATE_MAX_PX = 24
 _ZOOM_MARGIN_PX = 12  # context around a candidate: at least this, or 1.5x its height
