@@ -44,7 +44,7 @@ _MIN_SIDE = 64  # a reduced pass smaller than this finds nothing
 #: worth enlarging. On the face benchmark at full, 1/2 and 1/3 size these settings enlarge 25%,
 #: 51% and 61% of the picture (mean) and find 0.1, 0.6 and 1.8 points fewer faces under 16 px,
 #: and none fewer >= 16 px, than candidates from 0.02 with margins of two heights, which
-#: enlarge 45-80% and find as many as enlarging the whole image (docs/benchmarks.md).
+#: enlarge 70% (mean over the three sizes) and find as many as enlarging the whole image.
 _CANDIDATE_SCORE = 0.05
 _CANDIDATE_MAX_PX = 24
 _ZOOM_MARGIN_PX = 12  # context around a candidate: at least this, or 1.5x its height
