@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Status = Literal["cleaned", "unchanged", "skipped", "failed"]
 STATUSES: tuple[str, ...] = ("cleaned", "unchanged", "skipped", "failed")
@@ -41,7 +41,6 @@ class Leak:
 
 
 Verdict = Literal["protected", "unconfirmed", "leak"]
-VERDICTS: tuple[str, ...] = ("protected", "unconfirmed", "leak")
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ class Result:
 
 
 VerifyStatus = Literal["protected", "unconfirmed", "leak", "skipped", "failed"]
-VERIFY_STATUSES: tuple[str, ...] = ("protected", "unconfirmed", "leak", "skipped", "failed")
+VERIFY_STATUSES: tuple[str, ...] = get_args(VerifyStatus)
 
 
 @dataclass(frozen=True)

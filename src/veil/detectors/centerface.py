@@ -16,6 +16,7 @@ does not always match (docs/benchmarks.md, "Crowd-scale faces").
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import os
@@ -107,9 +108,7 @@ def opset13_model_bytes() -> bytes:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     ort.set_default_logger_severity(3)  # its sessions warn about unused batch-norm counters
-    converted = version_converter.convert_version(
-        onnx.load_from_string(_dynamic_model_bytes(model_path())), 13
-    )
+    converted = version_converter.convert_version(onnx.load_from_string(fp32_model_bytes()), 13)
     for i, node in enumerate(converted.graph.node):
         node.name = f"node{i}"
     with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
@@ -159,6 +158,7 @@ def _cached(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes
     except OSError:
         pass
     data = build()
+    partial: str | None = None
     try:  # written atomically: a concurrent worker reads either nothing or the whole file
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=cached.parent, suffix=".part")
@@ -166,15 +166,21 @@ def _cached(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes
             out.write(data)
         os.replace(partial, cached)
     except OSError:
-        pass
+        if partial is not None:  # a full disk must not leave half a model behind
+            Path(partial).unlink(missing_ok=True)
     return data
+
+
+@functools.cache
+def _model_digest() -> bytes:
+    """SHA-256 of the shipped model file: part of every cached model's key, read once."""
+    return hashlib.sha256(Path(model_path()).read_bytes()).digest()
 
 
 def fp32_model_bytes() -> bytes:
     """The shipped model with free input sizes and fused layers (`_dynamic_model_bytes`)."""
-    path = model_path()
-    key = [Path(path).read_bytes(), b"fp32/1"]
-    return _cached("centerface-fp32", key, lambda: _dynamic_model_bytes(path))
+    key = [_model_digest(), b"fp32/1"]
+    return _cached("centerface-fp32", key, lambda: _dynamic_model_bytes(model_path()))
 
 
 def int8_model_bytes() -> bytes:
@@ -198,7 +204,7 @@ def int8_model_bytes() -> bytes:
             return target.read_bytes()
 
     version = f"{ort.__version__}/{_INT8_VERSION}".encode()
-    key = [Path(model_path()).read_bytes(), INT8_RANGES.read_bytes(), version]
+    key = [_model_digest(), INT8_RANGES.read_bytes(), version]
     return _cached("centerface-int8", key, build)
 
 
