@@ -185,8 +185,11 @@ def test_int8_model_matches_fp32_on_a_face_and_is_built_once(
     monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path / "cache"))
     first = int8_model_bytes()
     (cached,) = (tmp_path / "cache").glob("centerface-int8-*.onnx")
-    assert cached.read_bytes() == first
+    assert cached.read_bytes()[32:] == first  # behind its checksum
     assert int8_model_bytes() == first  # read back, not rebuilt
+    cached.write_bytes(cached.read_bytes()[:100_000])  # damaged: rebuilt, never loaded
+    assert int8_model_bytes() == first
+    assert cached.read_bytes()[32:] == first
     detector = CenterFace(Strategy(scales=(1.0,), threshold=0.3))
     int8 = detector.detect(astronaut())
     fp32 = detector._infer(detector._session, [astronaut()], 0.3)[0]

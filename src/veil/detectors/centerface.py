@@ -148,13 +148,16 @@ def _cached(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes
     """``build()``, kept in veil's cache folder (``VEIL_CACHE_DIR``, else ``~/.cache/veil``)
     under ``name`` and a digest of ``inputs``, so that later processes skip the build (and the
     ``onnx`` import, a second of every worker's start). It holds models derived from public
-    weights, nothing of any photo; an unwritable cache folder costs the build, nothing else."""
+    weights, nothing of any photo; an unwritable cache folder costs the build, nothing else,
+    and a damaged entry (its checksum fails) is built and written again."""
     digest = hashlib.sha256()
     for part in inputs:
         digest.update(part)
     cached = _cache_dir() / f"{name}-{digest.hexdigest()[:16]}.onnx"
-    try:
-        return cached.read_bytes()
+    try:  # stored behind its own SHA-256: a damaged file is rebuilt, never loaded
+        stored = cached.read_bytes()
+        if hashlib.sha256(stored[32:]).digest() == stored[:32]:
+            return stored[32:]
     except OSError:
         pass
     data = build()
@@ -163,7 +166,7 @@ def _cached(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes
         cached.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=cached.parent, suffix=".part")
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            out.write(hashlib.sha256(data).digest() + data)
         os.replace(partial, cached)
     except OSError:
         if partial is not None:  # a full disk must not leave half a model behind
