@@ -1,38 +1,53 @@
 """Batches: map inputs to outputs, run them (in a pool when asked), keep the report, resume.
 
-The report is written line by line to ``REPORT.partial`` while the batch runs and moved into
-place at the end, so a crash or Ctrl-C leaves every finished file accounted for; the next run
-reads both files back and does not redo a file whose output and report line exist.
+Nothing is lost and nothing is left behind, whatever stops a batch:
+
+- Each output is written under a temporary name and moved into place only after its report line
+  is on disk (``REPORT.partial``, appended and flushed line by line). So an output that exists
+  always has its line, and a rerun never mistakes a file this batch finished for someone else's
+  ("output exists"). A line whose output never made it is simply redone.
+- Ctrl-C and SIGTERM stop the workers (each removes its temporary files) and keep what finished;
+  a killed parent takes its workers with it (`_lifetime`); what a killed run left half-written is
+  removed by the next run into the same folders (`atomic.sweep`).
+- A file that crashes its worker, or veil itself, fails alone; every other file goes on.
+- The report is moved into place at the end; the next run reads both files back and does not
+  redo a file whose output and report line exist, however its folders are spelled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import os
 import sys
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
-from .errors import UsageError
-from .pipeline import Pipeline, atomic_write
+from . import _lifetime
+from .atomic import atomic_write, sweep, temporary_beside
+from .errors import UsageError, WriteFailed
+from .files import entries, files_in, not_a_file
+from .pipeline import Pipeline, unexpected
 from .result import Checked, Result
 from .settings import Settings
+
+__all__ = ["Job", "files_in", "load_report", "plan", "run", "run_verify", "summary"]
 
 
 @dataclass(frozen=True)
 class Job:
     src: Path
     dst: Path
-    #: Set when the job cannot run at all (e.g. two inputs map to one output).
+    #: Set when the job cannot run at all (e.g. two inputs map to one output): a failed row.
     problem: str | None = None
-
-
-def files_in(folder: Path) -> list[Path]:
-    """Every file below ``folder``, recursively, in a stable order."""
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    #: Set when the entry is not a file to clean (a FIFO, a broken link): a skipped row.
+    skip: str | None = None
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -40,46 +55,65 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def plan(inputs: Iterable[Path], outdir: Path) -> list[Job]:
-    """One job per input file; folders are walked recursively and mirrored below ``outdir``.
+    """One job per input entry; folders are walked recursively and mirrored below ``outdir``.
 
     A file input lands at ``outdir/name``; a file inside a folder input at ``outdir/relative``.
-    Raises `UsageError` for missing inputs or an output folder that is, or is inside, an input
-    folder (a rerun would clean its own outputs) or that would place an output over its input.
+    Paths keep the spelling they were given (a relative input, a relative output). Entries that
+    are not files (FIFOs, sockets, broken or looping links, links to folders) get a job that
+    says why they are skipped. Raises `UsageError` for missing inputs or an output folder that
+    is, or is inside, an input folder (a rerun would clean its own outputs) or that would place
+    an output over its input.
     """
     out = outdir.resolve()
     jobs: list[Job] = []
     claimed: dict[Path, Path] = {}
     for given in inputs:
-        if not given.exists():
+        if not given.exists() and not given.is_symlink():
             raise UsageError(f"input not found: {given}")
         root = given.resolve()
         if root.is_dir():
             if _inside(out, root):
                 raise UsageError(f"output folder {outdir} must not be inside input folder {given}")
-            files = [f for f in files_in(given) if not f.name.endswith(".veil-tmp")]
-            pairs = [(f, out / f.relative_to(given)) for f in files]
+            found = [(f, outdir / f.relative_to(given), why) for f, why in entries(given)]
         else:
             if root.parent == out:
                 raise UsageError(
                     f"output folder {outdir} is the folder of input {given}: "
                     "veil never writes next to or over its input"
                 )
-            pairs = [(given, out / given.name)]
-        for src, dst in pairs:
-            if dst in claimed:
-                jobs.append(Job(src, dst, f"output {dst} is already the output of {claimed[dst]}"))
+            found = [(given, outdir / given.name, not_a_file(given))]
+        for src, dst, why in found:
+            key = dst.resolve()
+            if why is not None:
+                jobs.append(Job(src, dst, skip=why))
+            elif key in claimed:
+                jobs.append(Job(src, dst, f"output {dst} is already the output of {claimed[key]}"))
             else:
-                claimed[dst] = src
+                claimed[key] = src
                 jobs.append(Job(src, dst))
     return jobs
 
 
-def load_report(path: Path | None) -> dict[str, Result]:
-    """Rows of an earlier run (final report and unfinished partial), by input path."""
-    rows: dict[str, Result] = {}
+def _key(src: str | Path, dst: str | Path) -> tuple[str, str]:
+    """A job's identity whatever the spelling: relative or absolute, through links."""
+    return os.path.realpath(src), os.path.realpath(dst)
+
+
+@dataclass
+class _Earlier:
+    """Finished rows of earlier runs into the same report, by `_key`."""
+
+    completed: dict[tuple[str, str], Result]
+    #: Of those, the rows of an interrupted run (``REPORT.partial``): this batch's own work.
+    interrupted: dict[tuple[str, str], Result]
+
+
+def load_report(path: Path | None) -> _Earlier:
+    """Rows of an earlier run (final report and unfinished partial) whose output was written."""
+    earlier = _Earlier({}, {})
     if path is None:
-        return rows
-    for candidate in (path, _partial(path)):
+        return earlier
+    for candidate, into in ((path, earlier.completed), (_partial(path), earlier.interrupted)):
         if not candidate.exists():
             continue
         try:
@@ -91,8 +125,11 @@ def load_report(path: Path | None) -> dict[str, Result]:
                 result = Result.from_dict(json.loads(line))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a crash
-            rows[result.input] = result
-    return rows
+            if result.output is None:
+                continue
+            into[_key(result.input, result.output)] = result
+    earlier.completed.update(earlier.interrupted)
+    return earlier
 
 
 def _partial(report: Path) -> Path:
@@ -103,46 +140,78 @@ def _partial(report: Path) -> Path:
 _WORKER: Pipeline | None = None
 
 
-def _init_worker(settings: Settings) -> None:
+def _init_worker(settings: Settings, parent: int) -> None:
     global _WORKER
+    _lifetime.die_with_parent(parent)
     # One onnxruntime thread per worker: the processes already fill the cores.
     _WORKER = Pipeline(settings, threads=1)
 
 
 def _work(src: Path, dst: Path) -> Result:
-    assert _WORKER is not None
-    return _WORKER.run(src, dst)
+    worker = _WORKER
+    assert worker is not None
+    return _lifetime.run_stoppable(lambda: worker.run(src, dst))
 
 
 class _ReportFile:
     """A report being written: each row is appended to ``REPORT.partial`` (and flushed) as it
-    finishes; `finish` writes the whole report atomically and removes the partial file."""
+    finishes; `finish` writes the whole report atomically and removes the partial file.
+
+    A row that cannot be written whole (disk full) is cut back off, so the partial file stays
+    valid JSON lines, and the batch stops with `WriteFailed`: work nobody can account for is
+    not worth doing."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._partial: TextIO | None = None
+        self._partial: BinaryIO | None = None
+        self.rows = 0
         if path is None:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._partial = open(_partial(path), "a", encoding="utf-8")  # noqa: SIM115 (closed in close)
+            sweep(path.parent, recursive=False)
+            self._partial = open(_partial(path), "ab", buffering=0)  # noqa: SIM115 (closed in close)
         except OSError as exc:
             raise UsageError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
 
     def add(self, row: Result | Checked) -> None:
-        if self._partial is not None:
-            self._partial.write(row.to_json() + "\n")
-            self._partial.flush()
+        if self._partial is None:
+            return
+        fd = self._partial.fileno()
+        line = (row.to_json() + "\n").encode("utf-8")
+        start = os.fstat(fd).st_size
+        try:
+            written = 0
+            while written < len(line):
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # if even that fails, the reader skips it
+                os.ftruncate(fd, start)
+            raise WriteFailed(
+                f"cannot write the report {self.path}: {exc.strerror or exc}; the {self.rows} "
+                "files recorded so far are kept: make room and run the same command again to "
+                "resume"
+            ) from exc
+        self.rows += 1
 
     def close(self) -> None:
         if self._partial is not None:
             self._partial.close()
+            self._partial = None
 
     def finish(self, rows: list[Result] | list[Checked]) -> None:
         self.close()
-        if self.path is not None:
+        if self.path is None:
+            return
+        try:
             atomic_write(self.path, "".join(r.to_json() + "\n" for r in rows).encode("utf-8"))
-            _partial(self.path).unlink(missing_ok=True)
+        except OSError as exc:
+            raise WriteFailed(
+                f"cannot write the report {self.path}: {exc.strerror or exc}; every file is "
+                f"recorded in {_partial(self.path)}: make room and run the same command again"
+            ) from exc
+        _partial(self.path).unlink(missing_ok=True)
 
 
 def run(
@@ -153,11 +222,13 @@ def run(
     pipeline: Pipeline | None = None,
 ) -> list[Result]:
     """Run every job; returns one `Result` per job in job order and writes ``report``."""
-    previous = load_report(report)
+    earlier = load_report(report)
     results: dict[int, Result] = {}
     todo: list[tuple[int, Job]] = []
+    for folder in {job.dst.parent for job in jobs}:
+        sweep(folder, recursive=False)  # what a killed run left half-written there
     for i, job in enumerate(jobs):
-        done = _already_done(job, settings, previous)
+        done = _already_done(job, settings, earlier)
         if done is not None:
             results[i] = done
         else:
@@ -166,11 +237,11 @@ def run(
     out = _ReportFile(report)
     show = sys.stderr.isatty() if progress is None else progress
     try:
-        for i, result in _execute(
-            todo, settings, pipeline, show, initial=len(results), total=len(jobs)
-        ):
-            results[i] = result
-            out.add(result)
+        with _lifetime.sigterm_as_interrupt():
+            for i, job, staged, result in _execute(
+                todo, settings, pipeline, show, initial=len(results), total=len(jobs)
+            ):
+                results[i] = _commit(job, staged, result, out)
     finally:
         out.close()
     ordered = [results[i] for i in range(len(jobs))]
@@ -178,24 +249,54 @@ def run(
     return ordered
 
 
-def _already_done(job: Job, settings: Settings, previous: dict[str, Result]) -> Result | None:
+def _commit(job: Job, staged: Path | None, result: Result, out: _ReportFile) -> Result:
+    """Record a finished job, then move its output into place (in that order: an output on
+    disk always has its report line)."""
+    if staged is not None and result.output is not None:
+        result = replace(result, input=str(job.src), output=str(job.dst))
+        out.add(result)
+        try:
+            os.replace(staged, job.dst)
+            return result
+        except OSError as exc:
+            result = _failed(job, f"WriteFailed: cannot write {job.dst}: {exc.strerror or exc}")
+    else:
+        result = replace(result, input=str(job.src))
+    if staged is not None:
+        staged.unlink(missing_ok=True)
+    out.add(result)
+    return result
+
+
+def _failed(job: Job, error: str) -> Result:
+    return Result(input=str(job.src), output=None, status="failed", error=error)
+
+
+def _already_done(job: Job, settings: Settings, earlier: _Earlier) -> Result | None:
     if job.problem is not None:
-        return Result(input=str(job.src), output=None, status="failed", error=job.problem)
-    if settings.overwrite or not job.dst.exists():
+        return _failed(job, job.problem)
+    if job.skip is not None:
+        return Result(input=str(job.src), output=None, status="skipped", error=job.skip)
+    if not job.dst.exists():
         return None
-    earlier = previous.get(str(job.src))
-    if (
-        earlier is not None
-        and earlier.output == str(job.dst)
-        and earlier.status in ("cleaned", "unchanged")
-    ):
-        return earlier  # resumed: this file was finished by an earlier run
+    # --overwrite redoes what an earlier, finished run wrote, but not what this same batch
+    # wrote before it was interrupted.
+    rows = earlier.interrupted if settings.overwrite else earlier.completed
+    row = rows.get(_key(job.src, job.dst))
+    if row is not None and row.status in ("cleaned", "unchanged"):
+        # Resumed: finished by an earlier run; told with today's spelling of its paths.
+        return replace(row, input=str(job.src), output=str(job.dst))
+    if settings.overwrite:
+        return None
     return Result(
         input=str(job.src),
         output=None,
         status="skipped",
         error=f"output exists: {job.dst} (use --overwrite to replace it)",
     )
+
+
+_Done = tuple[int, Job, Path | None, Result]
 
 
 def _execute(
@@ -205,7 +306,7 @@ def _execute(
     show: bool,
     initial: int,
     total: int,
-) -> Iterator[tuple[int, Result]]:
+) -> Iterator[_Done]:
     from tqdm import tqdm
 
     bar = tqdm(
@@ -222,32 +323,137 @@ def _execute(
             pipe = pipeline or Pipeline(settings)
             for i, job in todo:
                 bar.set_postfix_str(job.src.name[-30:], refresh=False)
-                frames = _FrameBar(show)
-                pipe.frame_progress = frames
-                try:
-                    yield i, pipe.run(job.src, job.dst)
-                finally:
-                    frames.close()
-                    pipe.frame_progress = None
+                yield _in_process(pipe, i, job, show)
                 bar.update()
             return
-        # Spawned, not forked: forking a process that already runs onnxruntime's threads is
-        # unsafe (and deprecated from Python 3.12).
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
-        ) as pool:
-            futures = {pool.submit(_work, job.src, job.dst): i for i, job in todo}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-                    bar.update()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        for done in _pooled(todo, settings, workers):
+            yield done
+            bar.update()
     finally:
         bar.close()
+
+
+def _stage(job: Job) -> Path | Result:
+    """The temporary file a job's output is written to, or why none can be made."""
+    try:
+        return temporary_beside(job.dst)
+    except OSError as exc:
+        return _failed(job, f"WriteFailed: cannot write {job.dst}: {exc.strerror or exc}")
+
+
+def _in_process(pipe: Pipeline, i: int, job: Job, show: bool) -> _Done:
+    staged = _stage(job)
+    if isinstance(staged, Result):
+        return i, job, None, staged
+    frames = _FrameBar(show)
+    pipe.frame_progress = frames
+    try:
+        result = pipe.run(job.src, staged)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    finally:
+        frames.close()
+        pipe.frame_progress = None
+    return i, job, staged, result
+
+
+def _pooled(todo: list[tuple[int, Job]], settings: Settings, workers: int) -> Iterator[_Done]:
+    """Jobs in a pool of spawned processes, no more in flight than there are workers.
+
+    A worker that dies (out of memory, killed) breaks the whole pool; the jobs it was running
+    are then retried one at a time in a fresh pool, so the file that kills a worker is known
+    and fails alone. Spawned, not forked: forking a process that already runs onnxruntime's
+    threads is unsafe (and deprecated from Python 3.12)."""
+    context = multiprocessing.get_context("spawn")
+    queue = deque(todo)
+    suspects: deque[tuple[int, Job]] = deque()
+    tries: dict[int, int] = {}
+    while queue or suspects:
+        pool = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(settings, os.getpid())
+        )
+        running: _Running = {}
+        try:
+            while queue or suspects or running:
+                # A suspect runs alone: if the pool breaks again, it was this file.
+                if suspects and not running:
+                    yield from _submit(pool, suspects.popleft(), running)
+                while not suspects and queue and len(running) < workers:
+                    yield from _submit(pool, queue.popleft(), running)
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                    yield from _after_break(running, suspects, tries)
+                    break  # a fresh pool for the rest
+                for future in done:
+                    yield _collect(future, running)
+        finally:
+            _stop(pool, running)
+
+
+_Running = dict["Future[Result]", tuple[int, Job, Path]]
+
+
+def _submit(pool: ProcessPoolExecutor, item: tuple[int, Job], running: _Running) -> Iterator[_Done]:
+    i, job = item
+    staged = _stage(job)
+    if isinstance(staged, Result):
+        yield i, job, None, staged
+    else:
+        running[pool.submit(_work, job.src, staged)] = (i, job, staged)
+
+
+def _collect(future: Future[Result], running: _Running) -> _Done:
+    i, job, staged = running.pop(future)
+    exc = future.exception()
+    if exc is None:
+        return i, job, staged, future.result()
+    # A bug, or a result that cannot cross processes: this file fails, the batch goes on.
+    return i, job, staged, _failed(job, unexpected(exc))
+
+
+def _after_break(
+    running: _Running, suspects: deque[tuple[int, Job]], tries: dict[int, int]
+) -> Iterator[_Done]:
+    """The pool broke: every job in flight is retried alone, unless it already ran alone."""
+    alone = len(running) == 1
+    wait(running)  # the others end at once: their pool is gone
+    for future in list(running):
+        if not isinstance(future.exception(), BrokenProcessPool):
+            yield _collect(future, running)
+            continue
+        i, job, staged = running.pop(future)
+        staged.unlink(missing_ok=True)
+        if alone and tries.get(i, 0) >= 1:
+            yield i, job, None, _failed(
+                job,
+                "the process cleaning this file died (out of memory, or killed by the system); "
+                "nothing was written for it",
+            )
+        else:
+            tries[i] = tries.get(i, 0) + 1
+            suspects.append((i, job))
+
+
+def _stop(pool: ProcessPoolExecutor, running: _Running) -> None:
+    """Shut the pool down; if work is still in flight (Ctrl-C, SIGTERM, an error), stop the
+    workers at once: each removes its temporary files as it goes (`_lifetime`)."""
+    if not running:
+        pool.shutdown(wait=True)
+        return
+    # The executor has no public handle on its processes; _processes is the same from 3.8 on.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+    for _, _, staged in running.values():
+        staged.unlink(missing_ok=True)
 
 
 class _FrameBar:

@@ -1,9 +1,10 @@
-"""The ``veil`` command. Exit codes: 0 all good, 1 some files failed, 2 usage error."""
+"""The ``veil`` command. Exit codes: 0 all good, 1 some files failed (or the report could not be
+written), 2 usage error, 130 interrupted (Ctrl-C or SIGTERM: finished files are kept)."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -11,16 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .batch import files_in, plan, run, run_verify, summary, verify_pairs
+from ._lifetime import sigterm_as_interrupt
+from .batch import plan, run, run_verify, summary, verify_pairs
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
+from .files import entries, not_a_file
 from .formats import supported_extensions
 from .formats.metadata import CATEGORIES
 from .pipeline import Pipeline, ScanReport
-from .result import VERIFY_STATUSES, Result
+from .result import VERIFY_STATUSES, Result, json_text
 from .settings import MASKS, METHODS, Settings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 _EPILOG = f"""\
 formats: {" ".join(supported_extensions())}
@@ -481,7 +484,15 @@ def _serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     # No access log: request lines carry upload ids, and nothing about uploads is logged.
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning")
+    # No "Server: uvicorn" header: it tells a prober what to attack and helps no one.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+    )
     return EXIT_OK
 
 
@@ -535,21 +546,24 @@ def _dataset(args: argparse.Namespace) -> int:
     return EXIT_FAILED if t["failed"] else EXIT_OK
 
 
-def _scan_files(inputs: list[Path]) -> list[Path]:
-    files: list[Path] = []
+def _scan_files(inputs: list[Path]) -> list[tuple[Path, str | None]]:
+    """Each entry to scan, with the reason it cannot be read when it is not a file."""
+    found: list[tuple[Path, str | None]] = []
     for given in inputs:
-        if not given.exists():
+        if not given.exists() and not given.is_symlink():
             raise UsageError(f"input not found: {given}")
-        files += files_in(given) if given.is_dir() else [given]
-    return files
+        found += entries(given) if given.is_dir() else [(given, not_a_file(given))]
+    return found
 
 
 def _scan(args: argparse.Namespace) -> int:
     pipe = Pipeline(_settings(args))
-    reports = [pipe.scan(f) for f in _scan_files(args.inputs)]
+    reports = [
+        pipe.scan(path) if why is None else ScanReport(path=str(path), error=why)
+        for path, why in _scan_files(args.inputs)
+    ]
     if args.json:
-        json.dump([asdict(r) for r in reports], sys.stdout, indent=2, ensure_ascii=False)
-        print()
+        print(json_text([asdict(r) for r in reports], indent=2))
     else:
         for r in reports:
             print(format_scan(r, faces_on=args.faces))
@@ -600,16 +614,15 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # A file name that is not valid UTF-8 is printed as the bytes it is, not a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     try:
-        if args.command == "clean":
-            return _clean(args)
-        if args.command == "verify":
-            return _verify(args)
-        if args.command == "serve":
+        if args.command == "serve":  # uvicorn handles SIGTERM itself: a graceful stop
             return _serve(args)
-        if args.command == "dataset":
-            return _dataset(args)
-        return _scan(args)
+        with sigterm_as_interrupt():
+            return _command(args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"veil: error: {exc}\n")
     except VeilError as exc:
@@ -617,7 +630,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("\nveil: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _command(args: argparse.Namespace) -> int:
+    if args.command == "clean":
+        return _clean(args)
+    if args.command == "verify":
+        return _verify(args)
+    if args.command == "dataset":
+        return _dataset(args)
+    return _scan(args)
 
 
 if __name__ == "__main__":

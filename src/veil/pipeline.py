@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from .atomic import atomic_output, atomic_write
 from .detectors import Detector, default_detector
 from .errors import (
     CorruptInput,
@@ -24,6 +21,7 @@ from .errors import (
     WriteFailed,
 )
 from .faces import Faces
+from .files import read_regular
 from .formats import FormatHandler, VideoHandler, handler_for, handler_for_bytes
 from .formats.base import Decoded, Pixels, rgb_view
 from .formats.metadata import MetaField
@@ -403,6 +401,8 @@ class Pipeline:
                 status="failed",
                 error="MemoryError: not enough memory to process this file",
             )
+        except Exception as exc:  # fail closed and alone: one file never ends a batch
+            return Result(input=str(src), output=None, status="failed", error=unexpected(exc))
 
     def scan(self, src: Path) -> ScanReport:
         """Faces and identifying metadata of one file; reads only. Never raises `VeilError`:
@@ -411,6 +411,8 @@ class Pipeline:
             return self.inspect(src)
         except VeilError as exc:
             return ScanReport(path=str(src), error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # one file's surprise never ends a scan of many
+            return ScanReport(path=str(src), error=unexpected(exc))
 
     def inspect(self, src: Path) -> ScanReport:
         """`scan` that raises `VeilError` when the file cannot be read."""
@@ -439,48 +441,16 @@ class Pipeline:
             report.faces, report.sampled_frames = self.video.scan(handler, src)
 
 
+def unexpected(exc: BaseException) -> str:
+    """The error of a file that veil failed on in a way it did not foresee (a bug)."""
+    return (
+        f"veil failed unexpectedly on this file ({type(exc).__name__}: {exc}); nothing was "
+        "written for it. This is a bug in veil: please report it with the file's kind and size"
+    )
+
+
 def _read(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return read_regular(path)
     except OSError as exc:
         raise CorruptInput(f"cannot read file: {exc.strerror or exc}") from exc
-
-
-def atomic_write(dst: Path, data: bytes) -> None:
-    """Write ``data`` to ``dst`` so that ``dst`` is either absent/old or complete, never partial."""
-    with atomic_output(dst) as tmp:
-        tmp.write_bytes(data)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it; it is put straight back
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-@contextmanager
-def atomic_output(dst: Path) -> Iterator[Path]:
-    """A temporary path beside ``dst`` (same file system) that replaces ``dst`` only when the
-    block finishes without error; on any error it is deleted and ``dst`` is left as it was.
-
-    >>> with atomic_output(Path("out/clip.mp4")) as tmp:  # doctest: +SKIP
-    ...     remux(src, tmp)
-    """
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".veil-tmp", dir=dst.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with tmp.open("rb+") as fh:  # on disk before the rename makes it visible
-            os.fsync(fh.fileno())
-        # mkstemp makes the file private (0600); an output meant for sharing gets the
-        # permissions any new file of this user gets.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
@@ -109,6 +110,20 @@ def unjudged_text(count: int) -> str:
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_text(row: object, indent: int | None = None) -> str:
+    """``row`` as JSON (one line unless ``indent``): non-ASCII as is, and always valid UTF-8.
+
+    A file name that is not valid UTF-8 (``caf\\xe9.jpg`` from a Latin-1 camera card) reaches
+    Python as a lone surrogate, which UTF-8 cannot hold; it is written as a ``\\udce9`` escape,
+    which JSON allows and which reads back as the same name.
+    """
+    text = json.dumps(row, ensure_ascii=False, indent=indent)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 @dataclass(frozen=True)
 class Result:
     """What happened to one input. ``output`` is None whenever nothing was written."""
@@ -129,7 +144,7 @@ class Result:
         for face in row["faces"]:
             if face["frames"] is None:  # photos: the contract of METRICS.md, unchanged
                 del face["frames"]
-        return json.dumps(row, ensure_ascii=False)
+        return json_text(row)
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Result:
@@ -162,4 +177,4 @@ class Checked:
     verification: Verification | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        return json_text(asdict(self))

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..batch import files_in
+from ..atomic import atomic_output, atomic_write
 from ..errors import UsageError
+from ..files import files_in
 from ..formats import VIDEO_HANDLERS
-from ..pipeline import atomic_output, atomic_write
 from ..settings import Settings
 from . import manifest
 from .policy import Policy

@@ -20,8 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..atomic import atomic_write
 from ..errors import UsageError
-from ..pipeline import atomic_write
 from .records import Row
 
 STATE = ".veil-dataset"

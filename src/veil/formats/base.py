@@ -307,5 +307,7 @@ def source_bytes(im: Image.Image, size: int = -1) -> bytes:
 
 
 def read_prefix(path: Path, size: int = 64) -> bytes:
-    with path.open("rb") as fh:
-        return fh.read(size)
+    """The first bytes of a file; a FIFO or device is refused instead of blocking forever."""
+    from ..files import read_regular
+
+    return read_regular(path, size)

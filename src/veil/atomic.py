@@ -1,0 +1,128 @@
+"""Atomic writes, and the removal of what a killed run left half-written.
+
+Every output is first written to a temporary file beside it and renamed into place when
+complete, so a reader never sees half a file. A run killed mid-write (SIGKILL, power loss)
+leaves that temporary file behind; its name carries the writer's process id, so the next run
+into the same folder can tell a dead writer's leftover (removed) from a live one's (kept).
+
+Temporary names are short and fixed-length (``.<pid>-<random>.veil-tmp``), never derived from the
+output's name: an output name of up to 255 bytes, the file system's limit, still works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SUFFIX = ".veil-tmp"
+_OURS = re.compile(r"\.(\d+)-[A-Za-z0-9_]+\.veil-tmp")
+#: Temporary files of older veil versions carry no process id: removed once this old.
+_UNOWNED_AGE = 24 * 3600.0
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name is one of veil's temporary files (never an input)."""
+    return name.endswith(SUFFIX)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _stale(path: Path, now: float) -> bool:
+    match = _OURS.fullmatch(path.name)
+    if match is not None:
+        return int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))
+    try:
+        return now - path.lstat().st_mtime > _UNOWNED_AGE
+    except OSError:
+        return False
+
+
+def sweep(root: Path, recursive: bool = True) -> int:
+    """Remove the temporary files of dead writers below ``root``; how many went.
+
+    Writers still running (another veil into the same folder) keep theirs. Symbolic links to
+    folders are not followed, and nothing but veil's temporary names is ever touched.
+    """
+    if not root.is_dir():
+        return 0
+    now = time.time()
+    removed = 0
+    for folder, _, names in os.walk(root) if recursive else [(str(root), [], _names(root))]:
+        for name in names:
+            path = Path(folder) / name
+            if is_temporary(name) and _stale(path, now):
+                try:
+                    path.unlink()
+                    removed += 1
+                except OSError:
+                    pass  # read-only or already gone: a later run tries again
+    return removed
+
+
+def _names(root: Path) -> list[str]:
+    try:
+        return [e.name for e in os.scandir(root) if not e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+
+
+def temporary_beside(dst: Path) -> Path:
+    """A new, empty, private temporary file in ``dst``'s folder (same file system)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{os.getpid()}-", suffix=SUFFIX, dir=dst.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def atomic_write(dst: Path, data: bytes) -> None:
+    """Write ``data`` to ``dst`` so that ``dst`` is either absent/old or complete, never partial."""
+    with atomic_output(dst) as tmp:
+        tmp.write_bytes(data)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it; it is put straight back
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def publish(tmp: Path, dst: Path) -> None:
+    """Move a finished temporary file into place: flushed to disk first, with the permissions
+    any new file of this user gets (mkstemp made it private, 0600)."""
+    with tmp.open("rb+") as fh:
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, dst)
+
+
+@contextmanager
+def atomic_output(dst: Path) -> Iterator[Path]:
+    """A temporary path beside ``dst`` that replaces ``dst`` only when the block finishes
+    without error; on any error (or a stop) it is deleted and ``dst`` is left as it was.
+
+    >>> with atomic_output(Path("out/clip.mp4")) as tmp:  # doctest: +SKIP
+    ...     remux(src, tmp)
+    """
+    tmp = temporary_beside(dst)
+    try:
+        yield tmp
+        publish(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
