@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from helpers import exiftool_path
+from helpers import CliRun, exiftool_path, read_report
 from veil.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,13 +45,6 @@ def exiftool() -> str:
     return tool
 
 
-@dataclass
-class CliRun:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
     """Run ``veil`` in-process; argparse usage errors (SystemExit) become an exit code too."""
@@ -70,6 +61,4 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
     return run
 
 
-def read_report(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of a report; each line must parse on its own."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+__all__ = ["CliRun", "read_report"]  # older tests import these from here

@@ -449,3 +449,17 @@ def png_bomb() -> bytes:
         + _chunk(b"IDAT", zlib.compress(b"\x00" * 64))
         + _chunk(b"IEND", b"")
     )
+
+
+@dataclass
+class CliRun:
+    """What an in-process ``veil`` run (the ``cli`` fixture) returned and printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+def read_report(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a report; each line must parse on its own."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

@@ -64,13 +64,13 @@ def plan(inputs: Iterable[Path], outdir: Path) -> list[Job]:
     is, or is inside, an input folder (a rerun would clean its own outputs) or that would place
     an output over its input.
     """
-    out = outdir.resolve()
+    out = Path(os.path.realpath(outdir))  # realpath, unlike resolve, never raises on a loop
     jobs: list[Job] = []
-    claimed: dict[Path, Path] = {}
+    claimed: dict[str, Path] = {}
     for given in inputs:
         if not given.exists() and not given.is_symlink():
             raise UsageError(f"input not found: {given}")
-        root = given.resolve()
+        root = Path(os.path.realpath(given))
         if root.is_dir():
             if _inside(out, root):
                 raise UsageError(f"output folder {outdir} must not be inside input folder {given}")
@@ -83,7 +83,7 @@ def plan(inputs: Iterable[Path], outdir: Path) -> list[Job]:
                 )
             found = [(given, outdir / given.name, not_a_file(given))]
         for src, dst, why in found:
-            key = dst.resolve()
+            key = os.path.realpath(dst)
             if why is not None:
                 jobs.append(Job(src, dst, skip=why))
             elif key in claimed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -16,6 +17,7 @@ from ._lifetime import sigterm_as_interrupt
 from .batch import plan, run, run_verify, summary, verify_pairs
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
+from .extras import install_command, needs
 from .files import entries, not_a_file
 from .formats import supported_extensions
 from .formats.metadata import CATEGORIES
@@ -187,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check each output independently before writing it (a second face detector, "
         "dlib's face recognizer, a metadata re-read); an output that leaks is not written, "
         "one with faces too small for the check to judge is written and said (unconfirmed). "
-        "Needs: pip install 'veil[verify]'",
+        f"Needs the verify extra: {install_command('verify')}",
     )
     clean.add_argument(
         "--allow-leaks",
@@ -219,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         "copy's metadata. Verdict per file: protected, unconfirmed (no leak found, but some "
         "faces are too small or too turned away for the second detector to see, so one missed "
         "beside them would not be caught: look before publishing) or leak. Reads only; face "
-        "descriptors exist in memory only. Needs: pip install 'veil[verify]'",
+        "descriptors exist in memory only. "
+        f"Needs the verify extra: {install_command('verify')}",
         epilog="exit codes: 0 no leak and no failure (every output protected or unconfirmed, "
         "or skipped with a reason), 1 a leak or a failure, 2 usage error or the verify extra "
         "missing",
@@ -254,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         "chosen faces visible, mark areas the detector missed, pick the method, preview, and "
         "download the cleaned files. Uploads stay in a private temporary folder, are never "
         "logged, and are deleted when removed, when idle, or when the server stops. "
-        "Needs: pip install 'veil[web]'",
+        f"Needs the web extra: {install_command('web')}",
         epilog="The JSON API under the page is described at /api/openapi.json.",
     )
     serve.add_argument(
@@ -300,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         "record from its fields: drop it, obscure its faces, or keep them (consent); metadata "
         "is always stripped. OUTPUT/manifest.parquet has one row per input record. Work is "
         "tracked per shard: run the same command again to resume after a crash or Ctrl-C. "
-        "Needs: pip install 'veil[dataset]' (and 'veil[ray]' for --engine ray)",
+        f"Needs the dataset extra: {install_command('dataset')}; and for --engine ray, the ray "
+        f"extra: {install_command('ray')}",
         epilog="policy format and GDPR/BIPA examples: docs/policy.md, examples/policies/",
     )
     dataset.add_argument("input", type=Path, metavar="INPUT", help="the dataset's folder")
@@ -349,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method", choices=METHODS, default=Settings().method, help="how faces are obscured"
     )
     dataset.add_argument(
-        "--verify", action="store_true", help="check each image independently (veil[verify])"
+        "--verify", action="store_true", help="check each image independently (the verify extra)"
     )
     _add_detection(dataset)
     _add_progress(dataset)
@@ -382,7 +386,9 @@ def _clean(args: argparse.Namespace) -> int:
     if settings.verify:
         _require_verify()
     jobs = plan(args.inputs, args.output)
-    if args.report is not None and any(args.report.resolve() == j.src.resolve() for j in jobs):
+    if args.report is not None and any(
+        os.path.realpath(args.report) == os.path.realpath(j.src) for j in jobs
+    ):
         raise UsageError("the report must not overwrite an input")
     results = run(jobs, settings, report=args.report, progress=args.progress)
     counts = summary(results)
@@ -393,14 +399,52 @@ def _clean(args: argparse.Namespace) -> int:
             print(f"written with a leak: {r.output}: {r.verification.summary()}", file=sys.stderr)
         elif r.verification is not None and r.verification.verdict == "unconfirmed":
             print(f"unconfirmed: {r.output}: {r.verification.summary()}", file=sys.stderr)
+    for line in _skipped_lines([(r.input, r.error) for r in results if r.status == "skipped"]):
+        print(line, file=sys.stderr)
     print(
-        f"{len(results)} files: {counts['cleaned']} cleaned, {counts['unchanged']} unchanged, "
-        f"{counts['skipped']} skipped, {counts['failed']} failed; {counts['faces']} faces obscured"
+        f"{_count(len(results), 'file')}: {counts['cleaned']} cleaned, {counts['unchanged']} "
+        f"unchanged, {counts['skipped']} skipped, {counts['failed']} failed; "
+        f"{_count(counts['faces'], 'face')} obscured"
         + (f"; {_verified(results)}" if settings.verify else "")
         + (f"; report: {args.report}" if args.report else ""),
         file=sys.stderr,
     )
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 file"``, ``"2 files"``: nouns whose plural takes an s."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+#: How many files one skip reason names on the console before it only counts them.
+SKIPPED_NAMED = 3
+
+
+def _skip_reason(error: str | None) -> str:
+    """A skipped file's reason without its own output path, so that the reasons of a resumed
+    batch group into one: ``output exists (use --overwrite to replace it)``."""
+    reason = error or "no reason given"
+    if reason.startswith("output exists: "):
+        return "output exists (use --overwrite to replace it)"
+    return reason
+
+
+def _skipped_lines(skipped: list[tuple[str, str | None]]) -> list[str]:
+    """Why files were skipped, from (file, reason) pairs, one line per reason: a resumed batch
+    of thousands says ``skipped 4000 files: output exists (...)`` once, naming the first few."""
+    by_reason: dict[str, list[str]] = {}
+    for name, error in skipped:
+        by_reason.setdefault(_skip_reason(error), []).append(name)
+    lines = []
+    for reason, inputs in by_reason.items():
+        if len(inputs) == 1:
+            lines.append(f"skipped: {inputs[0]}: {reason}")
+            continue
+        named = ", ".join(inputs[:SKIPPED_NAMED])
+        more = f" and {len(inputs) - SKIPPED_NAMED} more" if len(inputs) > SKIPPED_NAMED else ""
+        lines.append(f"skipped {len(inputs)} files: {reason}: {named}{more}")
+    return lines
 
 
 def _verified(results: list[Result]) -> str:
@@ -434,8 +478,11 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"{row.status}: {row.output}: {row.verification.summary()}", file=sys.stderr)
         elif row.status == "failed":
             print(f"failed: {row.output}: {row.error}", file=sys.stderr)
+    skipped = [(row.output, row.error) for row in rows if row.status == "skipped"]
+    for line in _skipped_lines(skipped):
+        print(line, file=sys.stderr)
     print(
-        f"{len(rows)} files: {counts['protected']} protected, {counts['unconfirmed']} "
+        f"{_count(len(rows), 'file')}: {counts['protected']} protected, {counts['unconfirmed']} "
         f"unconfirmed, {counts['leak']} leaking, {counts['skipped']} skipped, "
         f"{counts['failed']} failed" + (f"; report: {args.report}" if args.report else ""),
         file=sys.stderr,
@@ -451,7 +498,7 @@ def _serve(args: argparse.Namespace) -> int:
         from .web.app import LOOPBACK, create_app
     except ImportError as exc:
         raise UsageError(
-            f"veil serve needs the web extra: pip install 'veil[web]' ({exc})"
+            f"veil serve needs {needs('web')} ({exc})"
         ) from None
     if args.idle_minutes <= 0:
         raise UsageError("--idle-minutes must be more than 0")
@@ -501,7 +548,7 @@ def _dataset(args: argparse.Namespace) -> int:
         from .dataset import run as run_dataset
         from .dataset.policy import Policy
     except ImportError as exc:
-        raise UsageError(f"veil dataset needs: pip install 'veil[dataset]' ({exc})") from None
+        raise UsageError(f"veil dataset needs {needs('dataset')} ({exc})") from None
     if args.verify:
         _require_verify()
     settings = _settings(args, method=args.method, verify=args.verify)
@@ -614,10 +661,10 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # A file name that is not valid UTF-8 is printed as the bytes it is, not a traceback.
+    # A file name that is not valid UTF-8 (caf\xe9.jpg) is printed escaped, not a traceback.
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
-            stream.reconfigure(errors="surrogateescape")
+            stream.reconfigure(errors="backslashreplace")
     try:
         if args.command == "serve":  # uvicorn handles SIGTERM itself: a graceful stop
             return _serve(args)

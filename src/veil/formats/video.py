@@ -419,6 +419,14 @@ def open_input(path: Path, kind: str) -> Iterator[InputContainer]:
             f"cannot read {kind}: {reason(exc)} (a damaged or truncated file, or not {kind})"
         ) from exc
     with container:
+        for stream in container.streams:
+            # A damaged header can name a codec FFmpeg does not know: such a track cannot be
+            # decoded or carried over, and PyAV then fails in ways no caller expects.
+            if stream.type in _KEPT_TYPES and stream.codec_context is None:
+                raise CorruptInput(
+                    f"cannot read {kind}: its {stream.type} track is damaged (the kind of "
+                    "sound or picture it holds cannot be read)"
+                )
         yield container
 
 
@@ -711,6 +719,12 @@ def _tag_fields(tags: dict[str, str], stream: bool) -> list[MetaField]:
         if stream and name in _STREAM_ONLY_STRUCTURAL:
             continue
         if name == "encoder" and value == _BITEXACT_ENCODER:
+            continue
+        if name == "encoder" and value.startswith(_BITEXACT_ENCODER):
+            # "Lavf62.12.102": FFmpeg's muxing library names itself as the writing program
+            # (PyAV, HandBrake, ffmpeg all write it). A library, not anyone's device; still
+            # not needed by a viewer, so it is said, under other, and not copied.
+            found.append(MetaField(OTHER, "Software", f"{value} (FFmpeg's library wrote it)"))
             continue
         if "location" in name or name in ("xyz", "\xa9xyz", "iso6709"):
             found.append(MetaField(PLACE, "Location", _place_in_words(value)))
