@@ -43,6 +43,10 @@ examples:
   veil scan photos/ --json > findings.json
   veil serve                                   # review page at http://127.0.0.1:8765/
   veil dataset shards/ shards-clean/ --policy examples/policies/gdpr-and-bipa.toml
+
+exit codes: 0 every file cleaned, unchanged or skipped with its reason; 1 a file failed, or the
+report could not be written (what was finished is kept); 2 usage error; 130 interrupted (Ctrl-C
+or SIGTERM): run the same command again to resume.
 """
 
 
