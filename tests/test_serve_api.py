@@ -7,10 +7,15 @@ visible, the other obscured, and an area without a face is added.
 
 from __future__ import annotations
 
+import gc
 import io
 import stat
+import threading
+import time
+import weakref
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -253,7 +258,7 @@ def test_upload_over_the_byte_limit_is_refused(pipeline: Pipeline) -> None:
     with TestClient(app, base_url=BASE) as small:
         answer = upload(small, "big.jpg", two_faces_jpeg())
         assert answer.status_code == 413 and "limit" in answer.json()["error"]
-        assert not list(app.state.uploads.root.iterdir())
+        assert [p.name for p in app.state.uploads.root.iterdir()] == ["owner"]
 
 
 @pytest.mark.parametrize(
@@ -285,13 +290,30 @@ def test_same_origin_requests_are_accepted(client: TestClient, scanned: dict) ->
     assert answer.status_code == 200
 
 
-def test_every_answer_carries_a_strict_content_security_policy(client: TestClient) -> None:
-    for path in ("/", "/api/config", "/static/app.js", "/api/uploads/nope/original.jpg"):
-        answer = client.get(path)
-        assert answer.headers["content-security-policy"] == CSP
-        assert answer.headers["x-content-type-options"] == "nosniff"
+@pytest.mark.parametrize(
+    ("path", "cache"),
+    [
+        ("/", "no-store"),
+        ("/api/config", "no-store"),
+        ("/api/uploads/nope/original.jpg", "no-store"),  # an error answer too
+        ("/static/app.js", "no-cache"),  # kept, but checked each time: never a stale script
+        ("/static/style.css", "no-cache"),
+    ],
+)
+def test_every_answer_carries_a_strict_content_security_policy(
+    client: TestClient, path: str, cache: str
+) -> None:
+    answer = client.get(path)
+    assert answer.headers["content-security-policy"] == CSP
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["cache-control"] == cache
+    assert "server" not in answer.headers
     assert "script-src 'self';" in CSP and "connect-src 'self'" in CSP
-    assert client.get("/api/config").headers["cache-control"] == "no-store"
+
+
+def test_the_picture_of_an_upload_is_not_cached(client: TestClient, scanned: dict) -> None:
+    answer = client.get(scanned["original"])
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
 
 
 def test_unknown_or_malformed_ids_are_not_found(client: TestClient) -> None:
@@ -314,7 +336,7 @@ def test_uploads_are_private_named_by_the_server_and_deleted(client: TestClient)
     assert stat.S_IMODE(uploads.root.stat().st_mode) == 0o700
     body = upload(client, "../../../tmp/evil name.jpg", two_faces_jpeg()).json()
     folder = uploads.root / body["id"]
-    assert [p.name for p in folder.iterdir()] == ["input.jpg"]
+    assert sorted(p.name for p in folder.iterdir()) == ["input.jpg", "original.jpg"]
     assert body["name"] == "evil name.jpg"
     assert client.post("/api/discard", json={"id": body["id"]}).status_code == 204
     assert not folder.exists()
@@ -365,5 +387,102 @@ def test_serve_warns_loudly_when_not_bound_to_this_machine(
     err = capsys.readouterr().err
     assert "WARNING" in err and "0.0.0.0" in err
     assert (started["host"], started["port"], started["access_log"]) == ("0.0.0.0", 9999, False)
+    assert started["server_header"] is False  # no "Server: uvicorn" for a prober
     assert main(["serve", "--verify", "off"]) == 0
     assert "WARNING" not in capsys.readouterr().err and started["host"] == "127.0.0.1"
+
+
+# -- the idle timer, the memory cap -----------------------------------------------------------
+@contextmanager
+def in_flight(app: Any, fire: Callable[[], Any]) -> Iterator[list[Any]]:
+    """Run ``fire`` (a request) in a thread while the reviewer is busy, so the request waits
+    in the queue; the block runs while it waits. The answer is in the list after the block."""
+    answers: list[Any] = []
+    uploads, lock = app.state.uploads, app.state.reviewer.lock
+    with lock:
+        waiting = threading.Thread(target=lambda: answers.append(fire()))
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not any(u.users for u in list(uploads._items.values())):
+            assert time.monotonic() < deadline, "the request never reached the server"
+            time.sleep(0.01)
+        yield answers
+    waiting.join(10)
+
+
+def test_an_upload_waiting_for_its_turn_is_not_swept(pipeline: Pipeline) -> None:
+    """The idle timer counts from a request's end, and never runs out under one that is
+    queued or working: the scan that waited longer than the idle time still answers, and so
+    do the requests after it."""
+    app = create_app(pipeline=pipeline, idle_seconds=60)
+    with TestClient(app, base_url=BASE) as c:
+        uploads = app.state.uploads
+        with in_flight(app, lambda: upload(c, "queued.jpg", two_faces_jpeg())) as answers:
+            (waiting,) = uploads._items.values()
+            waiting.used -= 600  # it has waited ten minutes behind other work
+            assert uploads.sweep() == 0
+        scanned = answers[0]
+        assert scanned.status_code == 200, scanned.text
+        assert uploads.sweep() == 0  # idle from the scan's end, not from its arrival
+        body = {"id": scanned.json()["id"]}
+        with in_flight(app, lambda: c.post("/api/preview", json=body)) as answers:
+            assert uploads.sweep(now=time.monotonic() + 600) == 0
+        assert answers[0].status_code == 200
+        assert uploads.sweep(now=time.monotonic() + 600) == 1  # done and idle: it goes
+        assert c.post("/api/preview", json=body).status_code == 404
+
+
+def test_a_discard_while_in_use_waits_for_the_request(pipeline: Pipeline) -> None:
+    app = create_app(pipeline=pipeline)
+    with TestClient(app, base_url=BASE) as c:
+        scanned = upload(c, "a.jpg", two_faces_jpeg()).json()
+        folder = app.state.uploads.root / scanned["id"]
+        body = {"id": scanned["id"]}
+        with in_flight(app, lambda: c.post("/api/clean", json=body)) as answers:
+            assert c.post("/api/discard", json=body).status_code == 204
+            assert folder.is_dir()  # the clean waiting for its turn still has its files
+            assert c.post("/api/preview", json=body).status_code == 404  # but it is gone
+        # It is not done once its turn comes (what it wrote would only be deleted), and then
+        # the folder goes.
+        assert answers[0].status_code == 404, answers[0].text
+        assert not folder.exists()
+
+
+def test_only_the_last_few_uploads_keep_their_pixels(pipeline: Pipeline) -> None:
+    """With room for 2, the first two of four uploads lose their pixels, yet their edits,
+    preview and clean still work: the file is decoded again, the face numbers unchanged."""
+    app = create_app(pipeline=pipeline, held=2)
+    with TestClient(app, base_url=BASE) as c:
+        uploads = app.state.uploads
+        scans = [upload(c, f"{i}.jpg", two_faces_jpeg()).json() for i in range(4)]
+        kept = [uploads.get(s["id"]).opened is not None for s in scans]
+        assert kept == [False, False, True, True] and len(uploads.held) == 2
+        first = scans[0]
+        assert c.get(first["original"]).status_code == 200
+        edits = _edits(first)
+        preview = picture_of(c.post("/api/preview", json=edits).content)
+        assert uploads.get(first["id"]).opened is not None  # decoded again, and held
+        assert uploads.get(scans[2]["id"]).opened is None  # the oldest made room
+        done = c.post("/api/clean", json=edits)
+        assert done.status_code == 200, done.text
+        assert (done.json()["faces_obscured"], done.json()["kept"]) == (1, 1)
+        written = picture_of(c.get(done.json()["download"]).content)
+        before = two_faces()
+        for shown in (preview, written):
+            assert mean_abs_diff(crop(shown, central(LEFT)), crop(before, central(LEFT))) < 6
+            assert mean_abs_diff(crop(shown, central(RIGHT)), crop(before, central(RIGHT))) > 30
+            assert mean_abs_diff(crop(shown, ADDED), crop(before, ADDED)) > 30
+        # A clean of an upload whose pixels went since its preview still writes the edits.
+        second = scans[1]
+        c.post("/api/preview", json=_edits(second))
+        for other in scans[2:]:
+            c.post("/api/preview", json={"id": other["id"]})
+        assert uploads.get(second["id"]).opened is None
+        done = c.post("/api/clean", json=_edits(second))
+        assert (done.json()["faces_obscured"], done.json()["kept"]) == (1, 1)
+        pixels = weakref.ref(uploads.get(scans[3]["id"]).opened)
+        for scan in scans:  # a discard lets go of the pixels: nothing else holds them
+            c.post("/api/discard", json={"id": scan["id"]})
+        assert len(uploads.held) == 0
+        gc.collect()
+        assert pixels() is None

@@ -12,25 +12,27 @@ Guards, each for a reason:
   else.
 - Uploads are streamed into a private folder with a byte limit checked as they arrive; file
   names and contents are never logged.
+- Nothing is cached by the browser but the page's own code (see `guard`).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import zipfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from typing import Annotated, Any, BinaryIO, Literal
+from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -52,7 +54,7 @@ from ..formats import supported_extensions
 from ..pipeline import Edits, Pipeline
 from ..settings import METHODS, Method, Settings
 from .review import Reviewer
-from .uploads import Uploads
+from .uploads import DEFAULT_HELD, Uploads
 
 #: Largest upload accepted: a 12 MP HEIC is ~3 MB, a minute of 1080p phone video ~130 MB.
 DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
@@ -86,6 +88,7 @@ _STATUS: tuple[tuple[type[VeilError], int], ...] = (
     (VeilError, 422),
 )
 _STATIC = resources.files("veil.web") / "static"
+_CHUNK = 1024 * 1024
 
 
 # -- what the API takes and gives (also its OpenAPI description) ----------------------------
@@ -188,14 +191,16 @@ def create_app(
     idle_seconds: float = DEFAULT_IDLE_SECONDS,
     hosts: Iterable[str] = LOOPBACK,
     pipeline: Pipeline | None = None,
+    held: int = DEFAULT_HELD,
 ) -> FastAPI:
     """The review page and its API. ``settings``: detection and verification as for
     ``veil clean`` (default: verification on when the verify extra is installed);
-    ``hosts``: the host names the server answers to."""
+    ``hosts``: the host names the server answers to; ``held``: how many uploads keep their
+    decoded pixels in memory (the others are decoded again when next needed)."""
     if settings is None:
         settings = Settings(verify=verify_installed())
-    reviewer = Reviewer(pipeline or Pipeline(settings))
-    uploads = Uploads(idle_seconds)
+    uploads = Uploads(idle_seconds, held)
+    reviewer = Reviewer(pipeline or Pipeline(settings), uploads.held)
     allowed = {h.strip("[]").lower() for h in hosts}
 
     @asynccontextmanager
@@ -233,8 +238,12 @@ def create_app(
         refusal = _refusal(request, allowed)
         response = _error(*refusal) if refusal else await call_next(request)
         response.headers.update(_HEADERS)
-        if request.url.path.startswith("/api/"):
-            response.headers["Cache-Control"] = "no-store"
+        # Uploads, their pictures and the answers about them are private: no browser or proxy
+        # keeps a copy. The page's script and style hold nothing private; "no-cache" lets the
+        # browser keep them but ask each time (the ETag makes that cheap), so a newer veil is
+        # never shown with an older veil's script.
+        static = request.url.path.startswith("/static/")
+        response.headers["Cache-Control"] = "no-cache" if static else "no-store"
         return response
 
     @app.exception_handler(VeilError)
@@ -286,30 +295,29 @@ def create_app(
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_upload_bytes:
             raise TooLarge(f"the file is larger than the {_mib(max_upload_bytes)} limit")
-        upload = uploads.new(name)
-        try:
+        with uploads.receive(name) as upload:  # a refused upload is not kept
             await _receive(request, upload.input, max_upload_bytes)
             return await run_in_threadpool(reviewer.scan, upload)
-        except BaseException:
-            uploads.discard(upload.id)  # a refused upload is not kept
-            raise
 
     @app.post(
         "/api/preview",
         response_class=Response,
         responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS},
     )
-    def preview(body: EditsIn) -> Response:
+    async def preview(body: EditsIn) -> Response:
         """The photo as it will be written with these edits (JPEG, the size of `original`)."""
-        jpeg = reviewer.preview(uploads.get(body.id), body.method, body.edits())
+        # In use from here, not only once a worker thread is free: a queued request's upload
+        # must not expire while it waits (so too for clean).
+        with uploads.use(body.id) as upload:
+            jpeg = await run_in_threadpool(reviewer.preview, upload, body.method, body.edits())
         return Response(jpeg, media_type="image/jpeg")
 
     @app.post("/api/clean", response_model=CleanedOut, responses=_ERRORS)
-    def clean(body: EditsIn) -> Any:
+    async def clean(body: EditsIn) -> Any:
         """Clean the upload with these edits; fails closed (422, nothing to download)."""
-        upload = uploads.get(body.id)
         try:
-            return reviewer.clean(upload, body.method, body.edits())
+            with uploads.use(body.id) as upload:
+                return await run_in_threadpool(reviewer.clean, upload, body.method, body.edits())
         except LeakFound as exc:
             found = asdict(exc.verification)
             return JSONResponse(
@@ -318,34 +326,40 @@ def create_app(
 
     @app.get("/api/uploads/{upload_id}/original.jpg", response_class=Response, responses=_ERRORS)
     def original(upload_id: str) -> Response:
-        return Response(uploads.get(upload_id).original_jpeg, media_type="image/jpeg")
+        with uploads.use(upload_id) as upload:
+            return Response(upload.picture.read_bytes(), media_type="image/jpeg")
 
     @app.get("/api/uploads/{upload_id}/cleaned.jpg", response_class=Response, responses=_ERRORS)
-    def cleaned(upload_id: str) -> Response:
-        jpeg = reviewer.cleaned_picture(uploads.get(upload_id))
+    async def cleaned(upload_id: str) -> Response:
+        with uploads.use(upload_id) as upload:
+            jpeg = await run_in_threadpool(reviewer.cleaned_picture, upload)
         return Response(jpeg, media_type="image/jpeg")
 
-    @app.get("/api/uploads/{upload_id}/download", response_class=FileResponse, responses=_ERRORS)
-    def download(upload_id: str) -> FileResponse:
-        upload = uploads.get(upload_id)
-        if upload.output is None:
-            raise Conflict("the upload has not been cleaned yet")
-        return FileResponse(
-            upload.output, filename=upload.name, media_type="application/octet-stream"
-        )
+    @app.get(
+        "/api/uploads/{upload_id}/download",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}, **_ERRORS},
+    )
+    def download(upload_id: str) -> StreamingResponse:
+        with uploads.use(upload_id) as upload:
+            if upload.output is None:
+                raise Conflict("the upload has not been cleaned yet")
+            # Opened while in use: a discard or expiry while it is sent cannot cut it short.
+            return _send(upload.output.open("rb"), upload.name, "application/octet-stream")
 
     @app.post("/api/zip", response_class=FileResponse, responses=_ERRORS)
     def zip_all(body: Ids) -> FileResponse:
         """Every named upload's cleaned file in one zip (names made unique)."""
-        chosen = [uploads.get(i) for i in body.ids]
-        if any(u.output is None for u in chosen):
-            raise Conflict("clean every file before downloading them together")
-        fd, name = tempfile.mkstemp(suffix=".zip", dir=uploads.root)
-        taken: set[str] = set()
-        with open(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as archive:
-            for upload in chosen:
-                assert upload.output is not None
-                archive.write(upload.output, _unique(upload.name, taken))
+        with ExitStack() as held:
+            chosen = [held.enter_context(uploads.use(i)) for i in body.ids]
+            if any(u.output is None for u in chosen):
+                raise Conflict("clean every file before downloading them together")
+            fd, name = tempfile.mkstemp(suffix=".zip", dir=uploads.root)
+            taken: set[str] = set()
+            with open(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as archive:
+                for upload in chosen:
+                    assert upload.output is not None
+                    archive.write(upload.output, _unique(upload.name, taken))
         return FileResponse(
             name,
             filename="veil-cleaned.zip",
@@ -404,6 +418,25 @@ async def _receive(request: Request, path: Path, limit: int) -> None:
             if size > limit:
                 raise TooLarge(f"the file is larger than the {_mib(limit)} limit")
             fh.write(chunk)
+
+
+def _send(fh: BinaryIO, name: str, media_type: str) -> StreamingResponse:
+    """A download of a file already open, in chunks, closed once sent or abandoned."""
+
+    def chunks() -> Iterator[bytes]:
+        with fh:
+            while chunk := fh.read(_CHUNK):
+                yield chunk
+
+    size = os.fstat(fh.fileno()).st_size
+    quoted = quote(name)
+    disposition = (
+        f"attachment; filename*=utf-8''{quoted}"
+        if quoted != name
+        else f'attachment; filename="{name}"'
+    )
+    headers = {"Content-Length": str(size), "Content-Disposition": disposition}
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
 
 
 def _sweep(uploads: Uploads, stop: threading.Event) -> None:

@@ -2,7 +2,8 @@
 person's edits, clean it. The same `Pipeline` as the CLI does the work.
 
 One file is worked on at a time (`Reviewer.lock`): the detector already uses every core, and
-a second 12 MP photo decoded beside the first only adds memory.
+a second 12 MP photo decoded beside the first only adds memory. Only a few uploads keep their
+pixels in memory (`Held`); the others are decoded again, from their file, when next needed.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..errors import Conflict
+from ..errors import Conflict, UnknownUpload
 from ..formats import VideoHandler, handler_for
 from ..formats.base import Pixels, rgb_view
 from ..formats.metadata import CATEGORIES, LABELS, MetaField
-from ..pipeline import Cleaned, Edits, Pipeline
+from ..pipeline import Cleaned, Edits, Opened, Pipeline
+from ..result import FaceRecord
 from ..settings import METHODS
-from .uploads import Upload
+from .uploads import Held, Upload
 
 #: Long side of the pictures the page shows: enough for a laptop screen, and a 12 MP photo
 #: shrinks to 1600 px in about 30 ms.
@@ -60,10 +62,12 @@ def reveals(fields: list[MetaField]) -> list[dict[str, str]]:
 
 
 class Reviewer:
-    """Scans, previews and cleans uploads with one loaded detector (and verifier)."""
+    """Scans, previews and cleans uploads with one loaded detector (and verifier); ``held``:
+    the uploads that keep their pixels in memory."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, held: Held | None = None) -> None:
         self.pipeline = pipeline
+        self.held = held if held is not None else Held()
         self.lock = threading.Lock()
         self._methods: dict[str, Pipeline] = {pipeline.settings.method: pipeline}
 
@@ -82,18 +86,20 @@ class Reviewer:
     def scan(self, upload: Upload) -> dict[str, Any]:
         """Find the faces and the metadata of a stored upload; keeps what the edits need."""
         with self.lock:
+            _still_there(upload)
             handler = handler_for(upload.input)
             upload.handler = handler
             if isinstance(handler, VideoHandler):
                 report = self.pipeline.inspect(upload.input)
                 upload.kind = "video"
                 shown = self.pipeline.video.still(handler, upload.input)
-                records = report.faces
+                records: list[FaceRecord] = list(report.faces)
                 fields, fmt, frames = report.metadata, handler.name, report.frames
                 sampled = report.sampled_frames
             else:
                 opened = self.pipeline.open(upload.input)
-                upload.opened = opened
+                upload.opened, upload.found = opened, opened.found
+                self.held.add(upload)
                 decoded = opened.decoded
                 upload.kind = "animation" if len(decoded.frames) > 1 else "photo"
                 shown = decoded.frames[0]
@@ -105,7 +111,8 @@ class Reviewer:
                     len(decoded.frames),
                     None,
                 )
-            upload.original_jpeg, scale = picture(shown)
+            jpeg, scale = picture(shown)
+            upload.picture.write_bytes(jpeg)
         return {
             "id": upload.id,
             "name": upload.name,
@@ -125,19 +132,35 @@ class Reviewer:
             "sampled_frames": sampled,
         }
 
+    def _opened(self, upload: Upload) -> Opened:
+        """The upload's pixels and faces, decoded again from its file if they were dropped
+        (the faces are the scan's, so the numbers the edits use stay the same)."""
+        if upload.kind == "video":
+            raise Conflict("faces in a video are all obscured, frame by frame; it has no preview")
+        if upload.handler is None or upload.found is None:
+            raise Conflict("scan the upload before editing it")
+        if upload.opened is None:
+            handler = upload.handler
+            assert not isinstance(handler, VideoHandler)
+            decoded = handler.decode(upload.input.read_bytes(), self.pipeline.settings.max_pixels)
+            upload.opened = Opened(upload.input, handler, decoded, upload.found)
+        self.held.add(upload)
+        return upload.opened
+
     def _edited(self, upload: Upload, method: str, edits: Edits) -> list[Cleaned]:
         """The upload's frames with ``edits`` applied by ``method``; the same call twice gives
-        the same pixels (the preview is what gets written)."""
-        if upload.opened is None:
-            raise Conflict("faces in a video are all obscured, frame by frame; it has no preview")
+        the same pixels (the preview is what gets written), unless the pixels left memory in
+        between (`Held`): then the obscurers' noise is drawn afresh."""
+        opened = self._opened(upload)
         key = (method, edits)
         if upload.edited is None or upload.edited[0] != key:
-            upload.edited = (key, self._pipe(method).edit(upload.opened, edits))
+            upload.edited = (key, self._pipe(method).edit(opened, edits))
         return upload.edited[1]
 
     def preview(self, upload: Upload, method: str, edits: Edits) -> bytes:
         """A JPEG of the photo as it will be written with ``edits``."""
         with self.lock:
+            _still_there(upload)
             if upload.kind != "photo":
                 raise Conflict(f"a {upload.kind or 'file'} has no preview before it is cleaned")
             return picture(self._edited(upload, method, edits)[0].pixels)[0]
@@ -148,15 +171,15 @@ class Reviewer:
         if edits and upload.kind != "photo":
             raise Conflict("faces can be kept or added in still photos only")
         with self.lock:
+            _still_there(upload)
             pipe = self._pipe(method)
             output = upload.folder / ("output" + upload.input.suffix)
             upload.output = None
             if upload.kind == "video":
                 result = pipe.clean_file(upload.input, output)
-            elif upload.opened is not None:
-                result = pipe.write(upload.opened, self._edited(upload, method, edits), output)
             else:
-                raise Conflict("scan the upload before cleaning it")
+                edited = self._edited(upload, method, edits)
+                result = pipe.write(self._opened(upload), edited, output)
             # The report names the file as the person knows it, not its place in the temp folder.
             result = replace(result, input=upload.name, output=upload.name)
             upload.output = output
@@ -181,8 +204,16 @@ class Reviewer:
         if upload.output is None or upload.handler is None:
             raise Conflict("the upload has not been cleaned yet")
         with self.lock:
+            _still_there(upload)
             handler = upload.handler
             if isinstance(handler, VideoHandler):
                 return picture(self.pipeline.video.still(handler, upload.output))[0]
             decoded = handler.decode(upload.output.read_bytes(), self.pipeline.settings.max_pixels)
             return picture(decoded.frames[0])[0]
+
+
+def _still_there(upload: Upload) -> None:
+    """Work queued for an upload discarded meanwhile is not done (its folder goes when the
+    work ends, so what it wrote would only be deleted)."""
+    if upload.gone:
+        raise UnknownUpload("no such upload: it was removed")
