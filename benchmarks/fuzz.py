@@ -7,7 +7,8 @@ flipped anywhere, bytes flipped in the headers (the first KB, and for ISO BMFF v
 by `Pipeline.run`, the door every command uses, with a time limit. An outcome is one of:
 
 * ``written``: cleaned or unchanged. The output is then read back by exiftool (if on PATH, the
-  METRICS.md 3 oracle from tests/helpers) and by veil's own scan: identifying tags left count.
+  METRICS.md 3 oracle from tests/helpers) and by veil's own scan, each counted apart: outputs
+  with identifying tags, and outputs the scan still flags.
 * ``refused``: failed or skipped with a `VeilError`, the planned way. Messages that still speak
   library jargon (errno, "decoder", "object", "Invalid argument") are counted.
 * ``bug``: any other exception, caught by the door's last resort ("veil failed unexpectedly")
@@ -138,10 +139,10 @@ def run(formats: list[str], count: int, limit_s: int) -> int:
         f"oracle: {'exiftool' if tool else 'veil scan only'}"
     )
     print(
-        "| format | mutants | written | refused | jargon | bug | hang | outputs with "
-        "identifying tags |"
+        "| format | mutants | written | refused | jargon | bug | hang | outputs with identifying "
+        "tags (exiftool) | outputs veil's scan flags |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in formats:
@@ -170,9 +171,11 @@ def run(formats: list[str], count: int, limit_s: int) -> int:
                 row["mutants"] += 1
                 if result.status in ("cleaned", "unchanged"):
                     row["written"] += 1
-                    if _leaks(pipe, dst, tool):
-                        row["leaks"] += 1
-                        problems.append(f"tags left: {name} mutant {i} ({way})")
+                    tags, findings = _left(pipe, dst, tool)
+                    row["leaks"] += bool(tags)
+                    row["findings"] += bool(findings)
+                    if tags or findings:
+                        problems.append(f"left: {name} mutant {i} ({way}): {tags} {findings}")
                 elif result.error and UNEXPECTED in result.error:
                     row["bug"] += 1
                     problems.append(f"bug: {name} mutant {i} ({way}): {result.error[:160]}")
@@ -191,17 +194,18 @@ def run(formats: list[str], count: int, limit_s: int) -> int:
 
 
 def _line(name: str, row: Counter[str]) -> str:
-    keys = ("mutants", "written", "refused", "jargon", "bug", "hang", "leaks")
+    keys = ("mutants", "written", "refused", "jargon", "bug", "hang", "leaks", "findings")
     return f"| {name} | " + " | ".join(str(row[k]) for k in keys) + " |"
 
 
-def _leaks(pipe: Pipeline, output: Path, tool: str | None) -> bool:
-    if pipe.scan(output).metadata:
-        return True
+def _left(pipe: Pipeline, output: Path, tool: str | None) -> tuple[list[str], list[str]]:
+    """Identifying tags exiftool still reads in an output, and what veil's own scan still
+    reports there (its findings include "present but unreadable", so they can be stricter)."""
+    findings = [f"{f.name}: {f.value}" for f in pipe.scan(output).metadata]
     if tool is None:
-        return False
+        return [], findings
     (row,) = exiftool_read(output)
-    return bool(identifying_tags(row))
+    return identifying_tags(row), findings
 
 
 def main(argv: list[str] | None = None) -> int:
