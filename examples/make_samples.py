@@ -8,6 +8,9 @@ a capture time, an XMP packet, PNG text chunks, and a sideways EXIF orientation,
 across the two portraits, with a tone for sound and the Eiffel Tower as its recorded place.
 
     python examples/make_samples.py samples/
+
+It needs veil with its ``demo`` extra (scikit-image, for the two pictures): ``make demo`` installs
+it, or ``pip install '.[verify,demo]'`` in veil's folder.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import ExifTags, Image, PngImagePlugin
-from skimage import data
 
 GPS = {  # 48.85837 N, 2.29448 E: the Eiffel Tower, as a phone would record it
     ExifTags.GPS.GPSLatitudeRef: "N",
@@ -51,6 +53,10 @@ def camera_exif(orientation: int = 1) -> Image.Exif:
 
 
 def main(folder: Path) -> None:
+    try:
+        from skimage import data  # the pictures ship inside the package: no download
+    except ImportError:
+        sys.exit("make_samples.py needs the demo extra: pip install '.[demo]' in veil's folder")
     folder.mkdir(parents=True, exist_ok=True)
     astronaut = Image.fromarray(data.astronaut())
     astronaut.save(folder / "astronaut.jpg", quality=92, exif=camera_exif(), xmp=XMP)

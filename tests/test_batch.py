@@ -175,3 +175,31 @@ def test_jobs_2_same_statuses_as_jobs_1(tmp_path: Path, cli) -> None:
     ]
     assert tree[0] == tree[1]
     assert not leftovers(tmp_path)
+
+
+def test_console_says_why_files_were_skipped(tmp_path: Path, cli) -> None:
+    """A rerun names the reason for its skips, grouped, not only ``4 skipped`` (issue 16)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        Image.fromarray(backdrop(40, 60)).save(src / f"p{i}.png")
+    (src / "notes.txt").write_text("a shopping list\n")
+    out = tmp_path / "out"
+    assert cli("clean", src, "-o", out).code == 0
+
+    run = cli("clean", src, "-o", out)
+
+    assert run.code == 0, run.err
+    grouped = "skipped 5 files: output exists (use --overwrite to replace it): "
+    (line,) = [line for line in run.err.splitlines() if line.startswith(grouped)]
+    assert line.endswith(" and 2 more"), "a long group names a few files, then counts"
+    assert f"skipped: {src / 'notes.txt'}: unsupported file type .txt" in run.err
+    assert "6 files: 0 cleaned, 0 unchanged, 6 skipped, 0 failed; 0 faces obscured" in run.err
+
+    alone = cli("clean", src / "p0.png", "-o", out / "flat")
+    again = cli("clean", src / "p0.png", "-o", out / "flat")
+
+    assert alone.code == again.code == 0
+    assert "1 file: 0 cleaned, 1 unchanged, 0 skipped, 0 failed; 0 faces obscured" in alone.err
+    reason = f"skipped: {src / 'p0.png'}: output exists (use --overwrite to replace it)"
+    assert reason in again.err.splitlines()

@@ -251,3 +251,19 @@ def test_outputs_get_ordinary_file_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert (Path(result.output).stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+def test_counts_are_said_in_the_singular_for_one(tmp_path: Path, cli) -> None:
+    """``1 file``, ``1 face obscured``, ``clean would remove it``: never ``1 files``."""
+    src = tmp_path / "one.jpg"
+    exif = Image.Exif()
+    exif[0x013B] = "Jane Photographer"  # Artist: the one identifying field
+    Image.fromarray(scene()).save(src, "JPEG", quality=90, exif=exif)
+
+    scan = cli("scan", src)
+    run = cli("clean", src, "-o", tmp_path / "out")
+
+    assert scan.code == 0, scan.err
+    assert "1 found, " in scan.out and "clean would remove it" in scan.out
+    assert run.code == 0, run.err
+    assert "1 file: 1 cleaned, 0 unchanged, 0 skipped, 0 failed; 1 face obscured" in run.err

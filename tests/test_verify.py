@@ -364,7 +364,7 @@ def test_without_the_extra_verify_says_how_to_install(
     ):
         run = cli(*args)
         assert run.code == 2
-        assert "pip install 'veil[verify]'" in run.err
+        assert "-m pip install 'dlib-bin>=19.24' 'face_recognition_models>=0.3'" in run.err
         assert "Traceback" not in run.err
     assert not (tmp_path / "o").exists()
 

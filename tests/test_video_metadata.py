@@ -319,7 +319,7 @@ def test_scan_says_faces_in_video_were_sampled(tmp_path: Path, cli) -> None:
     make_clip(CLIPS[0], src)
     run = cli("scan", src)
     assert run.code == 0, run.err
-    assert "none found in 1 sampled key frames" in run.out  # noise: no face in it
+    assert "none found in 1 sampled key frame\n" in run.out  # noise: no face in it
 
 
 def test_scan_of_a_cleaned_video_finds_nothing(tmp_path: Path, cli) -> None:

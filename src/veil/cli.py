@@ -501,9 +501,7 @@ def _serve(args: argparse.Namespace) -> int:
 
         from .web.app import LOOPBACK, create_app
     except ImportError as exc:
-        raise UsageError(
-            f"veil serve needs {needs('web')} ({exc})"
-        ) from None
+        raise UsageError(f"veil serve needs {needs('web')} ({exc})") from None
     if args.idle_minutes <= 0:
         raise UsageError("--idle-minutes must be more than 0")
     verify = args.verify
@@ -636,30 +634,46 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
         size += f", {report.frames} frames"
     lines = [f"{report.path}  ({size})"]
     if faces_on:
-        sampled = ""
-        if report.sampled_frames is not None:
-            # A video is sampled: every frame is looked at only when it is cleaned.
-            sampled = f" in {report.sampled_frames} sampled key frames"
-        if report.faces:
-            heights = [f.box[3] - f.box[1] for f in report.faces]
-            scores = [f.score for f in report.faces]
-            # Scores tell a confident face from a weak, possible one (the default threshold is
-            # low on purpose, so a cleaned photo can still show weak hits on the grey fills).
-            lines.append(
-                f"  {'faces':<16} {len(report.faces)} found{sampled}, "
-                f"{_span(heights, '{:.0f} px')} tall, "
-                f"detector score {_span(scores, '{:.2f}')}: would be obscured"
-            )
-        else:
-            lines.append(f"  {'faces':<16} none found{sampled}")
+        lines.append(f"  {'faces':<16} {_faces_line(report)}")
     if not report.metadata:
         lines.append(f"  {'metadata':<16} nothing identifying found")
     order = {c: i for i, c in enumerate(CATEGORIES)}
     for f in sorted(report.metadata, key=lambda f: order.get(f.category, len(order))):
         lines.append(f"  {f.category:<16} {f.name + ':':<22} {f.value}")
-    if report.metadata:
+    if len(report.metadata) == 1:
+        lines.append(f"  {'':<16} clean would remove it")
+    elif report.metadata:
         lines.append(f"  {'':<16} clean would remove all {len(report.metadata)} of these")
     return "\n".join(lines) + "\n"
+
+
+def _faces_line(report: ScanReport) -> str:
+    """What scan says of the faces: those still visible first, as those are what a person
+    must act on; then what veil itself already obscured (`veil.fills`), so that scanning a
+    cleaned file says nothing is left rather than listing the grey fills as faces."""
+    sampled = ""
+    if report.sampled_frames is not None:
+        # A video is sampled: every frame is looked at only when it is cleaned.
+        sampled = f" in {_count(report.sampled_frames, 'sampled key frame')}"
+    visible = report.seen("visible")
+    obscured, edges = len(report.seen("obscured")), len(report.seen("edge"))
+    already = ""
+    if obscured or edges:
+        # Counted as hits: the detector can box one fill twice (a head and its hair).
+        where = "at the edge of" if not obscured else "on or at the edge of" if edges else "on"
+        areas = "an area" if obscured + edges == 1 else "areas"
+        already = f"{_count(obscured + edges, 'hit')} {where} {areas} already obscured (grey fill)"
+    if not visible:
+        return f"none visible{sampled}: {already}" if already else f"none found{sampled}"
+    heights = [f.box[3] - f.box[1] for f in visible]
+    scores = [f.score for f in visible]
+    # Scores tell a confident face from a weak, possible one: the default threshold is low
+    # on purpose, so weak hits on things that are not faces are listed too.
+    return (
+        f"{len(visible)} found{sampled}, {_span(heights, '{:.0f} px')} tall, "
+        f"detector score {_span(scores, '{:.2f}')}: would be obscured"
+        + (f"; {already}" if already else "")
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

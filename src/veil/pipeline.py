@@ -22,6 +22,7 @@ from .errors import (
 )
 from .faces import Faces
 from .files import read_regular
+from .fills import ScannedFace, Seen, judge
 from .formats import FormatHandler, VideoHandler, handler_for, handler_for_bytes
 from .formats.base import Decoded, Pixels, rgb_view
 from .formats.metadata import MetaField
@@ -102,11 +103,17 @@ class ScanReport:
     width: int | None = None
     height: int | None = None
     frames: int = 0
-    faces: list[FaceRecord] = field(default_factory=list)
+    #: Every face found, each marked ``seen``: still ``visible`` (clean would obscure it), or
+    #: on one of veil's own grey fills (``obscured``) or at its ``edge`` (`veil.fills`).
+    faces: list[ScannedFace] = field(default_factory=list)
     metadata: list[MetaField] = field(default_factory=list)
     error: str | None = None
     #: Videos: faces are looked for in this many evenly spaced key frames, not in all.
     sampled_frames: int | None = None
+
+    def seen(self, how: Seen) -> list[ScannedFace]:
+        """The faces marked ``how``: ``report.seen("visible")`` are those clean would obscure."""
+        return [f for f in self.faces if f.seen == how]
 
 
 class Pipeline:
@@ -429,8 +436,8 @@ class Pipeline:
         report.format, report.frames = decoded.format, len(decoded.frames)
         report.width, report.height = decoded.width, decoded.height
         report.metadata = decoded.metadata
-        for faces in self.detect_frames(decoded.frames):
-            report.faces += faces.records(faces.regions(decoded.width, decoded.height))
+        for frame, faces in zip(decoded.frames, self.detect_frames(decoded.frames), strict=True):
+            report.faces += judge(frame, faces, faces.regions(decoded.width, decoded.height))
 
     def _scan_video(self, handler: VideoHandler, src: Path, report: ScanReport) -> None:
         probe = handler.probe(src)

@@ -40,6 +40,7 @@ from .detectors import Detector, Strategy
 from .detectors.centerface import CenterFace
 from .errors import CorruptInput, EncodeFailed, TooLarge, UnsupportedFormat, VerificationFailed
 from .faces import Faces
+from .fills import ScannedFace, judge
 from .formats.metadata import MetaField
 from .formats.video import (
     _BITEXACT,
@@ -231,10 +232,10 @@ class VideoCleaner:
 
     def scan(
         self, handler: VideoHandler, src: Path, samples: int = SCAN_SAMPLES
-    ) -> tuple[list[FaceRecord], int]:
+    ) -> tuple[list[ScannedFace], int]:
         """Faces in up to ``samples`` evenly spaced key frames (decoding only key frames keeps
         a scan of a long video short), and how many frames were looked at; ``frames`` of each
-        record is its frame number."""
+        record is its frame number, ``seen`` whether it is on one of veil's fills."""
         with open_input(src, handler.name) as container:
             video = _video_stream(container, handler.name)
             video.codec_context.skip_frame = "NONKEY"
@@ -247,7 +248,7 @@ class VideoCleaner:
             rgb = _rgb(frame)
             faces = self.detect(rgb)
             number = round(float((frame.time or 0) * rate))
-            records += faces.records(faces.regions(rgb.shape[1], rgb.shape[0]), number)
+            records += judge(rgb, faces, faces.regions(rgb.shape[1], rgb.shape[0]), number)
         return records, len(looked)
 
     @staticmethod

@@ -6,7 +6,8 @@ machine or on Ray, and account for every record in a Parquet manifest.
 >>> summary.totals["dropped"], summary.manifest                        # doctest: +SKIP
 (412, PosixPath('shards-clean/manifest.parquet'))
 
-Needs ``pip install 'veil[dataset]'`` (pyarrow), and ``veil[ray]`` for the Ray engine.
+Needs the ``dataset`` extra (pyarrow), and ``ray`` for the Ray engine: ``pip install
+'.[dataset,ray]'`` in veil's folder.
 """
 
 from __future__ import annotations

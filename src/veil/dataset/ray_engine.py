@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..extras import needs
 from .layouts import Work
 from .records import Cleaner
 
@@ -42,7 +43,7 @@ def run_ray(work: Work, done: Callable[[int], None], address: str | None = None)
         import ray
         import ray.data
     except ImportError as exc:
-        raise UsageError(f"the ray engine needs: pip install 'veil[ray]' ({exc})") from None
+        raise UsageError(f"the ray engine needs {needs('ray')} ({exc})") from None
     if not work.todo:
         return
     started = not ray.is_initialized()

