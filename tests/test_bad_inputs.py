@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import read_report
-from helpers import WRITTEN, backdrop, file_hashes, leftovers, png_bomb, scene
+from helpers import WRITTEN, backdrop, file_hashes, leftovers, png_bomb, read_report, scene
 
 
 def _jpeg() -> bytes:

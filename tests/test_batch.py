@@ -9,8 +9,7 @@ import pytest
 from PIL import Image
 
 import veil
-from conftest import read_report
-from helpers import WRITTEN, backdrop, exif_block, file_hashes, leftovers, scene
+from helpers import WRITTEN, backdrop, exif_block, file_hashes, leftovers, read_report, scene
 
 OLD = 1_000_000_000  # an mtime far in the past: a rewritten output gets a new one
 

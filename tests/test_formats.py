@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 import veil
-from conftest import read_report
 from helpers import (
     ASTRONAUT_FACE,
     FAR_FROM_FACE,
@@ -25,6 +24,7 @@ from helpers import (
     decoded,
     leftovers,
     mean_abs_diff,
+    read_report,
     scene,
     ssim_grey,
 )

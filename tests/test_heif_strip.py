@@ -21,7 +21,6 @@ import pytest
 from PIL import Image
 
 import veil
-from conftest import read_report
 from helpers import (
     MAKER_SERIAL,
     SERIAL,
@@ -29,6 +28,7 @@ from helpers import (
     exif_block,
     exiftool_read,
     identifying_tags,
+    read_report,
     srgb_icc,
     textured,
     thumbnail_jpeg,

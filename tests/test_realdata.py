@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from conftest import read_report
-from helpers import central, crop, decoded, exiftool_read, identifying_tags, ssim_grey
+from helpers import central, crop, decoded, exiftool_read, identifying_tags, read_report, ssim_grey
 
 pytestmark = pytest.mark.realdata
 

@@ -16,8 +16,7 @@ import pytest
 from PIL import Image
 
 import veil
-from conftest import read_report
-from helpers import backdrop, exif_block, file_hashes, leftovers, scene
+from helpers import backdrop, exif_block, file_hashes, leftovers, read_report, scene
 from veil.result import STATUSES, Checked, Result, Verification
 
 KEYS = {"input", "output", "status", "error", "faces", "metadata_removed"}

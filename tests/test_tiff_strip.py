@@ -21,7 +21,6 @@ import pytest
 from PIL import Image, ImageOps
 
 import veil
-from conftest import read_report
 from helpers import (
     XMP,
     _ifd,
@@ -29,6 +28,7 @@ from helpers import (
     exiftool_read,
     identifying_tags,
     iptc_block,
+    read_report,
     srgb_icc,
     textured,
 )

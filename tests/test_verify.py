@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import read_report
-from helpers import ASTRONAUT_FACE, astronaut, backdrop, crop, exif_block, scene
+from helpers import ASTRONAUT_FACE, astronaut, backdrop, crop, exif_block, read_report, scene
 from veil import Pipeline, Settings
 from veil.faces import Faces
 from veil.obscurers import OBSCURERS, Obscurer

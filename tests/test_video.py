@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from clips import KINDS, WIDTH, Array, Kind, face_box, frames_of, make_clip, picture
-from conftest import read_report
+from helpers import read_report
 from veil.faces import Faces
 from veil.pipeline import Pipeline
 from veil.settings import Settings

@@ -28,8 +28,7 @@ import numpy as np
 import pytest
 from av.stream import Disposition
 
-from conftest import read_report
-from helpers import exiftool_read, identifying_tags, leftovers
+from helpers import exiftool_read, identifying_tags, leftovers, read_report
 from veil.errors import CorruptInput, VerificationFailed
 from veil.formats import handler_for
 from veil.formats.video import VideoHandler, is_telemetry, open_input
