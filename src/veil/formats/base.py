@@ -11,8 +11,8 @@ rewrite the container without re-encoding (`FormatHandler.strip`; JPEG does).
 from __future__ import annotations
 
 import io
+import itertools
 import struct
-import sys
 import threading
 import warnings
 from abc import ABC
@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageSequence, UnidentifiedImageError
 
 from ..errors import CorruptInput, EncodeFailed, TooLarge, VerificationFailed
 from .metadata import PICTURE, MetaField, neutral_icc, orientation_of, read_fields
@@ -62,6 +62,22 @@ _ICC_SPACE = {"RGB": b"RGB ", "RGBA": b"RGB ", "L": b"GRAY", "LA": b"GRAY", "CMY
 _PREVIEW_DROPPED = MetaField(
     PICTURE, "Thumbnail", "reduced-resolution preview page (a small un-obscured copy); dropped"
 )
+# Pixels are converted, turned upright and compared this many at a time, so that a 200 MP
+# picture is never held twice more in Pillow's 4 bytes a pixel or as an 8-byte wide array.
+_BAND_PIXELS = 4_000_000
+# EXIF orientation 2-8 (CIPA DC-008, 4.6.4) and the turn that shows the picture upright, as
+# Pillow's ImageOps.exif_transpose does it.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_QUARTER_TURNS = (5, 6, 7, 8)  # rows of the upright picture are columns of the stored one
+_FROM_THE_END = (3, 4, 7, 8)  # the first upright rows are the last stored rows (or columns)
 
 
 @dataclass
@@ -152,8 +168,7 @@ class FormatHandler(ABC):
         options = self.encode_options(im)
         frames: list[Pixels] = []
         durations: list[int] = []
-        sources = ImageSequence.Iterator(im) if frame_count > 1 else iter([im])
-        for index, frame in enumerate(sources):
+        for index, frame in enumerate(self._frames(im)):
             if index:  # pages and frames carry their own tags (TIFF IFDs)
                 metadata += [f for f in read_fields(frame) if f not in metadata]
             if not self.keep_frame(frame):
@@ -167,22 +182,22 @@ class FormatHandler(ABC):
             raise CorruptInput(f"{self.name} file holds no pixels")
         return Decoded(frames, self.name, im.mode, options, metadata, durations)
 
+    def _frames(self, im: Image.Image) -> Iterator[Image.Image]:
+        """Every frame or page of an opened image (the first only, unless `animated`)."""
+        frame_count = getattr(im, "n_frames", 1) if self.animated else 1
+        return ImageSequence.Iterator(im) if frame_count > 1 else iter([im])
+
     def keep_frame(self, frame: Image.Image) -> bool:
         """Whether a frame is part of the picture; False drops it (e.g. a stored preview)."""
         return True
 
     def _to_array(self, frame: Image.Image) -> Pixels:
-        frame.load()
-        upright = ImageOps.exif_transpose(frame)
-        if upright.mode in _WIDE_GREY_MODES:
-            # Pillow's 8-bit conversion clips 16-bit samples (most turn white); keep the top byte.
-            wide = np.clip(np.asarray(upright, dtype=np.int64), 0, 65535)
-            grey = (wide >> 8).astype(np.uint8)
-            return np.repeat(grey[:, :, None], 3, axis=2)
-        has_alpha = upright.mode in ("RGBA", "LA", "PA") or (
-            upright.mode in ("P", "L", "RGB") and "transparency" in upright.info
-        )
-        return np.asarray(upright.convert("RGBA" if has_alpha else "RGB"))
+        shape, bands = _upright_bands(frame)
+        pixels = np.empty(shape, np.uint8)
+        for top, band in bands:
+            pixels[top : top + len(band)] = band
+        pixels.flags.writeable = False  # the decoded original; obscurers work on copies
+        return pixels
 
     def encode_options(self, im: Image.Image) -> dict[str, Any]:
         """Encoder keywords read from the source; only viewer-needed data (the allowlist)."""
@@ -213,18 +228,24 @@ class FormatHandler(ABC):
         resynchronised in the wrong place, must fall back to re-encoding, never change a pixel.
         """
         try:
-            again = self.decode(data, max_pixels=sys.maxsize)  # same format, every frame
-        except (CorruptInput, TooLarge, *DECODE_ERRORS):
+            im = open_image(data)
+            if im.format not in self.pil_formats:
+                return False
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # as `decode`
+                pages = (f for f in self._frames(im) if self.keep_frame(f))
+                for expected, frame in itertools.zip_longest(decoded.frames, pages):
+                    if expected is None or frame is None or not _draws(frame, expected):
+                        return False
+        except (CorruptInput, *DECODE_ERRORS):
             return False
-        return len(again.frames) == len(decoded.frames) and all(
-            np.array_equal(a, b) for a, b in zip(again.frames, decoded.frames, strict=True)
-        )
+        return True
 
     def encode(self, decoded: Decoded, frames: list[Pixels]) -> bytes:
         # Nothing obscured: rewrite the container rather than re-encode a lossy format, so the
         # picture keeps every pixel (METRICS.md, fidelity).
         if len(frames) == len(decoded.frames) and all(
-            np.array_equal(a, b) for a, b in zip(frames, decoded.frames, strict=True)
+            same_array(a, b) for a, b in zip(frames, decoded.frames, strict=True)
         ):
             stripped = self.strip(decoded)
             if stripped is not None:
@@ -287,10 +308,81 @@ def displayed_size(im: Image.Image) -> tuple[int, int]:
 
 
 def _is_grey(pixels: Pixels) -> bool:
-    return bool(
-        np.array_equal(pixels[..., 0], pixels[..., 1])
-        and np.array_equal(pixels[..., 1], pixels[..., 2])
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    return same_array(red, green) and same_array(green, blue)
+
+
+def same_array(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
+    """``np.array_equal`` a band of rows at a time: it would otherwise build a boolean array
+    the size of the picture (600 MB for 200 MP)."""
+    if a.shape != b.shape:
+        return False
+    rows = _band_rows(a)
+    return all(np.array_equal(a[y : y + rows], b[y : y + rows]) for y in range(0, len(a), rows))
+
+
+def _band_rows(pixels: npt.NDArray[Any]) -> int:
+    per_row = int(np.prod(pixels.shape[1:])) or 1
+    return max(1, _BAND_PIXELS // per_row)
+
+
+def _upright_bands(frame: Image.Image) -> tuple[tuple[int, int, int], Iterator[tuple[int, Pixels]]]:
+    """The shape of a frame as displayed (EXIF orientation applied, as RGB or RGBA uint8) and
+    its rows as (first row, band) pairs, converted a band at a time.
+
+    Band by band because Pillow holds a picture in 4 bytes a pixel: turning or converting a
+    200 MP frame whole would take another 800 MB beside it (and 16-bit grey 1.6 GB as int64).
+    Each band is cut from the stored frame where the displayed rows come from, then turned.
+    """
+    frame.load()
+    orientation = frame.getexif().get(ExifTags.Base.Orientation, 1)
+    turn = _UPRIGHT.get(orientation)
+    width, height = frame.size
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
+    wide = frame.mode in _WIDE_GREY_MODES
+    has_alpha = frame.mode in ("RGBA", "LA", "PA") or (
+        frame.mode in ("P", "L", "RGB") and "transparency" in frame.info
     )
+    mode = "RGBA" if has_alpha and not wide else "RGB"
+    rows = max(1, _BAND_PIXELS // max(width, 1))
+
+    def bands() -> Iterator[tuple[int, Pixels]]:
+        for top in range(0, height, rows):
+            bottom = min(top + rows, height)
+            band = frame
+            if rows < height or turn is not None:
+                band = frame.crop(_stored_box(orientation, frame.size, top, bottom))
+            if turn is not None:
+                band = band.transpose(turn)
+            if wide:
+                # Pillow's 8-bit conversion clips 16-bit samples (most turn white); keep the
+                # top byte.
+                grey = (np.clip(np.asarray(band, dtype=np.int64), 0, 65535) >> 8).astype(np.uint8)
+                yield top, np.repeat(grey[:, :, None], 3, axis=2)
+            else:
+                yield top, np.asarray(band if band.mode == mode else band.convert(mode))
+
+    return (height, width, len(mode)), bands()
+
+
+def _stored_box(
+    orientation: int, size: tuple[int, int], top: int, bottom: int
+) -> tuple[int, int, int, int]:
+    """The area of the stored frame (``size`` as stored) that shows as displayed rows
+    ``top`` to ``bottom`` once turned upright."""
+    width, height = size
+    extent = width if orientation in _QUARTER_TURNS else height
+    start, stop = (extent - bottom, extent - top) if orientation in _FROM_THE_END else (top, bottom)
+    return (start, 0, stop, height) if orientation in _QUARTER_TURNS else (0, start, width, stop)
+
+
+def _draws(frame: Image.Image, expected: Pixels) -> bool:
+    """Whether a frame decodes to exactly ``expected`` (`same_pixels`, a band at a time)."""
+    shape, bands = _upright_bands(frame)
+    if shape != expected.shape:
+        return False
+    return all(np.array_equal(band, expected[top : top + len(band)]) for top, band in bands)
 
 
 def source_bytes(im: Image.Image, size: int = -1) -> bytes:

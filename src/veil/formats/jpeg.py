@@ -248,4 +248,5 @@ class JpegHandler(FormatHandler):
         im = super().to_pil(pixels, decoded)
         if decoded.mode == "CMYK":
             return im.convert("CMYK")
-        return im.convert("L") if im.mode in ("L", "LA") else im.convert("RGB")
+        mode = "L" if im.mode in ("L", "LA") else "RGB"
+        return im if im.mode == mode else im.convert(mode)  # a copy only where one is needed
