@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import logging
+import re
 import struct
 import threading
 import warnings
@@ -114,17 +116,59 @@ def _pillow_bomb_check_off() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def open_image(data: bytes) -> Image.Image:
-    """Open (not decode) image bytes with Pillow; failures become `CorruptInput`."""
+# Pillow logs some refusals (a TIFF with more samples per pixel than it decodes) as errors; with
+# no handler, Python's last resort prints them on stderr, beside veil's own message about the
+# same file. An application that configures logging still receives them.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
+
+# What the decoders say when a file ends early (Pillow, libtiff, libheif, libavif, struct).
+_CUT_SHORT = re.compile(
+    r"truncat|end of (the )?file|unexpected end|premature|not enough data|unpack requires"
+    r"|buffer is not large enough|no more images|early end",
+    re.IGNORECASE,
+)
+# Messages that name only the library's own failure (a status code, a decoder it could not
+# make, an errno): they say nothing about the file that "damaged" does not.
+_LIBRARY_ONLY = re.compile(
+    r"decod|encod|object|errno|\berror\b|-\d+\b|0x[0-9a-f]|broken data"
+    r"|invalid (argument|data|input)|^\W*$",
+    re.IGNORECASE,
+)
+_DETAIL_CHARS = 160
+
+
+def plain_reason(exc: BaseException, kind: str) -> str:
+    """What a decoder's failure says about a ``kind`` ("PNG") file, in plain words.
+
+    >>> plain_reason(OSError("image file is truncated (70 bytes not processed)"), "JPEG")
+    'the JPEG file is truncated (part of its image data is missing)'
+    >>> plain_reason(OSError("decoder error -2"), "TIFF")
+    'the TIFF image data is damaged or in a form veil cannot read'
+
+    The library's own words follow in parentheses only where they add something and hold no
+    jargon; a Python error's text (a missing key, an index) never does.
+    """
+    detail = " ".join(str(exc).split())  # one line: libheif's messages end in a newline
+    if isinstance(exc, EOFError) or _CUT_SHORT.search(detail):
+        return f"the {kind} file is truncated (part of its image data is missing)"
+    plain = f"the {kind} image data is damaged or in a form veil cannot read"
+    if isinstance(exc, (KeyError, IndexError, TypeError)) or _LIBRARY_ONLY.search(detail):
+        return plain
+    return f"{plain} ({detail[:_DETAIL_CHARS]})"
+
+
+def open_image(data: bytes, kind: str = "image") -> Image.Image:
+    """Open (not decode) image bytes with Pillow; failures become `CorruptInput`.
+    ``kind`` ("PNG") names the format in messages."""
     with _pillow_bomb_check_off(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # odd-but-readable files warn; we verify pixels instead
         try:
             return Image.open(io.BytesIO(data))
         except UnidentifiedImageError as exc:  # its message names only our in-memory buffer
-            msg = "cannot read image: no decoder accepts it (damaged or truncated header)"
+            msg = f"not a readable {kind} file: its header is damaged or cut short"
             raise CorruptInput(msg) from exc
         except DECODE_ERRORS as exc:
-            raise CorruptInput(f"cannot read image: {exc}") from exc
+            raise CorruptInput(plain_reason(exc, kind)) from exc
 
 
 class FormatHandler(ABC):
@@ -143,7 +187,7 @@ class FormatHandler(ABC):
 
     # -- decoding --------------------------------------------------------------------------
     def decode(self, data: bytes, max_pixels: int) -> Decoded:
-        im = open_image(data)
+        im = open_image(data, self.name)
         if im.format not in self.pil_formats:
             raise CorruptInput(f"not a valid {self.name} file (reads as {im.format})")
         try:
@@ -151,7 +195,7 @@ class FormatHandler(ABC):
                 warnings.simplefilter("ignore")  # damaged-but-readable files warn; judged below
                 decoded = self._decode(im, max_pixels)
         except DECODE_ERRORS as exc:
-            raise CorruptInput(f"cannot decode {self.name}: {exc}") from exc
+            raise CorruptInput(plain_reason(exc, self.name)) from exc
         decoded.source = data
         return decoded
 
@@ -270,9 +314,9 @@ class FormatHandler(ABC):
     def verify(self, data: bytes, decoded: Decoded) -> None:
         """Re-read an encoded output: same format, size and frame count, nothing identifying."""
         try:
-            im = open_image(data)
+            im = open_image(data, self.name)
         except CorruptInput as exc:
-            raise VerificationFailed(f"output does not decode: {exc}") from exc
+            raise VerificationFailed(f"the output does not read back: {exc}") from exc
         if im.format not in self.pil_formats:
             raise VerificationFailed(f"output is {im.format}, expected {self.name}")
         if displayed_size(im) != (decoded.width, decoded.height):
@@ -293,7 +337,8 @@ class FormatHandler(ABC):
                     im.load()
                     left += read_fields(im)
         except DECODE_ERRORS as exc:
-            raise VerificationFailed(f"output does not decode: {exc}") from exc
+            msg = f"the output does not read back: {plain_reason(exc, self.name)}"
+            raise VerificationFailed(msg) from exc
         if left:
             names = ", ".join(sorted({f.name for f in left}))
             raise VerificationFailed(f"identifying metadata survived encoding: {names}")

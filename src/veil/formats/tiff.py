@@ -7,9 +7,14 @@ dropped: they would carry a small un-obscured copy."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import struct
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import PIL
 from PIL import ExifTags, Image
 
 from ..errors import CorruptInput
@@ -75,6 +80,55 @@ _KEPT_TAGS = frozenset(
 # Read too, but not copied: the offsets are written fresh, SubfileType only marks previews.
 _READ_TAGS = _KEPT_TAGS | {_B.StripOffsets, _B.TileOffsets, _SUBFILE_TYPE}
 _OLD_JPEG, _JPEG = 6, 7  # TIFF 6.0 section 22 (superseded) and TIFF Technical Note 2
+
+
+def _pillow_libtiff() -> ctypes.CDLL | None:
+    """The libtiff that Pillow's decoder is linked with (its wheels bundle their own copy),
+    found among the files this process has mapped, in the wheel, or where the system keeps it;
+    None where it is built into Pillow (Windows wheels) or not found."""
+    for candidate in _libtiff_candidates():
+        try:
+            library = ctypes.CDLL(candidate)
+        except OSError:
+            continue
+        if hasattr(library, "TIFFSetErrorHandler"):
+            return library
+    return None
+
+
+def _libtiff_candidates() -> Iterator[str]:
+    try:  # Linux: the copy already loaded with Pillow's C module
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            yield from {line.split(maxsplit=5)[-1].strip() for line in maps if "libtiff" in line}
+    except OSError:
+        pass
+    package = Path(PIL.__file__).parent
+    for folder in (package / ".dylibs", package.parent / "pillow.libs"):
+        yield from (str(path) for path in sorted(folder.glob("libtiff*")))
+    system = ctypes.util.find_library("tiff")  # last: it may run ldconfig
+    if system:
+        yield system
+
+
+def silence_libtiff() -> bool:
+    """Stop libtiff printing its complaints about a damaged TIFF on stderr ("TIFFFetchNormalTag:
+    Incorrect count for ...", "Using code not yet in table"): veil says in its own words what
+    is wrong with the file, and libtiff's lines would land on the console between them.
+
+    Its handlers are process-wide, so they are set once here, at import, not around each
+    decode (nothing else in veil writes on stderr through libtiff); the failures themselves
+    still reach Pillow as return codes. Returns whether libtiff was found.
+    """
+    library = _pillow_libtiff()
+    if library is None:
+        return False
+    for setter in (library.TIFFSetErrorHandler, library.TIFFSetWarningHandler):
+        setter.argtypes, setter.restype = [ctypes.c_void_p], ctypes.c_void_p
+        setter(None)  # no handler: libtiff formats nothing and prints nothing
+    return True
+
+
+silence_libtiff()
 
 
 class TiffHandler(FormatHandler):

@@ -26,6 +26,7 @@ the recording time and GPS position into the H.264 stream itself.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import re
@@ -415,9 +416,10 @@ def open_input(path: Path, kind: str) -> Iterator[InputContainer]:
     try:
         container = av.open(str(path), "r", metadata_errors="replace")
     except _READ_ERRORS as exc:
-        raise CorruptInput(
-            f"cannot read {kind}: {reason(exc)} (a damaged or truncated file, or not {kind})"
-        ) from exc
+        if _bad_data(exc):
+            msg = f"cannot read {kind}: the file is damaged, truncated or not {kind} at all"
+            raise CorruptInput(msg) from exc
+        raise CorruptInput(f"cannot read {kind}: {reason(exc)}") from exc
     with container:
         for stream in container.streams:
             # A damaged header can name a codec FFmpeg does not know: such a track cannot be
@@ -431,13 +433,30 @@ def open_input(path: Path, kind: str) -> Iterator[InputContainer]:
 
 
 def reason(exc: BaseException) -> str:
-    """A PyAV or OS error in a few words, for a `VeilError` message."""
+    """A PyAV or OS error in a few words, for a `VeilError` message.
+
+    FFmpeg's verdicts on bad data ("Invalid data found when processing input", "Invalid
+    argument", an early end) are said in plain words, with FFmpeg's own log line after them
+    when it left one.
+    """
     # PyAV's str() repeats the errno and the (temporary) file name; FFmpeg's own log line, when
     # it left one, says more than the errno ("Operation not permitted" for any muxer refusal).
     log = getattr(exc, "log", None)
-    if isinstance(log, tuple) and len(log) == 3 and isinstance(log[2], str) and log[2].strip():
-        return log[2].strip()
-    return str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
+    line = ""
+    if isinstance(log, tuple) and len(log) == 3 and isinstance(log[2], str):
+        line = log[2].strip()
+    if isinstance(exc, EOFError):
+        return "the file ends early (truncated)"
+    if _bad_data(exc):
+        return "the data is damaged" + (f" (FFmpeg: {line})" if line else "")
+    return line or str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
+
+
+def _bad_data(exc: BaseException) -> bool:
+    """Whether FFmpeg refused the data itself (rather than the disk, a permission, a codec)."""
+    return isinstance(exc, (av.error.InvalidDataError, EOFError)) or (
+        isinstance(exc, av.FFmpegError) and exc.errno == errno.EINVAL
+    )
 
 
 def is_kept(stream: Stream) -> bool:
