@@ -207,6 +207,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -306,3 +313,28 @@ def test_long_names_and_leftovers_of_a_dead_run(tmp_path: Path, cli: Callable[..
     assert run.code == 0, run.err
     assert (out / long_name).is_file()
     assert not stale.exists() and live.exists()
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the workers")
+def test_a_worker_killed_mid_batch_costs_nothing(tmp_path: Path) -> None:
+    """A worker killed mid-batch (the OOM killer, say) breaks the pool: the files it held are
+    retried alone in a fresh pool, and every file is cleaned and reported once."""
+    _photos(tmp_path / "in", 16)
+    report = tmp_path / "report.jsonl"
+    child = _veil(
+        "clean", tmp_path / "in", "-o", tmp_path / "out", "--report", report, "--jobs", "2"
+    )
+    assert _wait_for(lambda: len(_outputs(tmp_path / "out")) >= 2, 120), child.stderr
+    workers = [p for p in _children(child.pid) if b"spawn_main" in _cmdline(p)]
+    assert len(workers) == 2  # not the resource tracker, also a child
+    os.kill(workers[0], signal.SIGKILL)
+    fresh = lambda: [p for p in _children(child.pid) if b"spawn_main" in _cmdline(p)]  # noqa: E731
+    assert _wait_for(lambda: bool(set(fresh()) - set(workers)), 60), "no fresh pool started"
+    _, err = child.communicate(timeout=180)
+
+    assert child.returncode == 0, err
+    rows = _rows(report)
+    assert len(rows) == 16 and {r["status"] for r in rows.values()} == {"cleaned"}, err
+    assert not _alive(workers[0])
+    assert len(_outputs(tmp_path / "out")) == 16
+    assert not leftovers(tmp_path / "out")
