@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import UsageError
+from ..atomic import sweep
+from ..errors import UsageError, WriteFailed
 from ..settings import Settings
 from . import manifest
 from .layouts import LAYOUTS, Folder, Layout, Parquet, Shard, Work, detect
@@ -67,10 +68,14 @@ def run(
     progress: bool | None = None,
 ) -> Summary:
     """Clean the dataset in ``input`` into ``output`` (same layout), resuming an earlier run
-    into the same ``output``. Raises `UsageError` for what cannot start."""
+    into the same ``output``. Raises `UsageError` for what cannot start, and `WriteFailed`
+    when the output cannot be written (disk full, read-only): the run stops, and the same call
+    resumes it once the disk is fixed."""
     source, out = Path(input), Path(output)
     if not source.is_dir():
         raise UsageError(f"input must be a folder of the dataset: {source}")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output must be a folder, and {out} is not a folder")
     if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
         raise UsageError(f"output folder {out} must not be inside the input folder {source}")
     if engine not in ENGINES:
@@ -82,22 +87,32 @@ def run(
     kind = detect(source, layout)
     shape = _layout(kind, source, shard_size, image_column)
     shards = shape.shards()
-    manifest.claim(
-        out,
-        {
-            "input": str(source.resolve()),
-            "layout": kind,
-            "policy": repr(chosen),
-            "settings": repr(settings.with_(jobs=None, overwrite=False)),
-            "shard_size": shard_size if kind == "folder" else None,
-            "image_column": image_column,
-            "shards": _fingerprint(source, shards),
-        },
-    )
-    todo = tuple(s for s in shards if not manifest.is_done(out, s.name))
-    work = Work(shape, todo, out, settings, chosen, workers or _default_workers(len(todo)))
-    _execute(work, sum(s.records for s in shards), engine, ray_address, progress)
-    table = manifest.assemble(out, [s.name for s in shards])
+    try:
+        manifest.claim(
+            out,
+            {
+                "input": str(source.resolve()),
+                "layout": kind,
+                "policy": repr(chosen),
+                "settings": repr(settings.with_(jobs=None, overwrite=False)),
+                "shard_size": shard_size if kind == "folder" else None,
+                "image_column": image_column,
+                "shards": _fingerprint(source, shards),
+            },
+        )
+        sweep(out)  # what a killed run left half-written
+        todo = tuple(s for s in shards if not manifest.is_done(out, s.name))
+        work = Work(shape, todo, out, settings, chosen, workers or _default_workers(len(todo)))
+        _execute(work, sum(s.records for s in shards), engine, ray_address, progress)
+        # Every shard is done: a temporary file now is a lost worker's (a Ray node that died
+        # mid-shard, its shard redone elsewhere).
+        sweep(out)
+        table = manifest.assemble(out, [s.name for s in shards])
+    except WriteFailed as exc:
+        raise WriteFailed(
+            f"{exc}; the shards finished are kept: make room (or make the folder writable) and "
+            "run the same command again to resume"
+        ) from exc
     return Summary(
         manifest=out / manifest.MANIFEST,
         layout=kind,

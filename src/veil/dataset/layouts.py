@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..atomic import atomic_output, atomic_write
+from ..atomic import is_temporary
 from ..errors import UsageError
 from ..files import files_in
 from ..formats import VIDEO_HANDLERS
@@ -26,6 +26,7 @@ from ..settings import Settings
 from . import manifest
 from .policy import Policy
 from .records import IMAGE_EXTENSIONS, Cleaner, Image, Row, sniff_extension
+from .writes import output, write
 
 VIDEO_EXTENSIONS = frozenset(ext for handler in VIDEO_HANDLERS for ext in handler.extensions)
 #: Siblings of a record copied unchanged: captions, class labels.
@@ -86,7 +87,7 @@ class Work:
 
 def _files(root: Path) -> list[Path]:
     """Every file below ``root`` but veil's own unfinished temporary files."""
-    return [p for p in files_in(root) if not p.name.endswith(".veil-tmp")]
+    return [p for p in files_in(root) if not is_temporary(p.name)]
 
 
 def _json(fields: dict[str, Any]) -> bytes:
@@ -170,7 +171,7 @@ class Folder(Layout):
                 )
                 row, pruned = outcome.row, outcome.fields
                 if outcome.images is not None:
-                    atomic_write(dst, outcome.images[0])
+                    write(dst, outcome.images[0])
             if pruned is not None:
                 self._write_siblings(src, dst, sidecar, pruned)
             rows.append(row)
@@ -178,11 +179,11 @@ class Folder(Layout):
 
     def _write_siblings(self, src: Path, dst: Path, sidecar: Path, fields: dict[str, Any]) -> None:
         if sidecar.is_file():
-            atomic_write(dst.with_suffix(".json"), _json(fields))
+            write(dst.with_suffix(".json"), _json(fields))
         for ext in TEXT_SIBLINGS:
             sibling = src.with_suffix(ext)
             if sibling.is_file():
-                atomic_write(dst.with_suffix(ext), sibling.read_bytes())
+                write(dst.with_suffix(ext), sibling.read_bytes())
 
 
 # -- WebDataset tar shards ---------------------------------------------------------------------
@@ -260,7 +261,7 @@ class WebDataset(Layout):
     def clean(self, shard: Shard, out: Path, cleaner: Cleaner) -> list[Row]:
         rows: list[Row] = []
         dst = out / shard.name
-        with atomic_output(dst) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        with output(dst) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
             try:
                 for key, members in _samples(self.root / shard.name):
                     rows.append(self._sample(key, members, shard.name, cleaner, tar))
@@ -382,7 +383,7 @@ class Parquet(Layout):
             kept = kept.replace_schema_metadata(metadata)
         buffer = io.BytesIO()
         pq.write_table(kept, buffer)
-        atomic_write(out / shard.name, buffer.getvalue())
+        write(out / shard.name, buffer.getvalue())
         return rows
 
 

@@ -1,12 +1,20 @@
 """The local engine: shards cleaned in a pool of worker processes on this machine (no
-servers), or in this process when one worker is asked for."""
+servers), or in this process when one worker is asked for.
+
+Workers never outlive the run: a killed parent takes them along, and Ctrl-C, SIGTERM or an
+error stops them at once, each removing the temporary file it was writing (`_lifetime`).
+"""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 
+from .. import _lifetime
+from ..errors import VeilError
 from .layouts import Shard, Work
 from .records import Cleaner
 
@@ -14,15 +22,17 @@ from .records import Cleaner
 _CLEANER: Cleaner | None = None
 
 
-def _init_worker(work: Work) -> None:
+def _init_worker(work: Work, parent: int) -> None:
     global _CLEANER
+    _lifetime.die_with_parent(parent)
     # One onnxruntime thread per worker: the processes already fill the cores.
     _CLEANER = Cleaner(work.settings, work.policy, threads=1)
 
 
 def _clean(work: Work, shard: Shard) -> int:
-    assert _CLEANER is not None
-    return work.clean(shard, _CLEANER)
+    cleaner = _CLEANER
+    assert cleaner is not None
+    return _lifetime.run_stoppable(lambda: work.clean(shard, cleaner))
 
 
 def run_local(work: Work, done: Callable[[int], None]) -> None:
@@ -34,14 +44,36 @@ def run_local(work: Work, done: Callable[[int], None]) -> None:
         return
     # Spawned, not forked: forking a process that already runs onnxruntime's threads is unsafe.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        work.workers, mp_context=context, initializer=_init_worker, initargs=(work,)
-    ) as pool:
+    pool = ProcessPoolExecutor(
+        work.workers, mp_context=context, initializer=_init_worker, initargs=(work, os.getpid())
+    )
+    try:
         futures = [pool.submit(_clean, work, shard) for shard in work.todo]
-        try:
-            for future in as_completed(futures):
-                done(future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        for future in as_completed(futures):
+            done(future.result())
+    except BrokenProcessPool as exc:
+        _stop(pool)
+        raise VeilError(
+            "a worker process died (out of memory, or killed from outside) while cleaning a "
+            "shard; the shards finished are kept: run the same command again to resume "
+            "(with fewer --workers if memory ran out)"
+        ) from exc
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now rather than let them finish their shards: each removes its
+    temporary file, and the shard is redone when the run resumes."""
+    # The executor has no public handle on its processes; _processes is the same from 3.8 on.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=10)

@@ -20,9 +20,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..atomic import atomic_write
 from ..errors import UsageError
 from .records import Row
+from .writes import write
 
 STATE = ".veil-dataset"
 MANIFEST = "manifest.parquet"
@@ -60,7 +60,7 @@ def write_part(out: Path, shard: str, rows: list[Row]) -> None:
     table = pa.Table.from_pylist([asdict(r) for r in rows], schema=SCHEMA)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    atomic_write(part_path(out, shard), buffer.getvalue())
+    write(part_path(out, shard), buffer.getvalue())
 
 
 def assemble(out: Path, shards: list[str]) -> pa.Table:
@@ -69,7 +69,7 @@ def assemble(out: Path, shards: list[str]) -> pa.Table:
     table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    atomic_write(out / MANIFEST, buffer.getvalue())
+    write(out / MANIFEST, buffer.getvalue())
     return table
 
 
@@ -104,4 +104,4 @@ def claim(out: Path, run: dict[str, Any]) -> None:
                 "options, or choose a new output folder"
             )
         return
-    atomic_write(path, json.dumps(run, indent=1, sort_keys=True).encode())
+    write(path, json.dumps(run, indent=1, sort_keys=True).encode())

@@ -1,6 +1,7 @@
 """One record at a time: the policy decides, then the image is cleaned (or left out) and its
 other fields pruned. Whatever happens becomes one manifest `Row`; nothing raises past here
-but interruptions, so a bad record fails alone and never its shard.
+but interruptions and `WriteFailed` (a full or read-only disk stops the run, to be resumed),
+so a bad record fails alone and never its shard.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import VeilError
+from ..errors import LeakFound, VeilError, WriteFailed
 from ..formats import HANDLERS
 from ..pipeline import Encoded, Pipeline
-from ..result import Result
 from ..settings import Settings
 from .policy import Decision, Policy
 
@@ -107,9 +107,16 @@ class Cleaner:
         row, pipe, pruned = self._decide(rid, shard, fields, _size(src))
         if pipe is None:
             return row, None
-        result: Result = pipe.run(src, dst)
-        if result.output is None:
-            return replace(row, status="failed", error=result.error), None
+        try:
+            result = pipe.clean_file(src, dst)
+        except WriteFailed:
+            raise  # the disk's fault, not the record's: the run stops and resumes this shard
+        except LeakFound as exc:
+            return replace(row, status="failed", error=str(exc)), None
+        except VeilError as exc:
+            return replace(row, status="failed", error=f"{type(exc).__name__}: {exc}"), None
+        except MemoryError:
+            return replace(row, status="failed", error="MemoryError: not enough memory"), None
         row = replace(
             row,
             faces=len(result.faces),
