@@ -6,17 +6,22 @@ unit that is written atomically and resumed. The shard's output and manifest par
 written by the actor to the output folder, which must be shared by every node (a local
 disk for ``ray.init()`` on one machine; a network file system on a cluster). One GPU per
 actor when the cluster has GPUs (onnxruntime-gpu then runs CenterFace on CUDA).
+
+A node that dies mid-run costs the shards its actors were cleaning a second go elsewhere; a
+full or read-only output comes back from the actor as data and stops the run with veil's
+`WriteFailed` (see docs/cluster.md).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, WriteFailed
 from ..extras import needs
 from .layouts import Work
 from .records import Cleaner
@@ -31,8 +36,17 @@ class ShardCleaner:
 
     def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, list[Any]]:
         names = [str(name) for name in batch["shard"]]
-        records = [self.work.clean(self.work.shard(n), self.cleaner) for n in names]
-        return {"shard": names, "records": records}
+        records, errors = [], []
+        for name in names:
+            # A full or read-only disk comes back as data: the driver stops the run with it
+            # (a Ray task error would reach the user as Ray's traceback, not veil's message).
+            try:
+                records.append(self.work.clean(self.work.shard(name), self.cleaner))
+                errors.append("")
+            except WriteFailed as exc:
+                records.append(0)
+                errors.append(str(exc))
+        return {"shard": names, "records": records, "error": errors}
 
 
 def run_ray(work: Work, done: Callable[[int], None], address: str | None = None) -> None:
@@ -51,7 +65,12 @@ def run_ray(work: Work, done: Callable[[int], None], address: str | None = None)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:
             options["num_cpus"] = work.workers
-        ray.init(address=address, logging_level=logging.WARNING, **options)
+        else:
+            _reachable(address)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING, **options)
+        except ConnectionError as exc:  # "auto" with no cluster running here
+            raise UsageError(f"cannot join the Ray cluster at {address}: {exc}") from None
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # plans, timings: not for users
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # veil's own bar counts records, Ray's counted blocks
@@ -60,6 +79,22 @@ def run_ray(work: Work, done: Callable[[int], None], address: str | None = None)
     finally:
         if started:
             ray.shutdown()
+
+
+def _reachable(address: str) -> None:
+    """`UsageError` unless ``HOST:PORT`` answers: Ray itself retries a wrong address for
+    minutes, printing a warning every few seconds, before it gives up."""
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=10).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address} ({reason}); give the head node's "
+            "HOST:PORT, as printed by ray start --head"
+        ) from None
 
 
 def _clean(ray: Any, work: Work, done: Callable[[int], None]) -> None:
@@ -76,6 +111,13 @@ def _clean(ray: Any, work: Work, done: Callable[[int], None]) -> None:
         compute=ray.data.ActorPoolStrategy(size=work.workers, max_tasks_in_flight_per_actor=1),
         num_cpus=0 if gpus else 1,
         num_gpus=1 if gpus else 0,
+        # A node lost mid-shard takes its actor along; Ray Data's defaults (max_restarts and
+        # max_task_retries -1: passing them is deprecated) restart the actor where there is
+        # room and run the shard again from the start. That never writes a record twice: the
+        # shard's output and manifest part are replaced whole, and only the part counts.
+        # tests/reliability/test_rel_ray_cluster.py holds Ray to it.
     )
     for row in cleaned.iter_rows():
+        if row["error"]:
+            raise WriteFailed(str(row["error"]))
         done(int(row["records"]))
