@@ -7,6 +7,10 @@ into the same folder can tell a dead writer's leftover (removed) from a live one
 
 Temporary names are short and fixed-length (``.<pid>-<random>.veil-tmp``), never derived from the
 output's name: an output name of up to 255 bytes, the file system's limit, still works.
+
+Process ids are this machine's: on a cluster sharing the output folder (``veil dataset
+--engine ray``), another node's temporary file is judged by a local pid. Sweeping is therefore
+done only when no writer of the run is at work: as a run starts and after all its shards.
 """
 
 from __future__ import annotations
@@ -37,7 +41,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process
-    return True
+    # A killed process stays a zombie until it is reaped (slowly, by some containers' init):
+    # it is dead and writes nothing more.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _stale(path: Path, now: float) -> bool:

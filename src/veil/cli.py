@@ -309,7 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
         "tracked per shard: run the same command again to resume after a crash or Ctrl-C. "
         f"Needs the dataset extra: {install_command('dataset')}; and for --engine ray, the ray "
         f"extra: {install_command('ray')}",
-        epilog="policy format and GDPR/BIPA examples: docs/policy.md, examples/policies/",
+        epilog="policy format and GDPR/BIPA examples: docs/policy.md, examples/policies/; "
+        "running on a Ray cluster: docs/cluster.md. Exit codes: 0 all records accounted for; 1 "
+        "a record failed, or the run stopped on a write error (make room and run the same "
+        "command again to resume); 2 usage error; 130 interrupted (Ctrl-C or SIGTERM).",
     )
     dataset.add_argument("input", type=Path, metavar="INPUT", help="the dataset's folder")
     dataset.add_argument("output", type=Path, metavar="OUTPUT", help="folder for the cleaned copy")
