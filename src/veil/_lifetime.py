@@ -21,11 +21,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TypeVar
+from typing import NoReturn, TypeVar
+
+from .atomic import remove_pending
 
 _PR_SET_PDEATHSIG = 1
 _POLL_SECONDS = 1.0
 _busy = False
+_stopping = False
 
 T = TypeVar("T")
 
@@ -35,8 +38,17 @@ class Stop(BaseException):  # a signal, not an error: a BaseException like Keybo
 
 
 def _on_term(signum: int, frame: FrameType | None) -> None:
+    global _stopping
+    if _stopping:
+        return  # a second SIGTERM (the parent's, and its death's): already on the way out
+    _stopping = True
     if _busy:
         raise Stop
+    _exit()
+
+
+def _exit() -> NoReturn:
+    remove_pending()
     os._exit(128 + signal.SIGTERM)
 
 
@@ -52,7 +64,7 @@ def die_with_parent(parent: int) -> None:
         except (OSError, AttributeError):
             pass  # the poll below still notices, within a second
     if os.getppid() != parent:
-        os._exit(128 + signal.SIGTERM)
+        _exit()
     threading.Thread(target=_watch, args=(parent,), name="veil-parent-watch", daemon=True).start()
 
 
@@ -79,7 +91,7 @@ def run_stoppable(fn: Callable[[], T]) -> T:
         with working():
             return fn()
     except Stop:
-        os._exit(128 + signal.SIGTERM)
+        _exit()
 
 
 @contextmanager

@@ -15,9 +15,10 @@ done only when no writer of the run is at work: as a run starts and after all it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-import tempfile
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,12 +90,51 @@ def _names(root: Path) -> list[str]:
         return []
 
 
+#: This process's temporary files not yet published or removed: a worker told to stop removes
+#: them whatever line it was stopped at (`_lifetime`), even before a ``try`` could.
+_pending: set[Path] = set()
+
+
 def temporary_beside(dst: Path) -> Path:
     """A new, empty, private temporary file in ``dst``'s folder (same file system)."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{os.getpid()}-", suffix=SUFFIX, dir=dst.parent)
-    os.close(fd)
-    return Path(name)
+    while True:
+        # Named here rather than by mkstemp so that it is known before it exists.
+        path = dst.parent / f".{os.getpid()}-{secrets.token_hex(5)}{SUFFIX}"
+        _pending.add(path)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600))
+            return path
+        except FileExistsError:
+            _pending.discard(path)
+        except BaseException:  # a stop may land after the file was made: the name is ours
+            with contextlib.suppress(OSError):
+                path.unlink()
+            _pending.discard(path)
+            raise
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def discard(tmp: Path) -> None:
+    """Remove a temporary file that will not be published."""
+    tmp.unlink(missing_ok=True)
+    _pending.discard(tmp)
+
+
+def rename(tmp: Path, dst: Path) -> None:
+    """Move a temporary file that is already complete on disk into place."""
+    os.replace(tmp, dst)
+    _pending.discard(tmp)
+
+
+def remove_pending() -> None:
+    """Remove every temporary file of this process (a worker that is being stopped)."""
+    for path in list(_pending):
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+    _pending.clear()
 
 
 def atomic_write(dst: Path, data: bytes) -> None:
@@ -119,6 +159,7 @@ def publish(tmp: Path, dst: Path) -> None:
         os.fsync(fh.fileno())
     os.chmod(tmp, 0o666 & ~_UMASK)
     os.replace(tmp, dst)
+    _pending.discard(tmp)
 
 
 @contextmanager
@@ -134,5 +175,5 @@ def atomic_output(dst: Path) -> Iterator[Path]:
         yield tmp
         publish(tmp, dst)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import _lifetime
-from .atomic import atomic_write, sweep, temporary_beside
+from .atomic import atomic_write, discard, rename, sweep, temporary_beside
 from .errors import UsageError, WriteFailed
 from .files import entries, files_in, not_a_file
 from .pipeline import Pipeline, unexpected
@@ -256,14 +256,14 @@ def _commit(job: Job, staged: Path | None, result: Result, out: _ReportFile) -> 
         result = replace(result, input=str(job.src), output=str(job.dst))
         out.add(result)
         try:
-            os.replace(staged, job.dst)
+            rename(staged, job.dst)
             return result
         except OSError as exc:
             result = _failed(job, f"WriteFailed: cannot write {job.dst}: {exc.strerror or exc}")
     else:
         result = replace(result, input=str(job.src))
     if staged is not None:
-        staged.unlink(missing_ok=True)
+        discard(staged)
     out.add(result)
     return result
 
@@ -350,7 +350,7 @@ def _in_process(pipe: Pipeline, i: int, job: Job, show: bool) -> _Done:
     try:
         result = pipe.run(job.src, staged)
     except BaseException:
-        staged.unlink(missing_ok=True)
+        discard(staged)
         raise
     finally:
         frames.close()
@@ -425,7 +425,7 @@ def _after_break(
             yield _collect(future, running)
             continue
         i, job, staged = running.pop(future)
-        staged.unlink(missing_ok=True)
+        discard(staged)
         if alone and tries.get(i, 0) >= 1:
             yield i, job, None, _failed(
                 job,
@@ -452,8 +452,10 @@ def _stop(pool: ProcessPoolExecutor, running: _Running) -> None:
         process.join(timeout=10)
         if process.is_alive():
             process.kill()
-    for _, _, staged in running.values():
-        staged.unlink(missing_ok=True)
+            process.join(timeout=10)
+    for _, job, staged in running.values():
+        discard(staged)
+        sweep(job.dst.parent, recursive=False)  # a worker that had to be killed left its own
 
 
 class _FrameBar:

@@ -7,6 +7,7 @@ left workers writing, and interrupted batches lost what they had finished.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -23,7 +24,7 @@ import pytest
 from PIL import Image
 
 from clips import make_clip
-from helpers import CliRun, backdrop, exif_block, leftovers, read_report, scene
+from helpers import CliRun, astronaut, backdrop, exif_block, leftovers, read_report, scene
 
 
 def _jpeg(seed: int = 0, size: tuple[int, int] = (384, 256)) -> bytes:
@@ -338,3 +339,18 @@ def test_a_worker_killed_mid_batch_costs_nothing(tmp_path: Path) -> None:
     assert not _alive(workers[0])
     assert len(_outputs(tmp_path / "out")) == 16
     assert not leftovers(tmp_path / "out")
+
+
+def test_no_room_to_build_the_int8_model_still_detects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The int8 model is built in a temporary folder on first use; with no room there (a full
+    disk, a file-size limit) detection goes on with the fp32 model instead of failing every
+    file with "could not load CenterFace: File too large"."""
+    from veil.detectors import centerface
+
+    def full_disk() -> bytes:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(centerface, "int8_model_bytes", full_disk)
+    faces = centerface.CenterFace(centerface.Strategy(scales=(1.0,))).detect(astronaut())
+
+    assert len(faces) == 1

@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from .. import _lifetime
+from ..atomic import sweep
 from ..errors import VeilError
 from .layouts import Shard, Work
 from .records import Cleaner
@@ -52,21 +53,22 @@ def run_local(work: Work, done: Callable[[int], None]) -> None:
         for future in as_completed(futures):
             done(future.result())
     except BrokenProcessPool as exc:
-        _stop(pool)
+        _stop(pool, work)
         raise VeilError(
             "a worker process died (out of memory, or killed from outside) while cleaning a "
             "shard; the shards finished are kept: run the same command again to resume "
             "(with fewer --workers if memory ran out)"
         ) from exc
     except BaseException:
-        _stop(pool)
+        _stop(pool, work)
         raise
     pool.shutdown(wait=True)
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
+def _stop(pool: ProcessPoolExecutor, work: Work) -> None:
     """Stop the workers now rather than let them finish their shards: each removes its
-    temporary file, and the shard is redone when the run resumes."""
+    temporary file, and the shard is redone when the run resumes. One that had to be killed
+    (stuck in a long native call) cannot: its files are swept once it is gone."""
     # The executor has no public handle on its processes; _processes is the same from 3.8 on.
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
@@ -77,3 +79,4 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         if process.is_alive():
             process.kill()
             process.join(timeout=10)
+    sweep(work.out)

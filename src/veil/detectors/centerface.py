@@ -292,7 +292,14 @@ class CenterFace:
             return self._session
         with self._lock:
             if self._int8 is None:
-                self._int8 = self._load(int8_model_bytes)
+                try:
+                    self._int8 = self._load(int8_model_bytes)
+                except DetectionFailed as exc:
+                    if not isinstance(exc.__cause__, OSError):
+                        raise
+                    # The int8 model is built in a temporary folder; with no room there (a
+                    # full disk), the fp32 model it is made from finds the faces, more slowly.
+                    self._int8 = self._session
         return self._int8
 
     def detect(self, rgb: npt.NDArray[np.uint8], strategy: Strategy | None = None) -> Faces:
