@@ -61,7 +61,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
     return run
 
 
-
 RELIABILITY = Path(__file__).parent / "reliability"
 
 

@@ -11,6 +11,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tarfile
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -463,3 +464,71 @@ class CliRun:
 def read_report(path: Path) -> list[dict[str, Any]]:
     """The JSON lines of a report; each line must parse on its own."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+# -- processes (Linux /proc), for the tests that kill veil ------------------------------------
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process, or None when it is gone."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    # The name (field 2) is in parentheses and may hold spaces: split after it.
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (dead, not yet reaped)."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z"
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid``."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None and stat[0] != "Z":
+            parents[int(entry.name)] = stat[1]
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    return sorted(p for p in descendants(pid) if (_proc_stat(p) or ("", 0))[1] == pid)
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def make_shards(
+    root: Path, shards: int, per: int, side: int = 256, fields: dict[str, Any] | None = None
+) -> None:
+    """WebDataset tar shards of faceless ``side``-px JPEGs, each with identifying EXIF and a
+    JSON sidecar (``{"n": index}`` plus ``fields``)."""
+    root.mkdir(parents=True)
+    for s in range(shards):
+        with tarfile.open(root / f"{s:06d}.tar", "w") as tar:
+            for j in range(per):
+                i = s * per + j
+                image = io.BytesIO()
+                Image.fromarray(textured(side, side, seed=i)).save(
+                    image, "JPEG", quality=90, exif=exif_block()
+                )
+                for name, data in (
+                    (f"{i:06d}.jpg", image.getvalue()),
+                    (f"{i:06d}.json", json.dumps({"n": i, **(fields or {})}).encode()),
+                ):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn, TypeVar
@@ -111,3 +112,19 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers now, not after the work in hand: SIGTERM (each removes its
+    temporary files as it goes), then SIGKILL for one that has not ended within 10 s (stuck
+    in a long native call: its caller sweeps what it left)."""
+    # The executor has no public handle on its processes; _processes is the same from 3.8 on.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join(timeout=10)

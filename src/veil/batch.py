@@ -427,10 +427,15 @@ def _after_break(
         i, job, staged = running.pop(future)
         discard(staged)
         if alone and tries.get(i, 0) >= 1:
-            yield i, job, None, _failed(
+            yield (
+                i,
                 job,
-                "the process cleaning this file died (out of memory, or killed by the system); "
-                "nothing was written for it",
+                None,
+                _failed(
+                    job,
+                    "the process cleaning this file died (out of memory, or killed by the system); "
+                    "nothing was written for it",
+                ),
             )
         else:
             tries[i] = tries.get(i, 0) + 1
@@ -443,16 +448,7 @@ def _stop(pool: ProcessPoolExecutor, running: _Running) -> None:
     if not running:
         pool.shutdown(wait=True)
         return
-    # The executor has no public handle on its processes; _processes is the same from 3.8 on.
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.kill()
-            process.join(timeout=10)
+    _lifetime.stop_workers(pool)
     for _, job, staged in running.values():
         discard(staged)
         sweep(job.dst.parent, recursive=False)  # a worker that had to be killed left its own

@@ -24,7 +24,18 @@ import pytest
 from PIL import Image
 
 from clips import make_clip
-from helpers import CliRun, astronaut, backdrop, exif_block, leftovers, read_report, scene
+from helpers import (
+    CliRun,
+    alive,
+    astronaut,
+    backdrop,
+    children,
+    cmdline,
+    exif_block,
+    leftovers,
+    read_report,
+    scene,
+)
 
 
 def _jpeg(seed: int = 0, size: tuple[int, int] = (384, 256)) -> bytes:
@@ -195,34 +206,6 @@ def test_report_on_a_full_disk(tmp_path: Path) -> None:
     assert not leftovers(tmp_path / "out")
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _wait_for(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -258,14 +241,14 @@ def test_killed_batch_resumes_as_if_never_stopped(
     report = Path("report.jsonl")
     child = _veil("clean", "in", "-o", "out", "--report", report, "--jobs", "2")
     assert _wait_for(lambda: len(_outputs(tmp_path / "out")) >= 3, 120), child.stderr
-    workers = _children(child.pid)
+    workers = children(child.pid)
     assert workers
     child.send_signal(sig)
     _, err = child.communicate(timeout=60)
     if sig == signal.SIGTERM:
         assert child.returncode == 130 and "interrupted" in err, err
         assert not leftovers(tmp_path / "out")
-    assert _wait_for(lambda: not any(_alive(w) for w in workers), 10), "workers outlived parent"
+    assert _wait_for(lambda: not any(alive(w) for w in workers), 10), "workers outlived parent"
     written = len(_outputs(tmp_path / "out"))
     time.sleep(1.0)
     assert len(_outputs(tmp_path / "out")) == written, "outputs appeared after the kill"
@@ -326,17 +309,17 @@ def test_a_worker_killed_mid_batch_costs_nothing(tmp_path: Path) -> None:
         "clean", tmp_path / "in", "-o", tmp_path / "out", "--report", report, "--jobs", "2"
     )
     assert _wait_for(lambda: len(_outputs(tmp_path / "out")) >= 2, 120), child.stderr
-    workers = [p for p in _children(child.pid) if b"spawn_main" in _cmdline(p)]
+    workers = [p for p in children(child.pid) if b"spawn_main" in cmdline(p)]
     assert len(workers) == 2  # not the resource tracker, also a child
     os.kill(workers[0], signal.SIGKILL)
-    fresh = lambda: [p for p in _children(child.pid) if b"spawn_main" in _cmdline(p)]  # noqa: E731
+    fresh = lambda: [p for p in children(child.pid) if b"spawn_main" in cmdline(p)]  # noqa: E731
     assert _wait_for(lambda: bool(set(fresh()) - set(workers)), 60), "no fresh pool started"
     _, err = child.communicate(timeout=180)
 
     assert child.returncode == 0, err
     rows = _rows(report)
     assert len(rows) == 16 and {r["status"] for r in rows.values()} == {"cleaned"}, err
-    assert not _alive(workers[0])
+    assert not alive(workers[0])
     assert len(_outputs(tmp_path / "out")) == 16
     assert not leftovers(tmp_path / "out")
 

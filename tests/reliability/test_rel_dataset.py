@@ -8,7 +8,6 @@ are then byte for byte those of a run that was never stopped, and no temporary f
 from __future__ import annotations
 
 import errno
-import io
 import json
 import os
 import resource
@@ -16,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +25,8 @@ from PIL import Image
 
 pytest.importorskip("pyarrow", reason="dataset mode needs pip install 'veil[dataset]'")
 
-from helpers import exif_block, file_hashes, leftovers, textured
+from helpers import alive, descendants, file_hashes, leftovers, textured
+from helpers import make_shards as shards_of
 from veil.dataset import run
 from veil.dataset.manifest import MANIFEST
 
@@ -37,22 +36,7 @@ LINUX = sys.platform.startswith("linux")
 
 def make_shards(root: Path, shards: int = SHARDS, per: int = PER) -> None:
     """WebDataset tar shards of small faceless JPEGs, each with EXIF and a JSON sidecar."""
-    root.mkdir(parents=True)
-    for s in range(shards):
-        with tarfile.open(root / f"{s:06d}.tar", "w") as tar:
-            for j in range(per):
-                i = s * per + j
-                image = io.BytesIO()
-                Image.fromarray(textured(256, 256, seed=i)).save(
-                    image, "JPEG", quality=90, exif=exif_block()
-                )
-                for name, data in (
-                    (f"{i:06d}.jpg", image.getvalue()),
-                    (f"{i:06d}.json", json.dumps({"n": i, "country": "US"}).encode()),
-                ):
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
+    shards_of(root, shards, per, fields={"country": "US"})
 
 
 @pytest.fixture(scope="module")
@@ -245,37 +229,8 @@ def test_an_output_that_is_a_file_is_a_usage_error(
 
 
 # -- kills -------------------------------------------------------------------------------------
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc: Linux)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # The name (field 2) is in parentheses and may hold spaces: split after it.
-            fields = stat.rsplit(")", 1)[1].split()
-            if fields[0] != "Z":
-                parents[int(entry.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier}
-        found |= frontier
-    return found
-
-
-def alive(pids: set[int]) -> set[int]:
-    living = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            living.add(pid)
-    return living
+def living(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if alive(pid)}
 
 
 def start_and_wait_for_a_write(
@@ -309,9 +264,9 @@ def gone(pids: set[int], within_s: float = 5.0) -> bool:
     """Whether every process of ``pids`` has exited within ``within_s`` (multiprocessing's
     resource tracker takes a moment to notice its parent has gone)."""
     deadline = time.monotonic() + within_s
-    while alive(pids) and time.monotonic() < deadline:
+    while living(pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not alive(pids)
+    return not living(pids)
 
 
 def settled(out: Path, wait_s: float = 3.0) -> int:

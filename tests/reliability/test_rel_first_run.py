@@ -53,13 +53,23 @@ def test_samples_script_imports_only_what_make_demo_installs() -> None:
     package it imports must be veil's own dependency or in the extras `make demo` installs."""
     script = REPO / "examples" / "make_samples.py"
     tree = ast.parse(script.read_text(encoding="utf-8"))
-    modules = {alias.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-               for alias in n.names}
-    modules |= {n.module.split(".")[0] for n in ast.walk(tree)
-                if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+    modules = {
+        alias.name.split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import)
+        for alias in n.names
+    }
+    modules |= {
+        n.module.split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and n.module and n.level == 0
+    }
     third_party = sorted(m for m in modules - {"__future__"} if m not in sys.stdlib_module_names)
-    setup = re.search(r'^setup:.*\n\t.*pip install[^"]*"\.\[([a-z,]+)\]"', (REPO / "Makefile")
-                      .read_text(encoding="utf-8"), re.M)
+    setup = re.search(
+        r'^setup:.*\n\t.*pip install[^"]*"\.\[([a-z,]+)\]"',
+        (REPO / "Makefile").read_text(encoding="utf-8"),
+        re.M,
+    )
     assert setup, "make demo's setup installs veil with its extras"
     declared = {_name(r) for r in PYPROJECT["project"]["dependencies"]}
     for extra in setup.group(1).split(","):

@@ -14,15 +14,12 @@ Slow (a cluster starts, and a node's death is noticed by heartbeat): it runs whe
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 pytest.importorskip("pyarrow", reason="dataset mode needs pip install 'veil[dataset]'")
 pytest.importorskip("ray", reason="the Ray engine needs pip install 'veil[ray]'")
 
 import pyarrow.parquet as pq
 
-from helpers import exif_block, file_hashes, leftovers, textured
+from helpers import descendants, file_hashes, leftovers
+from helpers import make_shards as shards_of
 from veil.dataset import run
 from veil.dataset.manifest import MANIFEST
 
@@ -55,48 +52,10 @@ ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"
 
 
 def make_shards(root: Path, shards: int = SHARDS) -> None:
-    root.mkdir(parents=True)
-    for s in range(shards):
-        with tarfile.open(root / f"{s:06d}.tar", "w") as tar:
-            for j in range(PER):
-                i = s * PER + j
-                image = io.BytesIO()
-                Image.fromarray(textured(384, 384, seed=i)).save(
-                    image, "JPEG", quality=90, exif=exif_block()
-                )
-                for name, data in (
-                    (f"{i:06d}.jpg", image.getvalue()),
-                    (f"{i:06d}.json", json.dumps({"n": i}).encode()),
-                ):
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
+    shards_of(root, shards, PER, side=384)
 
 
 # -- processes (Linux /proc) -------------------------------------------------------------------
-def _table() -> dict[int, tuple[int, str]]:
-    """pid: (parent pid, state) of every process."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            table[int(entry.name)] = (int(fields[1]), fields[0])
-    return table
-
-
-def descendants(pid: int) -> set[int]:
-    table = _table()
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {p for p, (up, state) in table.items() if up in frontier and state != "Z"}
-        found |= frontier
-    return found
-
-
 def writing(pids: set[int], suffix: str = ".veil-tmp") -> bool:
     """Whether any of ``pids`` has a file ending in ``suffix`` open (a shard being written)."""
     for pid in pids:

@@ -69,14 +69,5 @@ def _stop(pool: ProcessPoolExecutor, work: Work) -> None:
     """Stop the workers now rather than let them finish their shards: each removes its
     temporary file, and the shard is redone when the run resumes. One that had to be killed
     (stuck in a long native call) cannot: its files are swept once it is gone."""
-    # The executor has no public handle on its processes; _processes is the same from 3.8 on.
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.kill()
-            process.join(timeout=10)
+    _lifetime.stop_workers(pool)
     sweep(work.out)
