@@ -317,17 +317,22 @@ def _execute(
         dynamic_ncols=True,
         file=sys.stderr,
     )
+    workers = settings.workers(len(todo))
+    source: Iterator[_Done]
+    if workers == 1:
+        pipe = pipeline or Pipeline(settings)
+        source = (_in_process(pipe, i, job, show, bar) for i, job in todo)
+    else:
+        source = _pooled(todo, settings, workers)
     try:
-        workers = settings.workers(len(todo))
-        if workers == 1:
-            pipe = pipeline or Pipeline(settings)
-            for i, job in todo:
-                bar.set_postfix_str(job.src.name[-30:], refresh=False)
-                yield _in_process(pipe, i, job, show)
-                bar.update()
-            return
-        for done in _pooled(todo, settings, workers):
-            yield done
+        for done in source:
+            try:
+                yield done
+            finally:
+                # Stopped (Ctrl-C) before the output was moved into place: its staged file
+                # goes (after a move it is already gone, and this does nothing).
+                if done[2] is not None:
+                    discard(done[2])
             bar.update()
     finally:
         bar.close()
@@ -341,7 +346,8 @@ def _stage(job: Job) -> Path | Result:
         return _failed(job, f"WriteFailed: cannot write {job.dst}: {exc.strerror or exc}")
 
 
-def _in_process(pipe: Pipeline, i: int, job: Job, show: bool) -> _Done:
+def _in_process(pipe: Pipeline, i: int, job: Job, show: bool, bar: Any) -> _Done:
+    bar.set_postfix_str(job.src.name[-30:], refresh=False)
     staged = _stage(job)
     if isinstance(staged, Result):
         return i, job, None, staged
@@ -388,7 +394,7 @@ def _pooled(todo: list[tuple[int, Job]], settings: Settings, workers: int) -> It
                     yield from _after_break(running, suspects, tries)
                     break  # a fresh pool for the rest
                 for future in done:
-                    yield _collect(future, running)
+                    yield from _collect(future, running)
         finally:
             _stop(pool, running)
 
@@ -405,13 +411,14 @@ def _submit(pool: ProcessPoolExecutor, item: tuple[int, Job], running: _Running)
         running[pool.submit(_work, job.src, staged)] = (i, job, staged)
 
 
-def _collect(future: Future[Result], running: _Running) -> _Done:
-    i, job, staged = running.pop(future)
+def _collect(future: Future[Result], running: _Running) -> Iterator[_Done]:
+    """A finished job, handed on while still counted as running: a stop that lands before the
+    hand-over is complete still finds its staged file (`_stop`)."""
+    i, job, staged = running[future]
     exc = future.exception()
-    if exc is None:
-        return i, job, staged, future.result()
     # A bug, or a result that cannot cross processes: this file fails, the batch goes on.
-    return i, job, staged, _failed(job, unexpected(exc))
+    yield i, job, staged, future.result() if exc is None else _failed(job, unexpected(exc))
+    del running[future]
 
 
 def _after_break(
@@ -422,7 +429,7 @@ def _after_break(
     wait(running)  # the others end at once: their pool is gone
     for future in list(running):
         if not isinstance(future.exception(), BrokenProcessPool):
-            yield _collect(future, running)
+            yield from _collect(future, running)
             continue
         i, job, staged = running.pop(future)
         discard(staged)

@@ -226,7 +226,7 @@ ALLOWED = {
 
 @posix_only
 def test_concurrent_uploads_with_a_short_idle_time_all_answer(tmp_path: Path) -> None:
-    """Ten uploads at once to a server that forgets after 1.2 s idle, while the work queues
+    """Ten uploads at once to a server that forgets after 0.6 s idle, while the work queues
     for longer than that: every scan answers, every upload stays until its requests are done,
     a discard racing a clean or a download never gives a 500 or a cut-short file, and once
     all is idle every upload goes."""
@@ -256,7 +256,7 @@ def test_concurrent_uploads_with_a_short_idle_time_all_answer(tmp_path: Path) ->
             done.append(("download-raced", status))
         racing.join()
 
-    with serving(temp, "--idle-minutes", "0.02") as server:
+    with serving(temp, "--idle-minutes", "0.01") as server:
         people = [threading.Thread(target=person, args=(server, n)) for n in range(10)]
         started = time.monotonic()
         for p in people:
@@ -268,7 +268,7 @@ def test_concurrent_uploads_with_a_short_idle_time_all_answer(tmp_path: Path) ->
         for n, done in answers.items():
             for step, status in done:
                 assert status in ALLOWED[step], (n, done)
-        assert took > 1.2, "the work must outlast the idle time for this test to mean anything"
+        assert took > 0.6, "the work must outlast the idle time for this test to mean anything"
         (root,) = _folders(temp)
         deadline = time.monotonic() + 10
         while [p.name for p in root.iterdir()] != [OWNER]:  # all idle now: swept
