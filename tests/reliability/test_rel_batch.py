@@ -337,3 +337,18 @@ def test_no_room_to_build_the_int8_model_still_detects(monkeypatch: pytest.Monke
     faces = centerface.CenterFace(centerface.Strategy(scales=(1.0,))).detect(astronaut())
 
     assert len(faces) == 1
+
+
+def test_report_paths_keep_the_spelling_they_were_given(
+    tmp_path: Path, cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative input and output folder give relative paths in both columns of the report
+    (the output was made absolute while the input was not)."""
+    _photos(tmp_path / "in", 1)
+    monkeypatch.chdir(tmp_path)
+
+    run = cli("clean", "in", "-o", "out", "--report", "r.jsonl")
+
+    assert run.code == 0, run.err
+    (row,) = read_report(tmp_path / "r.jsonl")
+    assert (row["input"], row["output"]) == ("in/p000.jpg", "out/p000.jpg")
