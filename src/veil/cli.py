@@ -26,6 +26,9 @@ from .result import VERIFY_STATUSES, Result, json_text
 from .settings import MASKS, METHODS, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: A detector score from which a hit is called a confident face in scan's wording (the same
+#: line the tests hold cleaned files to); below it, a weak hit (often no face at all).
+CONFIDENT = 0.5
 
 _EPILOG = f"""\
 formats: {" ".join(supported_extensions())}
@@ -672,10 +675,18 @@ def _faces_line(report: ScanReport) -> str:
     scores = [f.score for f in visible]
     # Scores tell a confident face from a weak, possible one: the default threshold is low
     # on purpose, so weak hits on things that are not faces are listed too.
-    return (
-        f"{len(visible)} found{sampled}, {_span(heights, '{:.0f} px')} tall, "
-        f"detector score {_span(scores, '{:.2f}')}: would be obscured"
-        + (f"; {already}" if already else "")
+    found = f"{_span(heights, '{:.0f} px')} tall, detector score {_span(scores, '{:.2f}')}"
+    if already and max(scores) < CONFIDENT:
+        # A cleaned file: what is left is no confident face, but a weak hit a person should
+        # look at rather than read as a failure (or ignore).
+        them = "it" if len(visible) == 1 else "them"
+        return (
+            f"no confident face visible{sampled}; {_count(len(visible), 'weak hit')} (often "
+            f"not a face), {found}: another clean would obscure {them}, look at {them}; "
+            f"{already}"
+        )
+    return f"{len(visible)} found{sampled}, {found}: would be obscured" + (
+        f"; {already}" if already else ""
     )
 
 
@@ -699,6 +710,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nveil: interrupted; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`veil scan --json | head`): stop quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _command(args: argparse.Namespace) -> int:

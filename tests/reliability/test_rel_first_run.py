@@ -19,10 +19,11 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
-from helpers import astronaut
+from helpers import astronaut, exif_block
+from veil.cli import format_scan
 from veil.extras import install_command
-from veil.fills import judge
-from veil.pipeline import Pipeline
+from veil.fills import ScannedFace, judge
+from veil.pipeline import Pipeline, ScanReport
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -218,3 +219,53 @@ def test_ffmpeg_muxer_name_is_not_a_device(tmp_path: Path, cli) -> None:
     assert lavf, "the test clip carries FFmpeg's encoder tag"
     assert all(f["category"] == "other" for f in lavf), lavf
     assert not [f for f in row["metadata"] if f["category"] == "device"]
+
+
+def _scanned(score: float, seen: str) -> ScannedFace:
+    return ScannedFace(box=[10, 10, 84, 84], region=[0, 0, 90, 90], score=score, seen=seen)
+
+
+@pytest.mark.parametrize(
+    ("faces", "says", "never"),
+    [
+        # a cleaned file with one weak hit left: calm, but told to look
+        (
+            [_scanned(0.21, "visible"), _scanned(0.3, "obscured")],
+            "no confident face visible; 1 weak hit (often not a face), 74 px tall, detector "
+            "score 0.21: another clean would obscure it, look at it; 1 hit on an area already",
+            "1 found",
+        ),
+        # a cleaned file with a confident face left: that is a face, said as such
+        (
+            [_scanned(0.8, "visible"), _scanned(0.3, "obscured")],
+            "1 found, 74 px tall, detector score 0.80: would be obscured; 1 hit on",
+            "no confident face",
+        ),
+        # an original: every hit would be obscured, weak or not
+        ([_scanned(0.21, "visible")], "1 found, 74 px tall", "no confident face"),
+    ],
+)
+def test_scan_words_what_is_left_by_how_sure_the_detector_is(
+    faces: list[ScannedFace], says: str, never: str
+) -> None:
+    report = ScanReport(path="x.jpg", format="JPEG", width=100, height=100, frames=1, faces=faces)
+
+    text = format_scan(report)
+
+    assert says in text and never not in text, text
+
+
+def test_scan_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
+    """``veil scan --json | head -1``: the reader goes away; no traceback, exit 0."""
+    for i in range(80):  # their findings make more JSON than a pipe holds (64 KiB)
+        Image.fromarray(astronaut()[::8, ::8]).save(tmp_path / f"p{i}.jpg", exif=exif_block())
+    with subprocess.Popen(
+        [sys.executable, "-m", "veil", "scan", str(tmp_path), "--json", "--faces", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as scan:
+        assert scan.stdout is not None and scan.stderr is not None
+        scan.stdout.read(10)
+        scan.stdout.close()
+        err = scan.stderr.read().decode()
+        assert scan.wait(60) == 0 and "Traceback" not in err, err
