@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, overload
 
@@ -107,7 +108,7 @@ def clean(
 
     if src.is_dir():
         return run(plan([src], dst), pipe.settings, progress=False, pipeline=pipe)
-    if dst.resolve() == src.resolve():
+    if os.path.realpath(dst) == os.path.realpath(src):  # realpath never raises on a loop
         raise UsageError("output must differ from the input; veil never writes over its input")
     if dst.exists() and not pipe.settings.overwrite:
         return Result(

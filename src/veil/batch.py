@@ -505,7 +505,8 @@ def verify_pairs(originals: Path, outputs: Path) -> list[tuple[Path, Path]]:
     if originals.is_dir():
         if not outputs.is_dir():
             raise UsageError(f"{originals} is a folder, so {outputs} must be one too")
-        return [(f, outputs / f.relative_to(originals)) for f in files_in(originals)]
+        # Every entry, files or not: a FIFO or a broken link gets its line too (skipped).
+        return [(f, outputs / f.relative_to(originals)) for f, _ in entries(originals)]
     return [(originals, outputs / originals.name if outputs.is_dir() else outputs)]
 
 

@@ -477,7 +477,8 @@ def _verify(args: argparse.Namespace) -> int:
     settings = Settings(preset=args.preset)
     pairs = verify_pairs(args.originals, args.outputs)
     if args.report is not None and any(
-        args.report.resolve() in (a.resolve(), b.resolve()) for a, b in pairs
+        os.path.realpath(args.report) in (os.path.realpath(a), os.path.realpath(b))
+        for a, b in pairs
     ):
         raise UsageError("the report must not overwrite an original or an output")
     rows = run_verify(pairs, settings, report=args.report, progress=args.progress)

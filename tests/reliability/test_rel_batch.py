@@ -352,3 +352,21 @@ def test_report_paths_keep_the_spelling_they_were_given(
     assert run.code == 0, run.err
     (row,) = read_report(tmp_path / "r.jsonl")
     assert (row["input"], row["output"]) == ("in/p000.jpg", "out/p000.jpg")
+
+
+def test_verify_gives_entries_that_are_not_files_a_line(
+    tmp_path: Path, cli: Callable[..., CliRun]
+) -> None:
+    """`veil verify` of a folder holding a FIFO and odd links: one line for every entry."""
+    pytest.importorskip("dlib", reason="veil verify needs the verify extra")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(_jpeg())
+    reasons = _odd_entries(folder)
+    assert cli("clean", folder, "-o", tmp_path / "out").code == 0
+
+    run = cli("verify", folder, tmp_path / "out", "--report", tmp_path / "proof.jsonl")
+
+    assert run.code == 0, run.err
+    rows = {Path(r["original"]).name: r["status"] for r in read_report(tmp_path / "proof.jsonl")}
+    assert rows == {"photo.jpg": "protected", **dict.fromkeys(reasons, "skipped")}
