@@ -16,6 +16,7 @@ import pytest
 
 from clips import KINDS, WIDTH, Array, Kind, face_box, frames_of, make_clip, picture
 from helpers import read_report
+from veil.detectors import Strategy
 from veil.faces import Faces
 from veil.pipeline import Pipeline
 from veil.settings import Settings
@@ -118,7 +119,7 @@ class Forgetful:
     def __init__(self, misses: set[int]) -> None:
         self.misses, self.calls = misses, 0
 
-    def detect(self, rgb: Array) -> Faces:
+    def detect(self, rgb: Array, strategy: Strategy | None = None) -> Faces:
         index, self.calls = self.calls, self.calls + 1
         if index in self.misses:
             return Faces.empty()
@@ -240,7 +241,7 @@ def test_interrupted_clean_leaves_no_output(tmp_path: Path, monkeypatch) -> None
     make_clip(src, frames=12)
 
     class Interrupting(Forgetful):
-        def detect(self, rgb: Array) -> Faces:
+        def detect(self, rgb: Array, strategy: Strategy | None = None) -> Faces:
             if self.calls == 5:
                 raise KeyboardInterrupt
             return super().detect(rgb)

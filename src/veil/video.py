@@ -37,7 +37,6 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 
 from .detectors import Detector, Strategy
-from .detectors.centerface import CenterFace
 from .errors import CorruptInput, EncodeFailed, TooLarge, UnsupportedFormat, VerificationFailed
 from .faces import Faces
 from .fills import ScannedFace, judge
@@ -209,10 +208,7 @@ class VideoCleaner:
         small = rgb
         if (small_w, small_h) != (width, height):
             small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        if isinstance(self.detector, CenterFace):  # zoom passes are for photos only
-            faces = self.detector.detect(small, self.strategy.for_video())
-        else:
-            faces = self.detector.detect(small)
+        faces = self.detector.detect(small, self.strategy.for_video())  # no photo-only passes
         return faces.scaled(width / small_w, height / small_h)
 
     def pairs(

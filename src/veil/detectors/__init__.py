@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -13,9 +14,12 @@ from ..faces import Faces
 
 
 class Detector(Protocol):
-    """What the pipeline needs of a detector."""
+    """What the pipeline needs of a detector: the faces in an RGB uint8 image of shape
+    (H, W, 3), found by its own `Strategy` or, when one is given, by that one (a video frame
+    gets `Strategy.for_video`). A detector takes what of a strategy it can use (its scales,
+    threshold) and ignores the rest."""
 
-    def detect(self, rgb: npt.NDArray[np.uint8]) -> Faces: ...
+    def detect(self, rgb: npt.NDArray[np.uint8], strategy: Strategy | None = None) -> Faces: ...
 
 
 def nms(
@@ -88,10 +92,32 @@ PRESETS: dict[str, Strategy] = {
 }
 
 
-def default_detector(strategy: Strategy, threads: int | None = None) -> Detector:
-    from .centerface import CenterFace
+def _centerface(strategy: Strategy, threads: int | None) -> Detector:
+    from .centerface import CenterFace  # onnxruntime is imported only when a detector is made
 
     return CenterFace(strategy, threads=threads)
 
 
-__all__ = ["PRESETS", "Detector", "Strategy", "default_detector", "nms"]
+#: Every detector veil can run, by name, each made from a strategy and a thread count. A new
+#: detector is one module and one line here; tests/test_detector_contract.py then holds it to
+#: what the pipeline, the video cleaner and the verifier expect of one.
+DETECTORS: dict[str, Callable[[Strategy, int | None], Detector]] = {"centerface": _centerface}
+DEFAULT_DETECTOR = "centerface"
+
+
+def default_detector(
+    strategy: Strategy, threads: int | None = None, name: str = DEFAULT_DETECTOR
+) -> Detector:
+    """The detector ``name`` (`DETECTORS`), loaded for ``strategy``."""
+    return DETECTORS[name](strategy, threads)
+
+
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DETECTORS",
+    "PRESETS",
+    "Detector",
+    "Strategy",
+    "default_detector",
+    "nms",
+]
