@@ -32,8 +32,8 @@ from .settings import Settings
 from .tracking import SceneCuts, Tracker
 
 if TYPE_CHECKING:
+    from .transcode import Progress, VideoCleaner
     from .verify import Verifier
-    from .video import Progress, VideoCleaner
 
 
 @dataclass
@@ -158,7 +158,7 @@ class Pipeline:
     @property
     def video(self) -> VideoCleaner:
         if self._video is None:  # PyAV's encoders are imported only for a video
-            from .video import VideoCleaner
+            from .transcode import VideoCleaner
 
             self._video = VideoCleaner(
                 self.detector,

@@ -68,7 +68,7 @@ REFUSED_VIDEO = {
 REFUSED_VIDEO[".m2ts"] = REFUSED_VIDEO[".mts"]
 
 # Muxer options: no "Lavf" encoder tag and zero creation dates (FFmpeg AVFMT_FLAG_BITEXACT).
-_BITEXACT = {"fflags": "+bitexact"}
+BITEXACT = {"fflags": "+bitexact"}
 # A cover picture or thumbnail track is a still of the video (it may show a face), not the video.
 _PICTURE_DISPOSITIONS = Disposition.attached_pic | Disposition.timed_thumbnails
 _KEPT_TYPES = ("video", "audio")
@@ -167,7 +167,7 @@ _EBML_SEGMENT = b"\x18\x53\x80\x67"
 _RIFF_AVI, _RIFF_AVIX = b"AVI ", b"AVIX"
 # How much of an AVI's start is read for its stream headers (they are a few KiB).
 _RIFF_HEADER_LIMIT = 1 << 20
-_READ_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError, EOFError)
+READ_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError, EOFError)
 _TELEMETRY_SUBTITLE = MetaField(PLACE, "SubtitleTrack", "subtitle track with GPS/telemetry (drone)")
 _CAMERA_DATA = "camera data in the AVI stream header (maker notes)"
 _ASS_DETAILS = "subtitle script details (title, authors, editor's notes, file paths)"
@@ -319,16 +319,16 @@ class VideoHandler:
         them; ``out`` may then hold a partial file (the caller deletes it).
         """
         self.check_whole(src)
-        rotations = _rotations(src, self.name)
+        rotations = display_rotations(src, self.name)
         with open_input(src, self.name) as inp:
             carried = self.carried_streams(inp)
             if not any(is_kept(s) for s in carried):
                 raise CorruptInput(f"{self.name} file holds no audio or video stream")
             self._check_copyable(carried)
-            digests = {s.index: _Digest(s) for s in carried}
+            digests = {s.index: Digest(s) for s in carried}
             try:
                 with av.open(
-                    str(out), "w", format=self.muxer, container_options=_BITEXACT
+                    str(out), "w", format=self.muxer, container_options=BITEXACT
                 ) as output:
                     targets = {s.index: copy_stream(output, s) for s in carried}
                     for packet in packets(inp, carried, self.name):
@@ -373,7 +373,7 @@ class VideoHandler:
                 if left:
                     names = ", ".join(sorted({f.name for f in left}))
                     raise VerificationFailed(f"identifying metadata survived: {names}")
-                digests = [_Digest(s) for s in streams]
+                digests = [Digest(s) for s in streams]
                 for packet in packets(container, streams, self.name):
                     digests[packet.stream.index].add(packet)
         except CorruptInput as exc:
@@ -391,7 +391,7 @@ class VideoHandler:
                     f"{want.kind} stream {index} starts at {float(got.start or 0):.4f} s, "
                     f"the input's at {float(want.start or 0):.4f} s: A/V sync would change"
                 )
-        if _rotations(out, self.name) != expected.rotations:
+        if display_rotations(out, self.name) != expected.rotations:
             raise VerificationFailed("the display rotation of the video was not kept")
 
 
@@ -415,7 +415,7 @@ def open_input(path: Path, kind: str) -> Iterator[InputContainer]:
     """
     try:
         container = av.open(str(path), "r", metadata_errors="replace")
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         if _bad_data(exc):
             msg = f"cannot read {kind}: the file is damaged, truncated or not {kind} at all"
             raise CorruptInput(msg) from exc
@@ -501,7 +501,7 @@ def packets(
             if _is_cue_end(packet):
                 continue
             yield packet
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise CorruptInput(f"cannot read {kind} to the end: {reason(exc)}") from exc
 
 
@@ -525,7 +525,7 @@ def _codec_name(stream: Stream) -> str:
     return stream.codec_context.name if stream.codec_context else ""
 
 
-class _Digest:
+class Digest:
     """Running hash of one stream's packets: their bytes and presentation times in seconds
     (exact fractions, so a muxer that picks a finer time base still matches)."""
 
@@ -686,7 +686,7 @@ def _same_start(got: Fraction | None, want: Fraction | None) -> bool:
     return abs(got - want) <= _START_TOLERANCE_S
 
 
-def _rotations(path: Path, kind: str) -> tuple[float | None, ...]:
+def display_rotations(path: Path, kind: str) -> tuple[float | None, ...]:
     """The display rotation of each kept video stream, as a player applies it to the frames."""
     with open_input(path, kind) as container:
         count = len([s for s in container.streams.video if is_kept(s)])
@@ -700,7 +700,7 @@ def _rotation(path: Path, kind: str, number: int) -> float | None:
         stream = [s for s in container.streams.video if is_kept(s)][number]
         try:
             frame = next(container.decode(stream), None)
-        except _READ_ERRORS:
+        except READ_ERRORS:
             return None  # no decoder for this codec: the packets are still compared
         return None if frame is None else float(frame.rotation)
 

@@ -42,13 +42,13 @@ from .faces import Faces
 from .fills import ScannedFace, judge
 from .formats.metadata import MetaField
 from .formats.video import (
-    _BITEXACT,
-    _READ_ERRORS,
+    BITEXACT,
+    READ_ERRORS,
+    Digest,
     VideoHandler,
-    _Digest,
-    _rotations,
     container_fields,
     copy_stream,
+    display_rotations,
     is_kept,
     open_input,
     packets,
@@ -182,7 +182,7 @@ class VideoCleaner:
         """Write ``src`` with every face obscured to ``out`` (which the caller deletes on error)."""
         removed = handler.fields(src)
         handler.check_whole(src)
-        rotation = (_rotations(src, handler.name) or (None,))[0]
+        rotation = (display_rotations(src, handler.name) or (None,))[0]
         with open_input(src, handler.name) as inp:
             video = _video_stream(inp, handler.name)
             if video.codec_context.width * video.codec_context.height > self.max_pixels:
@@ -192,7 +192,7 @@ class VideoCleaner:
                 )
             carried = [s for s in handler.carried_streams(inp) if s.type != "video"]
             try:
-                output = av.open(str(out), "w", format=handler.muxer, container_options=_BITEXACT)
+                output = av.open(str(out), "w", format=handler.muxer, container_options=BITEXACT)
             except (av.FFmpegError, OSError, ValueError) as exc:
                 raise EncodeFailed(f"cannot write {handler.name}: {reason(exc)}") from exc
             with output:
@@ -270,7 +270,7 @@ class VideoCleaner:
                     raise VerificationFailed(
                         f"output has {len(streams)} streams, expected {1 + len(written.carried)}"
                     )
-                digests = [_Digest(s) for s in streams]
+                digests = [Digest(s) for s in streams]
                 for packet in packets(container, streams, handler.name):
                     digests[packet.stream.index].add(packet)
         except CorruptInput as exc:
@@ -283,7 +283,7 @@ class VideoCleaner:
         copies = [d.result() for d in digests if d.kind != "video"]
         if sorted(c.sha256 for c in copies) != sorted(written.carried.values()):
             raise VerificationFailed("an audio or subtitle stream is not an exact copy")
-        if _rotations(out, handler.name) != (written.rotation,):
+        if display_rotations(out, handler.name) != (written.rotation,):
             raise VerificationFailed("the display rotation of the video was not kept")
 
 
@@ -321,7 +321,7 @@ class _Job:
         self.stop = threading.Event()
         self.decoded = _Channel(self.stop, _QUEUE_FRAMES)
         self.to_write = _Channel(self.stop, _QUEUE_FRAMES)
-        self.digests = {s.index: _Digest(s) for s in [video, *carried]}
+        self.digests = {s.index: Digest(s) for s in [video, *carried]}
         # Output streams in the input's order (the video usually first, as players expect).
         before = [s for s in carried if s.index < video.index]
         self.targets = {s.index: copy_stream(output, s) for s in before}
@@ -507,7 +507,7 @@ def _decoding(kind: str) -> Iterator[None]:
     """FFmpeg's decoding errors as `CorruptInput`."""
     try:
         yield
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise CorruptInput(f"cannot decode the {kind} video: {reason(exc)}") from exc
 
 
