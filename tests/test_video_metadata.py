@@ -683,10 +683,10 @@ def test_verify_reads_the_text_of_kept_subtitles(tmp_path: Path) -> None:
     make_clip(CLIPS[4], dialogue, cues=DIALOGUE, tags={})
     make_clip(CLIPS[4], drone, cues=DJI_CUES, tags={})
     expected = handler.clean(dialogue, tmp_path / "out.mkv")
-    handler.verify(tmp_path / "out.mkv", expected)
+    handler.reread(tmp_path / "out.mkv", expected)
 
     with pytest.raises(VerificationFailed, match="SubtitleTrack"):
-        handler.verify(drone, expected)
+        handler.reread(drone, expected)
 
 
 # -- refusals ------------------------------------------------------------------------------

@@ -281,7 +281,7 @@ class Pipeline:
         ``verify``); raises `VeilError` when the output must not be written."""
         handler, decoded = opened.handler, opened.decoded
         data = handler.encode(decoded, [c.pixels for c in cleaned])
-        handler.verify(data, decoded)
+        handler.reread(data, decoded)
         verification = None
         if self.settings.verify:
             shown = Faces.merge([c.shown for c in cleaned])
@@ -363,10 +363,10 @@ class Pipeline:
             with atomic_output(dst) as tmp:
                 if not self.settings.faces:
                     removed, faces = handler.fields(src), []
-                    handler.verify(tmp, handler.clean(src, tmp))
+                    handler.reread(tmp, handler.clean(src, tmp))
                 else:
                     written = self.video.clean(handler, src, tmp, self.frame_progress)
-                    self.video.verify(handler, tmp, written)
+                    self.video.reread(handler, tmp, written)
                     removed, faces = written.removed, written.faces
                     if self.settings.verify:
                         verification = self._check_video(handler, src, tmp)

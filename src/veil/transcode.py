@@ -257,7 +257,7 @@ class VideoCleaner:
             raise CorruptInput(f"the {handler.name} video has no frame to show")
         return _rgb(keys[len(keys) // 2])
 
-    def verify(self, handler: VideoHandler, out: Path, written: Transcoded) -> None:
+    def reread(self, handler: VideoHandler, out: Path, written: Transcoded) -> None:
         """Re-read ``out``: the frame count, the copied streams bit for bit, no metadata."""
         try:
             with open_input(out, handler.name) as container:

@@ -311,7 +311,7 @@ class FormatHandler(ABC):
         return out.getvalue()
 
     # -- verification ----------------------------------------------------------------------
-    def verify(self, data: bytes, decoded: Decoded) -> None:
+    def reread(self, data: bytes, decoded: Decoded) -> None:
         """Re-read an encoded output: same format, size and frame count, nothing identifying."""
         try:
             im = open_image(data, self.name)

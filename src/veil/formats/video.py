@@ -209,7 +209,7 @@ class StreamDigest:
 
 @dataclass(frozen=True)
 class Remuxed:
-    """What `VideoHandler.clean` copied, for `VideoHandler.verify` to find again."""
+    """What `VideoHandler.clean` copied, for `VideoHandler.reread` to find again."""
 
     streams: tuple[StreamDigest, ...]
     #: Display rotation (degrees) of each kept video stream; None where it cannot be decoded.
@@ -356,7 +356,7 @@ class VideoHandler:
                     "unchanged into a new file"
                 )
 
-    def verify(self, out: Path, expected: Remuxed) -> None:
+    def reread(self, out: Path, expected: Remuxed) -> None:
         """Re-read ``out``: only the copied streams, every packet identical, nothing identifying
         (subtitle text included)."""
         try:
