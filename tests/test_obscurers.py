@@ -161,7 +161,7 @@ def test_unknown_method_or_mask_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown method"):
         get_obscurer("swirl")
     with pytest.raises(UsageError, match="unknown method"):
-        Settings(method="swirl")  # type: ignore[arg-type]
+        Settings(method="swirl")
     with pytest.raises(UsageError, match="unknown mask"):
         Settings(mask="star")  # type: ignore[arg-type]
 

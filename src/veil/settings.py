@@ -8,12 +8,15 @@ from typing import Any, Literal
 
 from .detectors import PRESETS, Strategy
 from .errors import UsageError
+from .obscurers import OBSCURERS
 from .tracking import DEFAULT_HOLD
 
-Method = Literal["fill", "pixelate", "blur"]
+#: An obscurer's name in the registry (`veil.obscurers.OBSCURERS`), checked when `Settings` is
+#: made: a new method is a class and one registration line, with no list to edit here.
+Method = str
 MaskShape = Literal["ellipse", "box"]
 
-METHODS: tuple[str, ...] = ("fill", "pixelate", "blur")
+METHODS: tuple[str, ...] = tuple(OBSCURERS)
 MASKS: tuple[str, ...] = ("ellipse", "box")
 
 

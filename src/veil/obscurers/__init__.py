@@ -1,5 +1,7 @@
 """Obscurers: irreversible replacement of face regions, registered by name.
 
+`OBSCURERS` is the only list of methods: settings, the CLI's choices and the web page (through
+``/api/config``) all read it, so a new method is one `Obscurer` subclass plus one line there.
 Every method's strength is relative to the region, so a 400 px face gets the same loss of
 detail as a 20 px one. Obscurers are pure: they return a new array and leave the input alone.
 """
@@ -21,7 +23,10 @@ Image = npt.NDArray[np.uint8]
 class Obscurer(ABC):
     """Replaces the inside of each region; ``mask`` is ``ellipse`` (inscribed) or ``box``."""
 
+    #: The method's name in settings, on the command line and in the API.
     name: ClassVar[str]
+    #: What the web page calls the method (a few words).
+    label: ClassVar[str]
     #: Grey levels of random noise added where a method keeps some coarse structure.
     noise_sigma: ClassVar[float] = 0.0
 
@@ -85,6 +90,7 @@ class Fill(Obscurer):
     """
 
     name = "fill"
+    label = "Fill (solid grey)"
     colour = 128
     noise_sigma = 24.0
 
@@ -108,6 +114,7 @@ class Pixelate(Obscurer):
     """
 
     name = "pixelate"
+    label = "Pixelate (large blocks)"
     blocks = 6
     block_px_min = 8
     noise_sigma = 24.0
@@ -130,6 +137,7 @@ class Blur(Obscurer):
     """
 
     name = "blur"
+    label = "Blur (strong)"
     cells_max = 5
     cell_px_min = 10  # a cell never narrower than this, so small faces lose detail too
     noise_sigma = 16.0
@@ -140,6 +148,7 @@ class Blur(Obscurer):
         return self._coarse(patch, across, cv2.INTER_CUBIC)
 
 
+#: Every method, in the order the CLI's help and the page list them.
 OBSCURERS: dict[str, type[Obscurer]] = {cls.name: cls for cls in (Fill, Pixelate, Blur)}
 
 

@@ -26,7 +26,7 @@ from contextlib import ExitStack, asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Query, Request, Response
@@ -51,8 +51,9 @@ from ..errors import (
     WriteFailed,
 )
 from ..formats import supported_extensions
+from ..obscurers import OBSCURERS
 from ..pipeline import Edits, Pipeline
-from ..settings import METHODS, Method, Settings
+from ..settings import Settings
 from .review import Reviewer
 from .uploads import DEFAULT_HELD, Uploads
 
@@ -92,9 +93,18 @@ _CHUNK = 1024 * 1024
 
 
 # -- what the API takes and gives (also its OpenAPI description) ----------------------------
+if TYPE_CHECKING:
+    MethodName = str
+else:
+    # A Literal built from the registry, so that pydantic refuses an unknown method in the same
+    # words as before and OpenAPI lists the names, with no second list of them to keep.
+    MethodName = Literal[tuple(OBSCURERS)]
+
+
 class Config(BaseModel):
     version: str
-    methods: list[str]
+    methods: list[str] = Field(description="every obscuring method, in the order to offer them")
+    labels: dict[str, str] = Field(description="what the page calls each method")
     method: str
     verify: bool = Field(description="outputs are independently checked before download")
     max_upload_bytes: int
@@ -133,7 +143,7 @@ class Scanned(BaseModel):
 
 class EditsIn(BaseModel):
     id: str
-    method: Method = "fill"
+    method: MethodName = "fill"
     keep: list[int] = Field(default=[], description="indices of faces to leave visible")
     add: list[tuple[int, int, int, int]] = Field(
         default=[], description="areas to obscure as well: x1, y1, x2, y2, full-size pixels"
@@ -267,7 +277,8 @@ def create_app(
     def config() -> Config:
         return Config(
             version=__version__,
-            methods=list(METHODS),
+            methods=list(OBSCURERS),
+            labels={name: cls.label for name, cls in OBSCURERS.items()},
             method=reviewer.pipeline.settings.method,
             verify=reviewer.pipeline.settings.verify,
             max_upload_bytes=max_upload_bytes,

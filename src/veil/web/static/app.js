@@ -12,16 +12,13 @@
   const SVG_NS = "http://www.w3.org/2000/svg";
   const PREVIEW_DELAY_MS = 250; // debounce: one preview per burst of edits, not per keypress
   const DRAG_THRESHOLD_PX = 5; // smaller moves are clicks, not a new area
-  const METHOD_WORDS = {
-    fill: "Fill (solid grey)",
-    pixelate: "Pixelate (large blocks)",
-    blur: "Blur (strong)",
-  };
   const KIND_WORDS = { photo: "photo", animation: "animation", video: "video" };
   // How each verdict of the independent check is shown; anything else reads "not checked".
   const VERDICT_CLASS = { protected: "ok", unconfirmed: "unconfirmed" };
 
-  let config = { methods: ["fill", "pixelate", "blur"], method: "fill", verify: false };
+  // Filled from /api/config: the methods and their labels come from the server's registry, so
+  // the page never keeps a list of its own (none offered if the server cannot be asked).
+  let config = { methods: [], labels: {}, method: "fill", verify: false };
   let cardCount = 0; // only for unique element ids
   const cards = new Set();
   let scanQueue = Promise.resolve(); // scans run one after another: detection is CPU-heavy
@@ -615,7 +612,7 @@
           announce(`${this.scan.name}: faces will be hidden with ${method}.`);
           this.edited();
         });
-        const label = el("label", { for: id }, METHOD_WORDS[method] || method);
+        const label = el("label", { for: id }, config.labels[method] || method);
         set.append(el("div", { class: "choice" }, input, label));
       }
       return set;
@@ -931,8 +928,12 @@
     });
 
     const accepted = document.getElementById("accepted");
+    const asked = api("/api/config").then((answer) => answer.json());
+    // Scans wait for the answer: a card offers the methods it names. Nothing can be queued
+    // before this line, as no event is handled until the first await below.
+    scanQueue = asked.catch(() => {});
     try {
-      config = await (await api("/api/config")).json();
+      config = await asked;
       fileInput.accept = config.extensions.join(",");
       const mb = Math.floor(config.max_upload_bytes / 2 ** 20); // as the server counts
       accepted.textContent =
