@@ -20,7 +20,6 @@ import contextlib
 import json
 import multiprocessing
 import os
-import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -34,6 +33,8 @@ from .atomic import atomic_write, discard, rename, sweep, temporary_beside
 from .errors import UsageError, WriteFailed
 from .files import entries, files_in, not_a_file
 from .pipeline import Pipeline, unexpected
+from .progress import bar as progress_bar
+from .progress import shown
 from .result import Checked, Result
 from .settings import Settings
 
@@ -235,7 +236,7 @@ def run(
             todo.append((i, job))
 
     out = _ReportFile(report)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = shown(progress)
     try:
         with _lifetime.sigterm_as_interrupt():
             for i, job, staged, result in _execute(
@@ -307,16 +308,7 @@ def _execute(
     initial: int,
     total: int,
 ) -> Iterator[_Done]:
-    from tqdm import tqdm
-
-    bar = tqdm(
-        total=total,
-        initial=initial,
-        disable=not show,
-        unit="file",
-        dynamic_ncols=True,
-        file=sys.stderr,
-    )
+    bar = progress_bar("file", show, total, initial=initial)
     workers = settings.workers(len(todo))
     source: Iterator[_Done]
     if workers == 1:
@@ -473,16 +465,7 @@ class _FrameBar:
         if not self._show:
             return
         if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total,
-                unit="frame",
-                position=1,
-                leave=False,
-                dynamic_ncols=True,
-                file=sys.stderr,
-            )
+            self._bar = progress_bar("frame", True, total, position=1, leave=False)
         self._bar.update(done - self._bar.n)
 
     def close(self) -> None:
@@ -517,16 +500,12 @@ def run_verify(
     progress: bool | None = None,
 ) -> list[Checked]:
     """Verify every pair in this process; ``report`` gets one JSON line per pair."""
-    from tqdm import tqdm
-
     pipe = Pipeline(settings)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = shown(progress)
     rows: list[Checked] = []
     out = _ReportFile(report)
     try:
-        for original, output in tqdm(
-            pairs, disable=not show, unit="file", dynamic_ncols=True, file=sys.stderr
-        ):
+        for original, output in progress_bar("file", show, len(pairs), iterable=pairs):
             rows.append(pipe.verify_file(original, output))
             out.add(rows[-1])
     finally:
