@@ -15,6 +15,7 @@ from typing import Any
 from . import __version__
 from ._lifetime import sigterm_as_interrupt
 from .batch import plan, run, run_verify, summary, verify_pairs
+from .dataset.layouts import LAYOUTS
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
 from .extras import install_command, needs
@@ -342,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dataset.add_argument(
         "--layout",
-        choices=("auto", "folder", "webdataset", "parquet"),
+        choices=("auto", *LAYOUTS),
         default="auto",
         help="the input's layout (default: auto: Parquet or tar files found, else a folder)",
     )

@@ -22,9 +22,9 @@ from typing import Any, Literal
 
 from ..atomic import sweep
 from ..errors import UsageError, WriteFailed
+from ..extras import needs
 from ..settings import Settings
-from . import manifest
-from .layouts import LAYOUTS, Folder, Layout, Parquet, Shard, Work, detect
+from .layouts import LAYOUTS, Options, Shard, Work, detect
 from .policy import Policy
 
 Engine = Literal["local", "ray"]
@@ -71,6 +71,12 @@ def run(
     into the same ``output``. Raises `UsageError` for what cannot start, and `WriteFailed`
     when the output cannot be written (disk full, read-only): the run stops, and the same call
     resumes it once the disk is fixed."""
+    try:
+        # pyarrow (the dataset extra) is imported by the run, not by this package: the CLI
+        # reads the layouts' names for its --layout choices, and must start without it.
+        from . import manifest
+    except ImportError as exc:
+        raise UsageError(f"veil dataset needs {needs('dataset')} ({exc})") from None
     source, out = Path(input), Path(output)
     if not source.is_dir():
         raise UsageError(f"input must be a folder of the dataset: {source}")
@@ -85,7 +91,8 @@ def run(
     chosen = _policy(policy)
     settings = settings or Settings()
     kind = detect(source, layout)
-    shape = _layout(kind, source, shard_size, image_column)
+    options = Options(shard_size=shard_size, image_column=image_column)
+    shape = LAYOUTS[kind].from_options(source, options)
     shards = shape.shards()
     try:
         manifest.claim(
@@ -95,8 +102,7 @@ def run(
                 "layout": kind,
                 "policy": repr(chosen),
                 "settings": repr(settings.with_(jobs=None, overwrite=False)),
-                "shard_size": shard_size if kind == "folder" else None,
-                "image_column": image_column,
+                **shape.fingerprint(options),
                 "shards": _fingerprint(source, shards),
             },
         )
@@ -139,14 +145,6 @@ def _policy(policy: str | Path | Policy | None) -> Policy:
     if isinstance(policy, Policy):
         return policy
     return Policy() if policy is None else Policy.load(Path(policy))
-
-
-def _layout(kind: str, root: Path, shard_size: int, image_column: str | None) -> Layout:
-    if kind == "folder":
-        return Folder(root, shard_size)
-    if kind == "parquet":
-        return Parquet(root, image_column)
-    return LAYOUTS[kind](root)
 
 
 def _default_workers(shards: int) -> int:

@@ -1,0 +1,105 @@
+"""A folder tree: image and video files anywhere below the root, each with its siblings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ...formats import VIDEO_HANDLERS
+from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row
+from ..writes import write
+from .base import Layout, Options, Shard, dataset_files, fields_json, read_fields
+
+VIDEO_EXTENSIONS = frozenset(ext for handler in VIDEO_HANDLERS for ext in handler.extensions)
+#: Siblings of a record copied unchanged: captions, class labels.
+TEXT_SIBLINGS = (".txt", ".cls", ".caption")
+
+
+@dataclass(frozen=True)
+class Folder(Layout):
+    """Image and video files anywhere below ``root``; ``photo.json`` beside ``photo.jpg``
+    holds its fields, ``photo.txt`` its caption. Shards: ``shard_size`` records each."""
+
+    kind: ClassVar[str] = "folder"
+    fingerprinted: ClassVar[frozenset[str]] = frozenset({"shard_size", "image_column"})
+    shard_size: int = 1000
+
+    @classmethod
+    def looks_like(cls, files: list[Path]) -> bool:
+        # Any folder is a tree of files: the fallback, so registered last.
+        return True
+
+    @classmethod
+    def from_options(cls, root: Path, options: Options) -> Layout:
+        return cls(root, options.shard_size)
+
+    def _records(self) -> list[str]:
+        wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+        return [
+            p.relative_to(self.root).as_posix()
+            for p in dataset_files(self.root)
+            if p.suffix.lower() in wanted
+        ]
+
+    def shards(self) -> list[Shard]:
+        records = self._records()
+        size = self.shard_size
+        return [
+            Shard(
+                f"folder/{i // size:05d}", tuple(records[i : i + size]), len(records[i : i + size])
+            )
+            for i in range(0, len(records), size)
+        ]
+
+    def _siblings(self, rel: str) -> list[Path]:
+        src = self.root / rel
+        return [src.with_suffix(ext) for ext in (".json", *TEXT_SIBLINGS)]
+
+    def left_out(self) -> list[str]:
+        taken = set(self._records())
+        siblings = {
+            s.relative_to(self.root).as_posix() for rel in taken for s in self._siblings(rel)
+        }
+        return [
+            rel
+            for p in dataset_files(self.root)
+            if (rel := p.relative_to(self.root).as_posix()) not in taken | siblings
+        ]
+
+    def clean(self, shard: Shard, out: Path, cleaner: Cleaner) -> list[Row]:
+        rows = []
+        for rel in shard.files:
+            src, dst = self.root / rel, out / rel
+            sidecar = src.with_suffix(".json")
+            try:
+                fields = read_fields(sidecar.read_bytes() if sidecar.is_file() else None)
+            except (OSError, ValueError) as exc:
+                rows.append(Row(rel, shard.name, "failed", error=f"{sidecar.name}: {exc}"))
+                continue
+            if src.suffix.lower() in VIDEO_EXTENSIONS:
+                row, pruned = cleaner.file(rel, shard.name, fields, src, dst)
+            else:
+                try:
+                    data = src.read_bytes()
+                except OSError as exc:
+                    rows.append(Row(rel, shard.name, "failed", error=f"cannot read: {exc}"))
+                    continue
+                outcome = cleaner.record(
+                    rel, shard.name, fields, [Image(rel, data, src.suffix.lower())]
+                )
+                row, pruned = outcome.row, outcome.fields
+                if outcome.images is not None:
+                    write(dst, outcome.images[0])
+            if pruned is not None:
+                self._write_siblings(src, dst, sidecar, pruned)
+            rows.append(row)
+        return rows
+
+    def _write_siblings(self, src: Path, dst: Path, sidecar: Path, fields: dict[str, Any]) -> None:
+        if sidecar.is_file():
+            write(dst.with_suffix(".json"), fields_json(fields))
+        for ext in TEXT_SIBLINGS:
+            sibling = src.with_suffix(ext)
+            if sibling.is_file():
+                write(dst.with_suffix(ext), sibling.read_bytes())

@@ -1,0 +1,106 @@
+"""Parquet files with an image column (img2dataset's layout)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ...errors import UsageError
+from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row, sniff_extension
+from ..writes import write
+from .base import Layout, Options, Shard, dataset_files
+
+#: Column names taken for the image bytes of a Parquet dataset (img2dataset writes "jpg").
+IMAGE_COLUMNS = ("jpg", "jpeg", "png", "webp", "image", "img", "image_bytes", "bytes")
+
+
+@dataclass(frozen=True)
+class Parquet(Layout):
+    """``*.parquet`` files with the image bytes in one column (img2dataset: ``jpg``) and the
+    record's fields in the others; a record's id is its ``key`` column, else ``file:row``."""
+
+    kind: ClassVar[str] = "parquet"
+    image_column: str | None = None
+
+    @classmethod
+    def looks_like(cls, files: list[Path]) -> bool:
+        return any(p.suffix == ".parquet" for p in files)
+
+    @classmethod
+    def from_options(cls, root: Path, options: Options) -> Layout:
+        return cls(root, options.image_column)
+
+    def shards(self) -> list[Shard]:
+        import pyarrow.parquet as pq
+
+        found = []
+        for path in dataset_files(self.root):
+            if path.suffix == ".parquet":
+                rows = pq.ParquetFile(path).metadata.num_rows
+                found.append(Shard(path.relative_to(self.root).as_posix(), (), rows))
+        return found
+
+    def left_out(self) -> list[str]:
+        return [
+            p.relative_to(self.root).as_posix()
+            for p in dataset_files(self.root)
+            if p.suffix != ".parquet"
+        ]
+
+    def _column(self, names: list[str]) -> str:
+        if self.image_column is not None:
+            if self.image_column not in names:
+                raise UsageError(f"no column {self.image_column!r}; the columns: {names}")
+            return self.image_column
+        found = next((c for c in IMAGE_COLUMNS if c in names), None)
+        if found is None:
+            raise UsageError(
+                f"no image column among {names}; name it with --image-column "
+                f"(looked for {', '.join(IMAGE_COLUMNS)})"
+            )
+        return found
+
+    def clean(self, shard: Shard, out: Path, cleaner: Cleaner) -> list[Row]:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(self.root / shard.name)
+        column = self._column(table.column_names)
+        images = table.column(column).to_pylist()
+        others = table.drop_columns([column]).to_pylist()
+        rows: list[Row] = []
+        keep: list[bool] = []
+        cleaned: list[bytes | None] = []
+        for index, (data, fields) in enumerate(zip(images, others, strict=True)):
+            rid = str(fields.get("key") or f"{shard.name}:{index}")
+            record = [] if data is None else [Image(column, data, _ext(column, data))]
+            outcome = cleaner.record(rid, shard.name, fields, record)
+            rows.append(outcome.row)
+            keep.append(outcome.written)
+            if outcome.written:
+                cleaned.append(outcome.images[0] if outcome.images else None)
+        kept = table.filter(pa.array(keep, pa.bool_()))
+        at = kept.column_names.index(column)
+        kept = kept.set_column(
+            at, kept.schema.field(column), pa.array(cleaned, kept.column(at).type)
+        )
+        removed = cleaner.policy.fields_to_drop(kept.column_names)
+        removed = [name for name in removed if name != column]
+        if removed:
+            kept = kept.drop_columns(removed)
+            # pandas' schema note lists the columns; stale now, it would mislead a reader.
+            metadata = {k: v for k, v in (kept.schema.metadata or {}).items() if k != b"pandas"}
+            kept = kept.replace_schema_metadata(metadata)
+        buffer = io.BytesIO()
+        pq.write_table(kept, buffer)
+        write(out / shard.name, buffer.getvalue())
+        return rows
+
+
+def _ext(column: str, data: bytes) -> str:
+    """The kind of image in a cell: by its signature (a "jpg" column may hold a PNG), else
+    by the column's name, which then fails the record clearly if the bytes are no image."""
+    named = "." + column.lower()
+    return sniff_extension(data) or (named if named in IMAGE_EXTENSIONS else ".jpg")
