@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +22,8 @@ from typing import Any, Literal
 from ..atomic import sweep
 from ..errors import UsageError, WriteFailed
 from ..extras import needs
+from ..progress import bar as progress_bar
+from ..progress import shown
 from ..settings import Settings
 from .layouts import LAYOUTS, Options, Shard, Work, detect
 from .policy import Policy
@@ -154,16 +155,8 @@ def _default_workers(shards: int) -> int:
 def _execute(
     work: Work, total: int, engine: Engine, address: str | None, progress: bool | None
 ) -> None:
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(
-        total=total,
-        initial=total - sum(s.records for s in work.todo),
-        disable=not show,
-        unit="record",
-        dynamic_ncols=True,
-        file=sys.stderr,
+    bar = progress_bar(
+        "record", shown(progress), total, initial=total - sum(s.records for s in work.todo)
     )
     try:
         if engine == "ray":
