@@ -16,7 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import UsageError
-from .base import Layout, Options, Shard, Work, dataset_files
+from ...files import files_in
+from .base import Layout, Options, Shard, Work
 from .folder import TEXT_SIBLINGS, VIDEO_EXTENSIONS, Folder
 from .parquet import IMAGE_COLUMNS, Parquet
 from .webdataset import WebDataset
@@ -37,7 +38,7 @@ def detect(root: Path, requested: str = "auto") -> str:
         if requested not in LAYOUTS:
             raise UsageError(f"unknown layout {requested!r}; choose auto, {', '.join(LAYOUTS)}")
         return requested
-    files = dataset_files(root)
+    files = files_in(root)
     found = next((kind for kind, layout in LAYOUTS.items() if layout.looks_like(files)), None)
     if found is None:
         raise UsageError(f"no layout fits {root}; choose one of {', '.join(LAYOUTS)}")

@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ...atomic import is_temporary
 from ...files import files_in
 from ...settings import Settings
 from ..policy import Policy
@@ -102,9 +101,26 @@ class Work:
         return len(rows)
 
 
-def dataset_files(root: Path) -> list[Path]:
-    """Every file below ``root`` but veil's own unfinished temporary files."""
-    return [p for p in files_in(root) if not is_temporary(p.name)]
+@dataclass(frozen=True)
+class FileShards(Layout):
+    """A layout whose shards are the files of one ``suffix`` below the root (a tar, a Parquet
+    file); every other file is left out."""
+
+    suffix: ClassVar[str]
+
+    @classmethod
+    def looks_like(cls, files: list[Path]) -> bool:
+        return any(p.suffix == cls.suffix for p in files)
+
+    def shard_files(self) -> list[Path]:
+        return [p for p in files_in(self.root) if p.suffix == self.suffix]
+
+    def left_out(self) -> list[str]:
+        return [
+            p.relative_to(self.root).as_posix()
+            for p in files_in(self.root)
+            if p.suffix != self.suffix
+        ]
 
 
 def fields_json(fields: dict[str, Any]) -> bytes:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ...files import files_in
 from ...formats import VIDEO_HANDLERS
 from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row
 from ..writes import write
-from .base import Layout, Options, Shard, dataset_files, fields_json, read_fields
+from .base import Layout, Options, Shard, fields_json, read_fields
 
 VIDEO_EXTENSIONS = frozenset(ext for handler in VIDEO_HANDLERS for ext in handler.extensions)
 #: Siblings of a record copied unchanged: captions, class labels.
@@ -38,7 +39,7 @@ class Folder(Layout):
         wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
         return [
             p.relative_to(self.root).as_posix()
-            for p in dataset_files(self.root)
+            for p in files_in(self.root)
             if p.suffix.lower() in wanted
         ]
 
@@ -63,7 +64,7 @@ class Folder(Layout):
         }
         return [
             rel
-            for p in dataset_files(self.root)
+            for p in files_in(self.root)
             if (rel := p.relative_to(self.root).as_posix()) not in taken | siblings
         ]
 

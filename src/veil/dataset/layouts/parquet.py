@@ -10,23 +10,20 @@ from typing import ClassVar
 from ...errors import UsageError
 from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row, sniff_extension
 from ..writes import write
-from .base import Layout, Options, Shard, dataset_files
+from .base import FileShards, Layout, Options, Shard
 
 #: Column names taken for the image bytes of a Parquet dataset (img2dataset writes "jpg").
 IMAGE_COLUMNS = ("jpg", "jpeg", "png", "webp", "image", "img", "image_bytes", "bytes")
 
 
 @dataclass(frozen=True)
-class Parquet(Layout):
+class Parquet(FileShards):
     """``*.parquet`` files with the image bytes in one column (img2dataset: ``jpg``) and the
     record's fields in the others; a record's id is its ``key`` column, else ``file:row``."""
 
     kind: ClassVar[str] = "parquet"
+    suffix: ClassVar[str] = ".parquet"
     image_column: str | None = None
-
-    @classmethod
-    def looks_like(cls, files: list[Path]) -> bool:
-        return any(p.suffix == ".parquet" for p in files)
 
     @classmethod
     def from_options(cls, root: Path, options: Options) -> Layout:
@@ -36,18 +33,10 @@ class Parquet(Layout):
         import pyarrow.parquet as pq
 
         found = []
-        for path in dataset_files(self.root):
-            if path.suffix == ".parquet":
-                rows = pq.ParquetFile(path).metadata.num_rows
-                found.append(Shard(path.relative_to(self.root).as_posix(), (), rows))
+        for path in self.shard_files():
+            rows = pq.ParquetFile(path).metadata.num_rows
+            found.append(Shard(path.relative_to(self.root).as_posix(), (), rows))
         return found
-
-    def left_out(self) -> list[str]:
-        return [
-            p.relative_to(self.root).as_posix()
-            for p in dataset_files(self.root)
-            if p.suffix != ".parquet"
-        ]
 
     def _column(self, names: list[str]) -> str:
         if self.image_column is not None:

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row
 from ..writes import output
-from .base import Layout, Shard, dataset_files, fields_json, read_fields
+from .base import FileShards, Shard, fields_json, read_fields
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -67,28 +67,17 @@ def _keys(path: Path) -> int:
 
 
 @dataclass(frozen=True)
-class WebDataset(Layout):
+class WebDataset(FileShards):
     """``*.tar`` shards of samples: members sharing a key (``000123.jpg``, ``000123.json``,
     ``000123.txt``) are one record; the JSON holds its fields."""
 
     kind: ClassVar[str] = "webdataset"
-
-    @classmethod
-    def looks_like(cls, files: list[Path]) -> bool:
-        return any(p.suffix == ".tar" for p in files)
+    suffix: ClassVar[str] = ".tar"
 
     def shards(self) -> list[Shard]:
-        found = []
-        for path in dataset_files(self.root):
-            if path.suffix == ".tar":
-                found.append(Shard(path.relative_to(self.root).as_posix(), (), _keys(path)))
-        return found
-
-    def left_out(self) -> list[str]:
         return [
-            p.relative_to(self.root).as_posix()
-            for p in dataset_files(self.root)
-            if p.suffix != ".tar"
+            Shard(path.relative_to(self.root).as_posix(), (), _keys(path))
+            for path in self.shard_files()
         ]
 
     def clean(self, shard: Shard, out: Path, cleaner: Cleaner) -> list[Row]:
