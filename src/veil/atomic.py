@@ -93,6 +93,7 @@ def _names(root: Path) -> list[str]:
 #: This process's temporary files not yet published or removed: a worker told to stop removes
 #: them whatever line it was stopped at (`_lifetime`), even before a ``try`` could.
 _pending: set[Path] = set()
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def temporary_beside(dst: Path) -> Path:
@@ -113,8 +114,6 @@ def temporary_beside(dst: Path) -> Path:
             _pending.discard(path)
             raise
 
-
-_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def discard(tmp: Path) -> None:
@@ -154,7 +153,7 @@ _UMASK = _current_umask()
 
 def publish(tmp: Path, dst: Path) -> None:
     """Move a finished temporary file into place: flushed to disk first, with the permissions
-    any new file of this user gets (mkstemp made it private, 0600)."""
+    any new file of this user gets (`temporary_beside` made it private, 0600)."""
     with tmp.open("rb+") as fh:
         os.fsync(fh.fileno())
     os.chmod(tmp, 0o666 & ~_UMASK)

@@ -39,6 +39,11 @@ def not_a_file(path: Path) -> str | None:
         return None
     if stat.S_ISDIR(mode):
         return "not a file: a symbolic link to a folder (not followed)"
+    return _kind(mode)
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular, non-folder entry is, as a reason."""
     kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
     return f"not a file: {kind}"
 
@@ -78,8 +83,7 @@ def read_regular(path: Path, size: int = -1) -> bytes:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise UnsupportedFormat(f"not a file: {kind}")
+            raise UnsupportedFormat(_kind(mode))
         with os.fdopen(os.dup(fd), "rb") as fh:
             return fh.read(size)
     finally:

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from PIL import ExifTags, Image, ImageSequence, UnidentifiedImageError
 
 from ..errors import CorruptInput, EncodeFailed, TooLarge, VerificationFailed
+from ..files import read_regular
 from .metadata import PICTURE, MetaField, neutral_icc, orientation_of, read_fields
 
 Pixels = npt.NDArray[np.uint8]
@@ -445,6 +446,4 @@ def source_bytes(im: Image.Image, size: int = -1) -> bytes:
 
 def read_prefix(path: Path, size: int = 64) -> bytes:
     """The first bytes of a file; a FIFO or device is refused instead of blocking forever."""
-    from ..files import read_regular
-
     return read_regular(path, size)
