@@ -261,8 +261,9 @@ def _commit(job: Job, staged: Path | None, result: Result, out: _ReportFile) -> 
             return result
         except OSError as exc:
             result = _failed(job, f"WriteFailed: cannot write {job.dst}: {exc.strerror or exc}")
-    else:
-        result = replace(result, input=str(job.src))
+    elif staged is not None and result.error is not None:
+        # A failure names the path it was written to: the output's, not its temporary name.
+        result = replace(result, error=result.error.replace(str(staged), str(job.dst)))
     if staged is not None:
         discard(staged)
     out.add(result)
@@ -424,7 +425,7 @@ def _after_break(
             yield from _collect(future, running)
             continue
         i, job, staged = running.pop(future)
-        discard(staged)
+        _abandon(job, staged)
         if alone and tries.get(i, 0) >= 1:
             yield (
                 i,
@@ -449,8 +450,14 @@ def _stop(pool: ProcessPoolExecutor, running: _Running) -> None:
         return
     _lifetime.stop_workers(pool)
     for _, job, staged in running.values():
-        discard(staged)
-        sweep(job.dst.parent, recursive=False)  # a worker that had to be killed left its own
+        _abandon(job, staged)
+
+
+def _abandon(job: Job, staged: Path) -> None:
+    """A job whose worker is gone (killed, or stopped): its staged file goes, and so does the
+    temporary file the worker was writing, which a killed worker could not remove itself."""
+    discard(staged)
+    sweep(job.dst.parent, recursive=False)
 
 
 class _FrameBar:

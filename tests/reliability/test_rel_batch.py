@@ -370,3 +370,25 @@ def test_verify_gives_entries_that_are_not_files_a_line(
     assert run.code == 0, run.err
     rows = {Path(r["original"]).name: r["status"] for r in read_report(tmp_path / "proof.jsonl")}
     assert rows == {"photo.jpg": "protected", **dict.fromkeys(reasons, "skipped")}
+
+
+def test_a_failed_write_names_the_output_not_its_temporary_name(
+    tmp_path: Path, cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outputs are staged under a temporary name; a failure says the path the person asked for."""
+    import veil.pipeline
+
+    def full_disk(dst: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(veil.pipeline, "atomic_write", full_disk)
+    (tmp_path / "photo.jpg").write_bytes(_jpeg())
+
+    run = cli("clean", tmp_path / "photo.jpg", "-o", tmp_path / "out", "--report", tmp_path / "r")
+
+    assert run.code == 1
+    (row,) = read_report(tmp_path / "r")
+    assert row["error"] == (
+        f"WriteFailed: cannot write {tmp_path / 'out' / 'photo.jpg'}: No space left on device"
+    )
+    assert not leftovers(tmp_path / "out")
