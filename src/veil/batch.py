@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 from . import _lifetime
 from .atomic import atomic_write, discard, rename, sweep, temporary_beside
 from .errors import UsageError, WriteFailed
-from .files import entries, files_in, not_a_file
+from .files import entries, files_in, given_entries
 from .pipeline import Pipeline, unexpected
 from .progress import bar as progress_bar
 from .progress import shown
@@ -69,20 +69,19 @@ def plan(inputs: Iterable[Path], outdir: Path) -> list[Job]:
     jobs: list[Job] = []
     claimed: dict[str, Path] = {}
     for given in inputs:
-        if not given.exists() and not given.is_symlink():
-            raise UsageError(f"input not found: {given}")
+        listed = given_entries(given)
         root = Path(os.path.realpath(given))
         if root.is_dir():
             if _inside(out, root):
                 raise UsageError(f"output folder {outdir} must not be inside input folder {given}")
-            found = [(f, outdir / f.relative_to(given), why) for f, why in entries(given)]
+            found = [(f, outdir / f.relative_to(given), why) for f, why in listed]
         else:
             if root.parent == out:
                 raise UsageError(
                     f"output folder {outdir} is the folder of input {given}: "
                     "veil never writes next to or over its input"
                 )
-            found = [(given, outdir / given.name, not_a_file(given))]
+            found = [(given, outdir / given.name, why) for _, why in listed]
         for src, dst, why in found:
             key = os.path.realpath(dst)
             if why is not None:

@@ -19,7 +19,7 @@ from .dataset.layouts import LAYOUTS
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
 from .extras import install_command, needs
-from .files import entries, not_a_file
+from .files import given_entries
 from .formats import supported_extensions
 from .formats.metadata import CATEGORIES
 from .pipeline import Pipeline, ScanReport
@@ -603,21 +603,12 @@ def _dataset(args: argparse.Namespace) -> int:
     return EXIT_FAILED if t["failed"] else EXIT_OK
 
 
-def _scan_files(inputs: list[Path]) -> list[tuple[Path, str | None]]:
-    """Each entry to scan, with the reason it cannot be read when it is not a file."""
-    found: list[tuple[Path, str | None]] = []
-    for given in inputs:
-        if not given.exists() and not given.is_symlink():
-            raise UsageError(f"input not found: {given}")
-        found += entries(given) if given.is_dir() else [(given, not_a_file(given))]
-    return found
-
-
 def _scan(args: argparse.Namespace) -> int:
+    listed = [entry for given in args.inputs for entry in given_entries(given)]  # typos first
     pipe = Pipeline(_settings(args))
     reports = [
         pipe.scan(path) if why is None else ScanReport(path=str(path), error=why)
-        for path, why in _scan_files(args.inputs)
+        for path, why in listed
     ]
     if args.json:
         print(json_text([asdict(r) for r in reports], indent=2))

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 from .atomic import is_temporary
-from .errors import UnsupportedFormat
+from .errors import UnsupportedFormat, UsageError
 
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -69,6 +69,14 @@ def _walk(folder: Path) -> list[Path]:
             else:
                 paths.append(Path(entry.path))
     return paths
+
+
+def given_entries(given: Path) -> list[tuple[Path, str | None]]:
+    """An input as given on the command line: a folder's `entries`, or the one entry a file
+    (or a FIFO, or a link) is. A name that is nothing at all is a `UsageError`: a typo."""
+    if not given.exists() and not given.is_symlink():
+        raise UsageError(f"input not found: {given}")
+    return entries(given) if given.is_dir() else [(given, not_a_file(given))]
 
 
 def files_in(folder: Path) -> list[Path]:
