@@ -157,6 +157,32 @@ def test_degenerate_and_edge_regions(method: str, box: tuple[int, int, int, int]
     np.testing.assert_array_equal(out[outside], image[outside])
 
 
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_area_past_the_edge_is_the_whole_ellipse_cut_there(method: str) -> None:
+    """A face the frame cuts: its area reaches past the picture's left edge. The ellipse is
+    the whole area's, cut at the edge, so the column along the edge is obscured over most of
+    the area's height (an ellipse fitted to the part inside reached the edge at one point)."""
+    image = astronaut().copy()
+    area = (-70, 100, 70, 300)  # half outside, centred on the left edge
+    out = get_obscurer(method).apply(image, np.array([area], np.int32))
+    changed = np.any(out[100:300, :3] != image[100:300, :3], axis=(1, 2))
+    assert changed.mean() > 0.9, f"edge column obscured over {changed.mean():.0%} of the area"
+    # Outside the whole ellipse nothing changes: the corner of the area inside the picture.
+    np.testing.assert_array_equal(out[100:108, 60:70], image[100:108, 60:70])
+    np.testing.assert_array_equal(out[:, 71:], image[:, 71:])
+    assert np.array_equal(out[:100], image[:100]) and np.array_equal(out[300:], image[300:])
+
+
+def test_areas_reach_past_the_edge_and_regions_are_cut_to_it() -> None:
+    faces = Faces(
+        np.array([[-10.0, 20.0, 30.0, 60.0], [90.0, 0.0, 110.0, 20.0]], np.float32),
+        np.array([0.9, 0.9], np.float32),
+    )
+    areas = faces.areas()
+    assert areas[0, 0] < 0 and areas[1, 1] < 0 and areas[1, 2] > 100
+    np.testing.assert_array_equal(faces.regions(100, 100), np.clip(areas, 0, 100))
+
+
 def test_unknown_method_or_mask_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unknown method"):
         get_obscurer("swirl")
@@ -176,6 +202,18 @@ def test_clean_array_api(method: str) -> None:
     assert out.shape == image.shape and out.dtype == np.uint8
     assert mean_abs_diff(crop(out, (190, 70, 260, 170)), crop(image, (190, 70, 260, 170))) > 15
     np.testing.assert_array_equal(out[:, 560:], image[:, 560:])
+
+
+def test_face_cut_by_the_frame_is_obscured_up_to_the_edge() -> None:
+    """The astronaut with the left half of her face outside the frame: every row of the face
+    box is obscured right up to the edge (the ellipse fitted inside the frame left 35% of the
+    box's rows bare there)."""
+    image = np.ascontiguousarray(astronaut()[:, 225:])
+    cleaned = veil.Pipeline().clean_array(image)
+    assert len(cleaned.faces) and cleaned.faces.xyxy[:, 0].min() < 1, "the cut face is found"
+    top, bottom = np.round(cleaned.faces.xyxy[cleaned.faces.xyxy[:, 0].argmin(), 1::2]).astype(int)
+    edge = cleaned.pixels[top:bottom, :2] != image[top:bottom, :2]
+    assert edge.any(axis=(1, 2)).all()
 
 
 def test_clean_pil_image_api() -> None:

@@ -98,8 +98,9 @@ class Faces:
         points[:, 0::2] = width - points[:, 0::2]
         return Faces(xyxy, self.scores, points)
 
-    def regions(self, width: int, height: int) -> npt.NDArray[np.int32]:
-        """Integer areas to obscure: each box grown to take in forehead, hair, ears and chin.
+    def areas(self) -> npt.NDArray[np.int32]:
+        """Integer areas to obscure: each box grown to take in forehead, hair, ears and chin,
+        as far as it reaches, past the picture's edges too (`regions` is what lies inside).
 
         Detectors box the face from brows to chin; identity also lives in hairline and ears,
         and on masked faces CenterFace's box sits high. Growing by 20% of the box on each side,
@@ -113,10 +114,11 @@ class Faces:
         x1, y1, x2, y2 = self.xyxy.T
         w, h = x2 - x1, y2 - y1
         grown = np.stack([x1 - 0.2 * w, y1 - 0.35 * h, x2 + 0.2 * w, y2 + 0.3 * h], axis=1)
-        grown = np.round(grown).astype(np.int64)
-        grown[:, 0::2] = grown[:, 0::2].clip(0, width)
-        grown[:, 1::2] = grown[:, 1::2].clip(0, height)
-        return grown.astype(np.int32)
+        return np.round(grown).astype(np.int32)
+
+    def regions(self, width: int, height: int) -> npt.NDArray[np.int32]:
+        """`areas` cut to a ``width`` x ``height`` picture: what is obscured in it."""
+        return clip_areas(self.areas(), width, height)
 
     def records(self, regions: npt.NDArray[np.int32], frame: int | None = None) -> list[FaceRecord]:
         """These faces as report rows, each with its obscured region (``regions`` in the same
@@ -130,3 +132,12 @@ class Faces:
             )
             for (box, score), region in zip(self, regions, strict=True)
         ]
+
+
+def clip_areas(areas: npt.NDArray[np.int32], width: int, height: int) -> npt.NDArray[np.int32]:
+    """(x1, y1, x2, y2) areas cut to a ``width`` x ``height`` picture (an area wholly outside
+    it comes out empty)."""
+    cut = np.asarray(areas, np.int64).reshape(-1, 4).copy()
+    cut[:, 0::2] = cut[:, 0::2].clip(0, width)
+    cut[:, 1::2] = cut[:, 1::2].clip(0, height)
+    return cut.astype(np.int32)

@@ -201,7 +201,7 @@ class Pipeline:
         for index, (frame, faces) in enumerate(zip(frames, found, strict=True)):
             every = tracker.covered(index, faces)
             regions = every.regions(width=frame.shape[1], height=frame.shape[0])
-            cleaned.append(Cleaned(self.obscurer.apply(frame, regions), every, regions))
+            cleaned.append(Cleaned(self.obscurer.apply(frame, every.areas()), every, regions))
         return cleaned
 
     def detect_frames(self, frames: list[Pixels]) -> list[Faces]:
@@ -215,7 +215,7 @@ class Pipeline:
         copy of a 200 MP picture is 600 MB that nothing needs)."""
         regions = faces.regions(width=frame.shape[1], height=frame.shape[0])
         if len(faces):
-            return Cleaned(self.obscurer.apply(frame, regions), faces, regions)
+            return Cleaned(self.obscurer.apply(frame, faces.areas()), faces, regions)
         unchanged = frame.view()
         unchanged.flags.writeable = False
         return Cleaned(unchanged, faces, regions)

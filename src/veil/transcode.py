@@ -410,10 +410,8 @@ class _Job:
         self.to_write.put(_END)
 
     def _release(self, item: _Pending, tracker: Tracker) -> None:
-        """Hand a frame whose boxes are final to the writer, with the regions to obscure."""
-        height, width = _upright_size(item.frame)
-        regions = tracker.covered(item.index, item.faces).regions(width, height)
-        self.to_write.put((item.frame, regions))
+        """Hand a frame whose boxes are final to the writer, with the areas to obscure."""
+        self.to_write.put((item.frame, tracker.covered(item.index, item.faces).areas()))
         self._report(tracker.forget(item.index))
 
     def _report(self, ended: list[Track]) -> None:
@@ -438,8 +436,8 @@ class _Job:
                     item.stream = self.targets[item.stream.index]
                     self._mux([item])
                     continue
-                frame, regions = item
-                self._mux(self.encoder.encode(self._obscured(frame, regions)))
+                frame, areas = item
+                self._mux(self.encoder.encode(self._obscured(frame, areas)))
                 self.frames += 1
                 if self.progress is not None:
                     self.progress(self.frames, self.expected)
@@ -448,9 +446,9 @@ class _Job:
             self.stop.set()
             raise
 
-    def _obscured(self, frame: VideoFrame, regions: npt.NDArray[np.int32]) -> VideoFrame:
+    def _obscured(self, frame: VideoFrame, areas: npt.NDArray[np.int32]) -> VideoFrame:
         """The frame to encode: as decoded where nothing is obscured, else through RGB."""
-        if len(regions) == 0:
+        if len(areas) == 0:
             out = frame
         else:
             # The same colour matrix and range both ways, so that the frame's untouched pixels
@@ -460,7 +458,7 @@ class _Job:
             rgb = _pixels(
                 frame.reformat(format="rgb24", src_colorspace=space, src_color_range=span)
             )
-            hidden = self.cleaner.obscurer.apply(_upright(rgb, frame.rotation), regions)
+            hidden = self.cleaner.obscurer.apply(_upright(rgb, frame.rotation), areas)
             stored = np.ascontiguousarray(_upright(hidden, -frame.rotation))
             out = VideoFrame.from_ndarray(stored, format="rgb24").reformat(
                 format=self.encoder.codec_context.pix_fmt,

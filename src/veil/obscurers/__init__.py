@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import UsageError
+from ..faces import clip_areas
 
 Image = npt.NDArray[np.uint8]
 
@@ -51,19 +52,33 @@ class Obscurer(ABC):
         big: Image = np.asarray(cv2.resize(small, (width, height), interpolation=upscale), np.uint8)
         return big.reshape(patch.shape)
 
-    def apply(self, image: Image, regions: npt.NDArray[np.int32]) -> Image:
-        """A copy of ``image`` (H, W, 3 or 4) with every (x1, y1, x2, y2) region obscured."""
+    def apply(self, image: Image, areas: npt.NDArray[np.int32]) -> Image:
+        """A copy of ``image`` (H, W, 3 or 4) with every (x1, y1, x2, y2) area obscured.
+
+        An area may reach past the picture's edges (`Faces.areas`): the ellipse is the one of
+        the whole area, cut at the edge. An ellipse fitted to the part inside would leave the
+        corners along the edge bare, and a face the frame cuts in half has its hair and brow
+        there (in the demo clip, a face entering the frame was flagged as still recognisable).
+        """
         out = image.copy()
+        height, width = image.shape[:2]
         channels = min(3, image.shape[2]) if image.ndim == 3 else 1
-        for x1, y1, x2, y2 in regions.tolist():
-            if x2 - x1 < 1 or y2 - y1 < 1:
+        for (x1, y1, x2, y2), (a1, b1, a2, b2) in zip(
+            np.asarray(areas).reshape(-1, 4).tolist(),
+            clip_areas(areas, width, height).tolist(),
+            strict=True,
+        ):
+            if a2 - a1 < 1 or b2 - b1 < 1:
                 continue
-            view = out[y1:y2, x1:x2] if image.ndim == 2 else out[y1:y2, x1:x2, :channels]
+            view = out[b1:b2, a1:a2] if image.ndim == 2 else out[b1:b2, a1:a2, :channels]
             replaced = self.replace(np.ascontiguousarray(view))
             if self.mask == "box":
                 view[...] = replaced
             else:
-                inside = _ellipse_mask(y2 - y1, x2 - x1)
+                whole = _ellipse_mask(y2 - y1, x2 - x1)
+                inside = whole[b1 - y1 : b2 - y1, a1 - x1 : a2 - x1]
+                if not inside.any():  # only the ellipse's bare corner is in the picture
+                    continue
                 # copyto with a broadcast mask: a third of the time of boolean indexing
                 np.copyto(view, replaced, where=inside if view.ndim == 2 else inside[..., None])
         return out
