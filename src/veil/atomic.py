@@ -115,7 +115,6 @@ def temporary_beside(dst: Path) -> Path:
             raise
 
 
-
 def discard(tmp: Path) -> None:
     """Remove a temporary file that will not be published."""
     tmp.unlink(missing_ok=True)

@@ -30,9 +30,9 @@ from typing import Any, BinaryIO
 
 from . import _lifetime
 from .atomic import atomic_write, discard, rename, sweep, temporary_beside
-from .errors import UsageError, WriteFailed
+from .errors import UsageError, WriteFailed, reported
 from .files import entries, files_in, given_entries
-from .pipeline import Pipeline, unexpected
+from .pipeline import Pipeline
 from .progress import bar as progress_bar
 from .progress import shown
 from .result import Checked, Result
@@ -409,7 +409,7 @@ def _collect(future: Future[Result], running: _Running) -> Iterator[_Done]:
     i, job, staged = running[future]
     exc = future.exception()
     # A bug, or a result that cannot cross processes: this file fails, the batch goes on.
-    yield i, job, staged, future.result() if exc is None else _failed(job, unexpected(exc))
+    yield i, job, staged, future.result() if exc is None else _failed(job, reported(exc))
     del running[future]
 
 

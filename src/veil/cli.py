@@ -19,9 +19,9 @@ from .dataset.layouts import LAYOUTS
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
 from .extras import install_command, needs
+from .fields import CATEGORIES
 from .files import given_entries
 from .formats import supported_extensions
-from .formats.metadata import CATEGORIES
 from .pipeline import Pipeline, ScanReport
 from .result import VERIFY_STATUSES, Result, json_text
 from .settings import MASKS, METHODS, Settings

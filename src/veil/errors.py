@@ -1,7 +1,10 @@
-"""The one exception tree of veil.
+"""The one exception tree of veil, and how an error reads in a report row (`reported`).
 
-Library code raises these; only the doors (CLI, web page, dataset runners) turn them into a
-failed `Result`. Third-party exceptions are translated at the boundary with ``raise ... from``.
+Library code raises these. A door turns them into a row: the CLI and the batch, the web page,
+the dataset runners, and the public API's one-file methods that never raise
+(`Pipeline.run`, `scan`, `verify_file`). Each writes the row's error with `reported`, so a
+file's failure reads the same wherever it happened. Third-party exceptions are translated at
+the boundary with ``raise ... from``.
 """
 
 from __future__ import annotations
@@ -67,3 +70,22 @@ class LeakFound(VerificationFailed):
     def __init__(self, verification: Verification) -> None:
         super().__init__(f"leak: {verification.summary()}")
         self.verification = verification
+
+
+def reported(exc: BaseException) -> str:
+    """The error a report row gives a file that raised ``exc``.
+
+    Veil's own errors name their kind (``CorruptInput: the PNG file is truncated``), a leak
+    its summary; running out of memory is said plainly; anything else is a bug in veil, said
+    as one, so that a person reports it instead of retrying.
+    """
+    if isinstance(exc, LeakFound):
+        return str(exc)
+    if isinstance(exc, VeilError):
+        return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, MemoryError):
+        return "MemoryError: not enough memory to process this file"
+    return (
+        f"veil failed unexpectedly on this file ({type(exc).__name__}: {exc}); nothing was "
+        "written for it. This is a bug in veil: please report it with the file's kind and size"
+    )

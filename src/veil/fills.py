@@ -23,11 +23,11 @@ import numpy.typing as npt
 
 from .faces import Faces
 from .obscurers import Fill
+from .pixels import Pixels
 from .result import FaceRecord
 
 Seen = Literal["visible", "obscured", "edge"]
 SEEN: tuple[Seen, ...] = ("visible", "obscured", "edge")
-Pixels = npt.NDArray[np.uint8]
 
 # What the centre of a face box must look like to be taken for a fill (`Fill.colour`, with
 # `Fill.noise_sigma` of grain), and when a hit beside it is the fill's edge. Measured on 79

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -19,14 +19,16 @@ from .errors import (
     VeilError,
     VerificationFailed,
     WriteFailed,
+    reported,
 )
 from .faces import Faces
+from .fields import MetaField
 from .files import read_regular
 from .fills import ScannedFace, Seen, judge
 from .formats import FormatHandler, VideoHandler, handler_for, handler_for_bytes
-from .formats.base import Decoded, Pixels, rgb_view
-from .formats.metadata import MetaField
+from .formats.base import Decoded
 from .obscurers import Obscurer, get_obscurer
+from .pixels import Pixels, rgb_view
 from .result import Checked, FaceRecord, Result, Verification
 from .settings import Settings
 from .tracking import SceneCuts, Tracker
@@ -92,6 +94,25 @@ class Opened:
     handler: FormatHandler
     decoded: Decoded
     found: list[Faces]
+
+
+@dataclass
+class Look:
+    """What a reviewer is shown of a file before cleaning it (``veil serve``)."""
+
+    #: "photo" (edits allowed), "animation" or "video" (every face obscured, tracked).
+    kind: Literal["photo", "animation", "video"]
+    format: str
+    frames: int
+    #: A frame to show, upright and full size: an image's first, a video's middle key frame.
+    still: Pixels
+    #: Faces in the first frame; in a video, those of the sampled key frames.
+    faces: list[FaceRecord]
+    metadata: list[MetaField]
+    sampled_frames: int | None
+    #: Images: decoded and searched, ready for `Pipeline.edit`; None for a video, which is
+    #: cleaned as a stream (`Pipeline.clean_file`).
+    opened: Opened | None
 
 
 @dataclass
@@ -245,12 +266,46 @@ class Pipeline:
         return [cleaned]
 
     # -- files -----------------------------------------------------------------------------
-    def open(self, src: Path) -> Opened:
-        """Decode an image (not a video) and find its faces, for `edit` and `write`."""
+    def open(self, src: Path, found: list[Faces] | None = None) -> Opened:
+        """Decode an image (not a video) and find its faces, for `edit` and `write`.
+        ``found``: the faces of each frame from an earlier `open` of the same file (decoded
+        again, not searched again: the face numbers a person's edits use stay the same)."""
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             raise UsageError("a video is cleaned as a stream (clean_file), not opened whole")
-        return self._open(src, handler, _read(src))
+        return self._open(src, handler, _read(src), found)
+
+    def look(self, src: Path) -> Look:
+        """What a reviewer sees of ``src`` before cleaning it; raises `VeilError`."""
+        handler = handler_for(src)
+        if isinstance(handler, VideoHandler):
+            report = ScanReport(path=str(src))
+            self._scan_video(handler, src, report)
+            still = self.video.still(handler, src)
+            faces: list[FaceRecord] = list(report.faces)
+            return Look(
+                "video", handler.name, report.frames, still, faces, report.metadata,
+                report.sampled_frames, None,
+            )  # fmt: skip
+        opened = self._open(src, handler, _read(src))
+        decoded, found = opened.decoded, opened.found[0]
+        return Look(
+            "animation" if len(decoded.frames) > 1 else "photo",
+            decoded.format,
+            len(decoded.frames),
+            decoded.frames[0],
+            found.records(found.regions(decoded.width, decoded.height)),
+            decoded.metadata,
+            None,
+            opened,
+        )
+
+    def still(self, src: Path) -> Pixels:
+        """A frame of ``src`` to show, as `Look.still` (e.g. of a cleaned output)."""
+        handler = handler_for(src)
+        if isinstance(handler, VideoHandler):
+            return self.video.still(handler, src)
+        return handler.decode(_read(src), self.settings.max_pixels).frames[0]
 
     def open_bytes(self, data: bytes, ext: str, name: str) -> Opened:
         """`open` for an image in memory (a dataset record) of the kind ``ext`` names."""
@@ -259,9 +314,13 @@ class Pipeline:
             raise UnsupportedFormat(f"{handler.name} video: only images are cleaned in memory")
         return self._open(Path(name), handler, data)
 
-    def _open(self, source: Path, handler: FormatHandler, data: bytes) -> Opened:
+    def _open(
+        self, source: Path, handler: FormatHandler, data: bytes, found: list[Faces] | None = None
+    ) -> Opened:
         decoded = handler.decode(data, self.settings.max_pixels)
-        return Opened(source, handler, decoded, self.detect_frames(decoded.frames))
+        if found is None:
+            found = self.detect_frames(decoded.frames)
+        return Opened(source, handler, decoded, found)
 
     def clean_bytes(self, data: bytes, ext: str, name: str = "record") -> Encoded:
         """Clean an image in memory: `open_bytes`, obscure, `encode`; raises `VeilError`."""
@@ -352,7 +411,7 @@ class Pipeline:
         except UnsupportedFormat as exc:
             return Checked(str(original), str(output), "skipped", str(exc))
         except VeilError as exc:
-            return Checked(str(original), str(output), "failed", f"{type(exc).__name__}: {exc}")
+            return Checked(str(original), str(output), "failed", reported(exc))
         return Checked(str(original), str(output), verification.verdict, None, verification)
 
     def _clean_video(self, handler: VideoHandler, src: Path, dst: Path) -> Result:
@@ -395,39 +454,19 @@ class Pipeline:
         """`clean_file` for the doors: every `VeilError` becomes a skipped or failed row."""
         try:
             return self.clean_file(src, dst)
-        except LeakFound as exc:
-            return Result(
-                input=str(src),
-                output=None,
-                status="failed",
-                error=str(exc),
-                verification=exc.verification,
-            )
         except UnsupportedFormat as exc:
             return Result(input=str(src), output=None, status="skipped", error=str(exc))
-        except VeilError as exc:
-            return Result(
-                input=str(src), output=None, status="failed", error=f"{type(exc).__name__}: {exc}"
-            )
-        except MemoryError:
-            return Result(
-                input=str(src),
-                output=None,
-                status="failed",
-                error="MemoryError: not enough memory to process this file",
-            )
         except Exception as exc:  # fail closed and alone: one file never ends a batch
-            return Result(input=str(src), output=None, status="failed", error=unexpected(exc))
+            leak = exc.verification if isinstance(exc, LeakFound) else None
+            return Result(str(src), None, "failed", error=reported(exc), verification=leak)
 
     def scan(self, src: Path) -> ScanReport:
         """Faces and identifying metadata of one file; reads only. Never raises `VeilError`:
         the report's ``error`` says why a file could not be read."""
         try:
             return self.inspect(src)
-        except VeilError as exc:
-            return ScanReport(path=str(src), error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # one file's surprise never ends a scan of many
-            return ScanReport(path=str(src), error=unexpected(exc))
+            return ScanReport(path=str(src), error=reported(exc))
 
     def inspect(self, src: Path) -> ScanReport:
         """`scan` that raises `VeilError` when the file cannot be read."""
@@ -454,14 +493,6 @@ class Pipeline:
         report.metadata = probe.fields
         if self.settings.faces:
             report.faces, report.sampled_frames = self.video.scan(handler, src)
-
-
-def unexpected(exc: BaseException) -> str:
-    """The error of a file that veil failed on in a way it did not foresee (a bug)."""
-    return (
-        f"veil failed unexpectedly on this file ({type(exc).__name__}: {exc}); nothing was "
-        "written for it. This is a bug in veil: please report it with the file's kind and size"
-    )
 
 
 def _read(path: Path) -> bytes:

@@ -39,8 +39,8 @@ from av.video.stream import VideoStream
 from .detectors import Detector, Strategy
 from .errors import CorruptInput, EncodeFailed, TooLarge, UnsupportedFormat, VerificationFailed
 from .faces import Faces
+from .fields import MetaField
 from .fills import ScannedFace, judge
-from .formats.metadata import MetaField
 from .formats.video import (
     BITEXACT,
     READ_ERRORS,
@@ -55,10 +55,10 @@ from .formats.video import (
     reason,
 )
 from .obscurers import Obscurer
+from .pixels import Pixels
 from .result import FaceRecord
 from .tracking import SceneCuts, Track, Tracker
 
-RGB = npt.NDArray[np.uint8]
 #: Called as frames are written: (frames written, frames expected or None when unknown).
 Progress = Callable[[int, int | None], None]
 
@@ -201,7 +201,7 @@ class VideoCleaner:
         result.removed, result.rotation = removed, rotation
         return result
 
-    def detect(self, rgb: RGB) -> Faces:
+    def detect(self, rgb: Pixels) -> Faces:
         """Faces in one upright frame, found at the preset's working size as `clean` does."""
         height, width = rgb.shape[:2]
         small_w, small_h = working_size(width, height, self.strategy.video_side)
@@ -213,7 +213,7 @@ class VideoCleaner:
 
     def pairs(
         self, handler: VideoHandler, original: Path, output: Path, samples: int = VERIFY_SAMPLES
-    ) -> Iterator[tuple[int, RGB, RGB]]:
+    ) -> Iterator[tuple[int, Pixels, Pixels]]:
         """(frame number, original, output) upright RGB for ``samples`` evenly spaced frames;
         both videos are decoded in step, frame i against frame i."""
         with open_input(original, handler.name) as a, open_input(output, handler.name) as b:
@@ -248,7 +248,7 @@ class VideoCleaner:
         return records, len(looked)
 
     @staticmethod
-    def still(handler: VideoHandler, src: Path) -> RGB:
+    def still(handler: VideoHandler, src: Path) -> Pixels:
         """The middle key frame of a video, upright: a picture of it for a person to see."""
         with open_input(src, handler.name) as container:
             _video_stream(container, handler.name).codec_context.skip_frame = "NONKEY"
@@ -379,7 +379,7 @@ class _Job:
             self.stop.set()
             raise
 
-    def _working(self, frame: VideoFrame) -> RGB:
+    def _working(self, frame: VideoFrame) -> Pixels:
         """The frame upright at the detection preset's working size, as RGB."""
         width, height = working_size(frame.width, frame.height, self.cleaner.strategy.video_side)
         small = _pixels(frame.reformat(width, height, "rgb24", interpolation="AREA"))
@@ -516,12 +516,12 @@ def _frames(container: InputContainer, kind: str) -> Iterator[VideoFrame]:
         yield from container.decode(stream)
 
 
-def _rgb(frame: VideoFrame) -> RGB:
+def _rgb(frame: VideoFrame) -> Pixels:
     """A decoded frame as upright RGB."""
     return np.ascontiguousarray(_upright(_pixels(frame.reformat(format="rgb24")), frame.rotation))
 
 
-def _pixels(frame: VideoFrame) -> RGB:
+def _pixels(frame: VideoFrame) -> Pixels:
     """An RGB24 frame's pixels as an array."""
     return np.asarray(frame.to_ndarray(), dtype=np.uint8)
 
@@ -580,7 +580,7 @@ def _estimated_bitrate(video: VideoStream) -> int | None:
     return max(int(total) - others, int(total) // 2)
 
 
-def _upright(rgb: RGB, rotation: float) -> RGB:
+def _upright(rgb: Pixels, rotation: float) -> Pixels:
     """``rgb`` turned the way a player shows it (``rotation``: the stream's display rotation,
     counter-clockwise degrees, as FFmpeg reports it); ``-rotation`` turns it back."""
     turns = round(rotation / 90) % 4

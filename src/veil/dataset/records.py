@@ -11,14 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import LeakFound, VeilError, WriteFailed
-from ..formats import HANDLERS
+from ..errors import WriteFailed, reported
 from ..pipeline import Encoded, Pipeline
 from ..settings import Settings
 from .policy import Decision, Policy
-
-#: Extensions of the image kinds veil cleans in memory (dataset records).
-IMAGE_EXTENSIONS = frozenset(ext for handler in HANDLERS for ext in handler.extensions)
 
 
 @dataclass(frozen=True)
@@ -65,12 +61,6 @@ class Outcome:
         return self.images is not None
 
 
-def sniff_extension(data: bytes) -> str | None:
-    """The extension of the image kind whose signature ``data`` starts with."""
-    prefix = data[:64]
-    return next((h.extensions[0] for h in HANDLERS if prefix and h.accept(prefix)), None)
-
-
 class Cleaner:
     """Holds the loaded models (one per worker process or Ray actor) and the policy."""
 
@@ -91,10 +81,10 @@ class Cleaner:
         for image in images:
             try:
                 encoded = pipe.clean_bytes(image.data, image.ext, image.name)
-            except VeilError as exc:
-                return Outcome(_failed(row, image, f"{type(exc).__name__}: {exc}"), None, None)
-            except MemoryError:
-                return Outcome(_failed(row, image, "MemoryError: not enough memory"), None, None)
+            except WriteFailed:
+                raise  # the disk's fault, not the record's: the run stops and resumes this shard
+            except Exception as exc:  # fail closed and alone: one record never ends its shard
+                return Outcome(_failed(row, image, reported(exc)), None, None)
             row = _add(row, encoded)
             written.append(encoded.data)
         return Outcome(row, written, pruned)
@@ -111,12 +101,8 @@ class Cleaner:
             result = pipe.clean_file(src, dst)
         except WriteFailed:
             raise  # the disk's fault, not the record's: the run stops and resumes this shard
-        except LeakFound as exc:
-            return replace(row, status="failed", error=str(exc)), None
-        except VeilError as exc:
-            return replace(row, status="failed", error=f"{type(exc).__name__}: {exc}"), None
-        except MemoryError:
-            return replace(row, status="failed", error="MemoryError: not enough memory"), None
+        except Exception as exc:  # fail closed and alone: one record never ends its shard
+            return replace(row, status="failed", error=reported(exc)), None
         row = replace(
             row,
             faces=len(result.faces),

@@ -61,15 +61,22 @@ RAW_EXTENSIONS = frozenset(
         ".raw",
     ]
 )
-VIDEO_EXTENSIONS = frozenset(
-    [*(ext for h in VIDEO_HANDLERS for ext in h.extensions), *REFUSED_VIDEO]
-)
+#: What veil cleans, by extension: images (on disk and in memory, e.g. dataset records) and
+#: videos (on disk only: they are streamed, never read whole).
+IMAGE_EXTENSIONS = frozenset(ext for h in HANDLERS for ext in h.extensions)
+VIDEO_EXTENSIONS = frozenset(ext for h in VIDEO_HANDLERS for ext in h.extensions)
 
 register_heif()
 
 
 def supported_extensions() -> list[str]:
     return sorted(_BY_EXTENSION)
+
+
+def image_kind(data: bytes) -> str | None:
+    """The extension (".png") of the image kind whose signature ``data`` starts with."""
+    prefix = data[:64]
+    return next((h.extensions[0] for h in HANDLERS if prefix and h.accept(prefix)), None)
 
 
 def handler_for(path: Path) -> Handler:
@@ -122,6 +129,7 @@ def _checked(handler: Handler, prefix: bytes) -> Handler:
 
 __all__ = [
     "HANDLERS",
+    "IMAGE_EXTENSIONS",
     "RAW_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "VIDEO_HANDLERS",
@@ -131,5 +139,6 @@ __all__ = [
     "VideoHandler",
     "handler_for",
     "handler_for_bytes",
+    "image_kind",
     "supported_extensions",
 ]

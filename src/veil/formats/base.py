@@ -29,18 +29,10 @@ import numpy.typing as npt
 from PIL import ExifTags, Image, ImageSequence, UnidentifiedImageError
 
 from ..errors import CorruptInput, EncodeFailed, TooLarge, VerificationFailed
+from ..fields import PICTURE, MetaField
 from ..files import read_regular
-from .metadata import PICTURE, MetaField, neutral_icc, orientation_of, read_fields
-
-Pixels = npt.NDArray[np.uint8]
-
-
-def rgb_view(pixels: Pixels) -> Pixels:
-    """Three contiguous colour channels of a grey, RGB or RGBA frame (what detectors take)."""
-    if pixels.ndim == 2:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(pixels[:, :, :3])
-
+from ..pixels import Pixels
+from .metadata import neutral_icc, orientation_of, read_fields
 
 _PIL_LIMIT_LOCK = threading.Lock()
 # What Pillow and its plug-ins raise on damaged data; libavif and libheif failures arrive as

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .base import Decoded, FormatHandler, Pixels, source_bytes
+from ..pixels import Pixels
+from .base import Decoded, FormatHandler, source_bytes
 from .metadata import neutral_icc
 
 # Application extensions a viewer needs: looping (Netscape, AnimExts). The ICC profile's is

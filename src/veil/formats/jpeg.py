@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 from ..errors import CorruptInput
-from .base import DECODE_ERRORS, Decoded, FormatHandler, Pixels, open_image
+from ..pixels import Pixels
+from .base import DECODE_ERRORS, Decoded, FormatHandler, open_image
 from .metadata import neutral_icc, orientation_exif, orientation_of
 
 # The IJG standard luminance table (ITU T.81, Annex K.1) in natural order; libjpeg scales it

@@ -11,45 +11,22 @@ from __future__ import annotations
 import hashlib
 import struct
 import warnings
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from PIL import ExifTags, Image
 
-# Categories shown by `veil scan`, in the order a person cares about them.
-PLACE, PERSON, DEVICE, SERIAL, TIME, PICTURE, TEXT, OTHER = (
-    "place",
-    "person",
-    "device",
-    "serial",
-    "time",
-    "embedded picture",
-    "text",
-    "other",
+from ..fields import (
+    DEVICE,
+    OTHER,
+    PERSON,
+    PICTURE,
+    PLACE,
+    SERIAL,
+    TEXT,
+    TIME,
+    MetaField,
 )
-CATEGORIES = (PLACE, PERSON, DEVICE, SERIAL, TIME, PICTURE, TEXT, OTHER)
-#: Each category as a heading for people (the review page).
-LABELS = {
-    PLACE: "Place",
-    PERSON: "Owner or author",
-    DEVICE: "Device",
-    SERIAL: "Serial number",
-    TIME: "Time",
-    PICTURE: "Embedded picture",
-    TEXT: "Text",
-    OTHER: "Other",
-}
-
-
-@dataclass(frozen=True)
-class MetaField:
-    """One identifying item: ``name`` is stable (it goes into reports), ``value`` is for people."""
-
-    category: str
-    name: str
-    value: str
-
 
 # What Pillow raises on a damaged EXIF block or IFD pointer.
 _EXIF_ERRORS = (KeyError, ValueError, TypeError, OSError, EOFError, IndexError, struct.error)

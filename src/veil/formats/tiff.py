@@ -18,7 +18,8 @@ import PIL
 from PIL import ExifTags, Image
 
 from ..errors import CorruptInput
-from .base import DECODE_ERRORS, Decoded, FormatHandler, Pixels, source_bytes
+from ..pixels import Pixels
+from .base import DECODE_ERRORS, Decoded, FormatHandler, source_bytes
 from .metadata import neutral_icc
 from .tiffio import LONG, Entry, Layout, Page, read_pages, write_tiff
 

@@ -44,19 +44,9 @@ from av.packet import Packet
 from av.stream import Disposition, Stream
 
 from ..errors import CorruptInput, EncodeFailed, UnsupportedFormat, VerificationFailed
+from ..fields import DEVICE, OTHER, PERSON, PICTURE, PLACE, SERIAL, TEXT, TIME, MetaField
 from .heif import AvifHandler, HeifHandler
-from .metadata import (
-    DEVICE,
-    OTHER,
-    PERSON,
-    PICTURE,
-    PLACE,
-    SERIAL,
-    TEXT,
-    TIME,
-    MetaField,
-    gps_in_words,
-)
+from .metadata import gps_in_words
 
 #: Video kinds refused by extension, with the reason the user sees.
 REFUSED_VIDEO = {

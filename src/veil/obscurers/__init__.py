@@ -17,8 +17,7 @@ import numpy.typing as npt
 
 from ..errors import UsageError
 from ..faces import clip_areas
-
-Image = npt.NDArray[np.uint8]
+from ..pixels import Pixels
 
 
 class Obscurer(ABC):
@@ -37,10 +36,10 @@ class Obscurer(ABC):
         self.rng = rng if rng is not None else np.random.default_rng()
 
     @abstractmethod
-    def replace(self, patch: Image) -> Image:
+    def replace(self, patch: Pixels) -> Pixels:
         """An obscured version of one region's pixels (same shape, colour channels only)."""
 
-    def _coarse(self, patch: Image, across: int, upscale: int) -> Image:
+    def _coarse(self, patch: Pixels, across: int, upscale: int) -> Pixels:
         """``patch`` reduced to ``across`` cells wide (height in proportion), each cell shifted
         by ``noise_sigma`` grey levels of fresh noise, and scaled back with ``upscale``."""
         height, width = patch.shape[:2]
@@ -49,10 +48,12 @@ class Obscurer(ABC):
         small = cv2.resize(patch, (cells_w, cells_h), interpolation=cv2.INTER_AREA)
         noise = self.rng.normal(0.0, self.noise_sigma, np.shape(small))
         small = np.clip(np.asarray(small, np.float32) + noise, 0, 255).astype(np.uint8)
-        big: Image = np.asarray(cv2.resize(small, (width, height), interpolation=upscale), np.uint8)
+        big: Pixels = np.asarray(
+            cv2.resize(small, (width, height), interpolation=upscale), np.uint8
+        )
         return big.reshape(patch.shape)
 
-    def apply(self, image: Image, areas: npt.NDArray[np.int32]) -> Image:
+    def apply(self, image: Pixels, areas: npt.NDArray[np.int32]) -> Pixels:
         """A copy of ``image`` (H, W, 3 or 4) with every (x1, y1, x2, y2) area obscured.
 
         An area may reach past the picture's edges (`Faces.areas`): the ellipse is the one of
@@ -109,12 +110,12 @@ class Fill(Obscurer):
     colour = 128
     noise_sigma = 24.0
 
-    def replace(self, patch: Image) -> Image:
+    def replace(self, patch: Pixels) -> Pixels:
         grain = self.rng.standard_normal(patch.shape[:2], dtype=np.float32)
-        grey: Image = np.clip(grain * self.noise_sigma + self.colour, 0, 255).astype(np.uint8)
+        grey: Pixels = np.clip(grain * self.noise_sigma + self.colour, 0, 255).astype(np.uint8)
         if patch.ndim == 2:
             return grey
-        spread: Image = np.broadcast_to(grey[..., None], patch.shape)  # one grain, all channels
+        spread: Pixels = np.broadcast_to(grey[..., None], patch.shape)  # one grain, all channels
         return spread
 
 
@@ -134,7 +135,7 @@ class Pixelate(Obscurer):
     block_px_min = 8
     noise_sigma = 24.0
 
-    def replace(self, patch: Image) -> Image:
+    def replace(self, patch: Pixels) -> Pixels:
         across = max(2, min(self.blocks, patch.shape[1] // self.block_px_min))
         return self._coarse(patch, across, cv2.INTER_NEAREST)
 
@@ -157,7 +158,7 @@ class Blur(Obscurer):
     cell_px_min = 10  # a cell never narrower than this, so small faces lose detail too
     noise_sigma = 16.0
 
-    def replace(self, patch: Image) -> Image:
+    def replace(self, patch: Pixels) -> Pixels:
         across = max(2, min(self.cells_max, patch.shape[1] // self.cell_px_min))
         # Bicubic upsampling of so few cells is itself a wide, smooth blur.
         return self._coarse(patch, across, cv2.INTER_CUBIC)

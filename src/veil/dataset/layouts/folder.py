@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...files import files_in
-from ...formats import VIDEO_HANDLERS
-from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row
+from ...formats import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ..records import Cleaner, Image, Row
 from ..writes import write
 from .base import Layout, Options, Shard, fields_json, read_fields
 
-VIDEO_EXTENSIONS = frozenset(ext for handler in VIDEO_HANDLERS for ext in handler.extensions)
 #: Siblings of a record copied unchanged: captions, class labels.
 TEXT_SIBLINGS = (".txt", ".cls", ".caption")
 

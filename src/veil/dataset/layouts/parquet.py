@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from ...errors import UsageError
-from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row, sniff_extension
+from ...formats import IMAGE_EXTENSIONS, image_kind
+from ..records import Cleaner, Image, Row
 from ..writes import write
 from .base import FileShards, Layout, Options, Shard
 
@@ -92,4 +93,4 @@ def _ext(column: str, data: bytes) -> str:
     """The kind of image in a cell: by its signature (a "jpg" column may hold a PNG), else
     by the column's name, which then fails the record clearly if the bytes are no image."""
     named = "." + column.lower()
-    return sniff_extension(data) or (named if named in IMAGE_EXTENSIONS else ".jpg")
+    return image_kind(data) or (named if named in IMAGE_EXTENSIONS else ".jpg")

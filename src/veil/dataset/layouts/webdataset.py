@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ..records import IMAGE_EXTENSIONS, Cleaner, Image, Row
+from ...formats import IMAGE_EXTENSIONS
+from ..records import Cleaner, Image, Row
 from ..writes import output
 from .base import FileShards, Shard, fields_json, read_fields
 
