@@ -372,6 +372,7 @@ def _pooled(todo: list[tuple[int, Job]], settings: Settings, workers: int) -> It
             workers, mp_context=context, initializer=_init_worker, initargs=(settings, os.getpid())
         )
         running: _Running = {}
+        broken = False
         try:
             while queue or suspects or running:
                 # A suspect runs alone: if the pool breaks again, it was this file.
@@ -383,12 +384,13 @@ def _pooled(todo: list[tuple[int, Job]], settings: Settings, workers: int) -> It
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                    broken = True
                     yield from _after_break(running, suspects, tries)
                     break  # a fresh pool for the rest
                 for future in done:
                     yield from _collect(future, running)
         finally:
-            _stop(pool, running)
+            _stop(pool, running, broken)
 
 
 _Running = dict["Future[Result]", tuple[int, Job, Path]]
@@ -441,10 +443,12 @@ def _after_break(
             suspects.append((i, job))
 
 
-def _stop(pool: ProcessPoolExecutor, running: _Running) -> None:
-    """Shut the pool down; if work is still in flight (Ctrl-C, SIGTERM, an error), stop the
-    workers at once: each removes its temporary files as it goes (`_lifetime`)."""
-    if not running:
+def _stop(pool: ProcessPoolExecutor, running: _Running, broken: bool = False) -> None:
+    """Shut the pool down; if work is still in flight (Ctrl-C, SIGTERM, an error) or the pool
+    broke, stop the workers at once: each removes its temporary files as it goes
+    (`_lifetime`). A broken pool is never waited for without a limit: its manager joins the
+    surviving workers, and one caught in a long native call would hold the batch up."""
+    if not running and not broken:
         pool.shutdown(wait=True)
         return
     _lifetime.stop_workers(pool)
