@@ -851,3 +851,29 @@ def test_real_videos_are_cleaned_or_refused(
         if name in EXPECTED:
             assert row["status"] == EXPECTED[name], (name, row["error"])
     assert not leftovers(tmp_path)
+
+
+def test_3gpp_asset_boxes_are_read_and_a_place_is_said(tmp_path: Path) -> None:
+    """FFmpeg reads almost none of the 3GPP asset boxes (title, author, place, ...) that 3GP
+    phones write in ``moov/udta``; veil reads them itself, UTF-16 ones and the place's
+    coordinates included."""
+    from veil.formats.isobmff import box, full_box
+    from veil.formats.video import _asset_fields
+
+    lang = (0x15C7).to_bytes(2, "big")  # "eng", packed
+    place = lang + b"Dam\0" + b"\0" + round(4.875 * 65536).to_bytes(4, "big")
+    place += round(52.375 * 65536).to_bytes(4, "big") + bytes(4) + b"earth\0\0"
+    udta = box(
+        b"udta",
+        full_box(b"auth", 0, 0, lang + "A. Person".encode("utf-16") + b"\0\0")
+        + full_box(b"loci", 0, 0, place)
+        + full_box(b"yrrc", 0, 0, (2026).to_bytes(2, "big")),
+    )
+    path = tmp_path / "phone.3gp"
+    path.write_bytes(box(b"ftyp", b"3gp4" + bytes(4)) + box(b"moov", udta))
+
+    found = {f.name: (f.category, f.value) for f in _asset_fields(path)}
+
+    assert found["Author"] == ("person", "A. Person")
+    assert found["Location"] == ("place", "Dam (52.37500, 4.87500)")
+    assert found["Year"] == ("time", "2026")

@@ -46,6 +46,7 @@ from av.stream import Disposition, Stream
 from ..errors import CorruptInput, EncodeFailed, UnsupportedFormat, VerificationFailed
 from ..fields import DEVICE, OTHER, PERSON, PICTURE, PLACE, SERIAL, TEXT, TIME, MetaField
 from .heif import AvifHandler, HeifHandler
+from .isobmff import Box, boxes
 from .metadata import gps_in_words
 
 #: Video kinds refused by extension, with the reason the user sees.
@@ -698,6 +699,8 @@ def _rotation(path: Path, kind: str, number: int) -> float | None:
 def _fields(container: InputContainer, muxer: str | None = None) -> list[MetaField]:
     """`container_fields`; with ``muxer``, also the subtitle tracks that muxer cannot hold."""
     found = _tag_fields(container.metadata, stream=False)
+    if "mp4" in container.format.name.split(","):  # FFmpeg's one demuxer of ISO BMFF videos
+        found += _asset_fields(Path(container.name))
     dropped = _dropped_subtitles(container, muxer)
     for stream in container.streams:
         if stream.index in dropped:
@@ -716,6 +719,104 @@ def _fields(container: InputContainer, muxer: str | None = None) -> list[MetaFie
     if chapters:
         found.append(MetaField(TEXT, "Chapters", f"{len(chapters)} chapters (titles and times)"))
     return _unique(found)
+
+
+#: 3GPP asset boxes (TS 26.244) in a ``udta`` of the movie or of a track. FFmpeg reads almost
+#: none of them (a 3GP file's title, author and place did not show in scans), so veil reads
+#: them itself. Cleaning never copied them: the muxer writes no ``udta`` of the input's.
+_ASSETS: dict[bytes, tuple[str, str]] = {
+    b"titl": (TEXT, "Title"),
+    b"dscp": (TEXT, "Description"),
+    b"gnre": (TEXT, "Genre"),
+    b"albm": (TEXT, "Album"),
+    b"kywd": (TEXT, "Keywords"),
+    b"cprt": (PERSON, "Copyright"),
+    b"perf": (PERSON, "Performer"),
+    b"auth": (PERSON, "Author"),
+    b"loci": (PLACE, "Location"),
+    b"yrrc": (TIME, "Year"),
+    b"rtng": (OTHER, "Rating"),
+    b"clsf": (OTHER, "Classification"),
+}
+#: A movie header larger than this is not searched for asset boxes (they sit in a few KB).
+_MOOV_LIMIT = 64 << 20
+
+
+def _asset_fields(path: Path) -> list[MetaField]:
+    """The 3GPP asset boxes of an ISO BMFF video, in words."""
+    moov = _movie_header(path)
+    if moov is None:
+        return []
+    found: list[MetaField] = []
+    try:
+        tracks = [t for t in boxes(moov) if t.type == b"trak"]
+        udtas = [u for parent in (None, *tracks) for u in _children(moov, parent, b"udta")]
+        for udta in udtas:
+            for item in boxes(moov, udta.body, udta.end):
+                if item.type in _ASSETS:
+                    category, label = _ASSETS[item.type]
+                    value = _asset_text(item.type, moov[item.body : item.end])
+                    found.append(MetaField(category, label, value or "(present)"))
+    except CorruptInput:
+        pass  # a damaged user-data box: what FFmpeg read stands, and cleaning drops it anyway
+    return found
+
+
+def _children(data: bytes, parent: Box | None, kind: bytes) -> list[Box]:
+    inside = boxes(data) if parent is None else boxes(data, parent.body, parent.end)
+    return [b for b in inside if b.type == kind]
+
+
+def _movie_header(path: Path) -> bytes | None:
+    """The body of the file's top-level ``moov`` box, found by its headers alone."""
+    with path.open("rb") as file:
+        size = path.stat().st_size
+        position = 0
+        while position + 8 <= size:
+            file.seek(position)
+            header = file.read(16)
+            length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            body = position + 8
+            if length == 1 and len(header) == 16:
+                length, body = int.from_bytes(header[8:16], "big"), position + 16
+            elif length == 0:
+                length = size - position
+            if length < body - position:
+                return None
+            if kind == b"moov":
+                if length > _MOOV_LIMIT:
+                    return None
+                file.seek(body)
+                return file.read(position + length - body)
+            position += length
+    return None
+
+
+def _asset_text(kind: bytes, body: bytes) -> str:
+    """An asset box's text: after its version and flags (4 bytes), a language code (2 bytes)
+    and a string; ``yrrc`` is a year, ``rtng`` and ``clsf`` lead with codes, ``loci`` adds
+    coordinates after the place's name."""
+    if kind == b"yrrc":
+        return str(int.from_bytes(body[4:6], "big")) if len(body) >= 6 else ""
+    start = {b"rtng": 14, b"clsf": 12}.get(kind, 6)
+    if kind == b"kywd":
+        start = 7  # then a count, and each keyword led by its length
+    if kind == b"loci":
+        name, _, rest = body[6:].partition(b"\0")
+        if len(rest) >= 13:
+            lon, lat = (int.from_bytes(rest[i : i + 4], "big", signed=True) / 65536 for i in (1, 5))
+            return f"{_string(name)} ({lat:.5f}, {lon:.5f})".strip()
+        return _string(name)
+    return _string(body[start:])
+
+
+def _string(raw: bytes) -> str:
+    """A 3GPP string: UTF-16 after a byte-order mark, else UTF-8; null-terminated."""
+    if raw[:2] in (b"\xfe\xff", b"\xff\xfe"):
+        text = raw.decode("utf-16", "replace").split("\0")[0]
+    else:
+        text = raw.split(b"\0")[0].decode("utf-8", "replace")
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())[:80]
 
 
 def _tag_fields(tags: dict[str, str], stream: bool) -> list[MetaField]:

@@ -1,0 +1,186 @@
+"""The contract every registered format keeps, run over the registry itself (`HANDLERS`,
+`VIDEO_HANDLERS`): a new format gets these tests by being registered. What one format does
+beyond it (JPEG's lossless strip, TIFF pages, animation timing, video tracks) stays in that
+format's own tests.
+
+The contract, for stills: the registry routes its extensions to it and no other handler claims
+its content; decoding gives upright uint8 frames of the stated size; an output with the pixels
+unchanged reveals nothing and, where the format is lossless or can be stripped, keeps every
+pixel; changed pixels are what gets written; a cut-off file, foreign bytes or too many pixels
+are refused with veil's own errors, never a library's. For videos: its extensions, its
+signature, planted tags found and then gone with every frame kept, and a cut-off file refused.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import backdrop
+from veil.errors import CorruptInput, TooLarge, VeilError
+from veil.formats import HANDLERS, VIDEO_HANDLERS, FormatHandler, VideoHandler, handler_for_bytes
+from veil.formats.base import Decoded
+
+STILLS = pytest.mark.parametrize("handler", HANDLERS, ids=[h.name for h in HANDLERS])
+VIDEOS = pytest.mark.parametrize("handler", VIDEO_HANDLERS, ids=[h.name for h in VIDEO_HANDLERS])
+WIDTH, HEIGHT = 96, 64
+#: Where the tests paint a dark square into the picture, x1, y1, x2, y2.
+SQUARE = (24, 16, 56, 48)
+
+
+def _exif() -> bytes:
+    """EXIF naming a device, a person and a place: what every output must have lost."""
+    exif = Image.Exif()
+    exif[0x010F] = "Contract Cam"  # Make
+    exif[0x013B] = "A. Person"  # Artist
+    gps = exif.get_ifd(0x8825)
+    gps.update({1: "N", 2: (52.0, 22.0, 12.0), 3: "E", 4: (4.0, 53.0, 36.0)})
+    return exif.tobytes()
+
+
+def _still(handler: FormatHandler) -> bytes:
+    """A small picture in the handler's format (Pillow writes every registered still kind),
+    with the EXIF of `_exif` where the format can carry it."""
+    picture = Image.fromarray(backdrop(HEIGHT, WIDTH))
+    kind = handler.pil_formats[0]
+    out = io.BytesIO()
+    try:
+        picture.save(out, kind, exif=_exif())
+    except (TypeError, ValueError, KeyError, OSError):  # a kind without EXIF
+        out = io.BytesIO()
+        picture.save(out, kind)
+    return out.getvalue()
+
+
+def _decoded(handler: FormatHandler) -> Decoded:
+    return handler.decode(_still(handler), max_pixels=10_000_000)
+
+
+@STILLS
+def test_registry_routes_its_extensions_and_content_to_it(handler: FormatHandler) -> None:
+    data = _still(handler)
+    assert handler.extensions and all(e == e.lower() and e[0] == "." for e in handler.extensions)
+    for ext in handler.extensions:
+        assert handler_for_bytes(data, ext) is handler
+    claimed = [h.name for h in (*HANDLERS, *VIDEO_HANDLERS) if h.accept(data[:64])]
+    assert claimed == [handler.name], f"its content is claimed by {claimed}"
+
+
+def test_no_extension_is_claimed_twice() -> None:
+    every = [e for h in (*HANDLERS, *VIDEO_HANDLERS) for e in h.extensions]
+    assert len(every) == len(set(every)), sorted(e for e in every if every.count(e) > 1)
+
+
+@STILLS
+def test_decode_gives_upright_uint8_frames_and_what_the_file_reveals(
+    handler: FormatHandler,
+) -> None:
+    decoded = _decoded(handler)
+    assert (decoded.width, decoded.height) == (WIDTH, HEIGHT)
+    for frame in decoded.frames:
+        assert frame.dtype == np.uint8 and frame.shape[:2] == (HEIGHT, WIDTH)
+    assert decoded.source == _still(handler)
+    if "Make" in {f.name for f in decoded.metadata}:  # the format carried the planted EXIF
+        assert {"GPS", "Artist"} <= {f.name for f in decoded.metadata}
+
+
+@STILLS
+def test_unchanged_pixels_come_out_revealing_nothing(handler: FormatHandler) -> None:
+    decoded = _decoded(handler)
+    data = handler.encode(decoded, decoded.frames)
+    handler.reread(data, decoded)  # the handler's own check of what it wrote passes
+    again = handler.decode(data, max_pixels=10_000_000)
+    assert again.metadata == [], again.metadata
+    assert (again.width, again.height, len(again.frames)) == (WIDTH, HEIGHT, len(decoded.frames))
+    if handler.same_pixels(data, decoded):  # lossless, or rewritten without re-encoding
+        for before, after in zip(decoded.frames, again.frames, strict=True):
+            np.testing.assert_array_equal(after, before)
+
+
+@STILLS
+def test_changed_pixels_are_what_gets_written(handler: FormatHandler) -> None:
+    decoded = _decoded(handler)
+    x1, y1, x2, y2 = SQUARE
+    frames = []
+    for frame in decoded.frames:
+        painted = frame.copy()
+        painted[y1:y2, x1:x2] = 0
+        frames.append(painted)
+    again = handler.decode(handler.encode(decoded, frames), max_pixels=10_000_000)
+    for before, after in zip(decoded.frames, again.frames, strict=True):
+        inside = after[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4].astype(float)
+        assert inside.mean() < 24, "the dark square was not written"
+        far = np.abs(after[:, 64:].astype(float) - before[:, 64:].astype(float)).mean()
+        assert far < 12, "pixels away from the change moved"
+
+
+@STILLS
+def test_bad_bytes_are_refused_in_veils_words(handler: FormatHandler) -> None:
+    data = _still(handler)
+    for damaged in (data[: len(data) // 2], data[:40]):
+        try:  # anything but a VeilError escaping here fails the test
+            decoded = handler.decode(damaged, max_pixels=10_000_000)
+        except VeilError:
+            continue
+        # Some kinds show what arrived of a cut-off file: still the whole picture's size.
+        assert (decoded.width, decoded.height) == (WIDTH, HEIGHT)
+    with pytest.raises(CorruptInput):
+        handler_for_bytes(b"this is not a picture at all" * 4, handler.extensions[0])
+    with pytest.raises(TooLarge):
+        handler.decode(data, max_pixels=WIDTH * HEIGHT - 1)
+
+
+# -- videos ------------------------------------------------------------------------------
+TAGS = {"title": "Dam square, Amsterdam", "artist": "A. Person", "author": "A. Person"}
+
+
+def _clip(handler: VideoHandler, path: Path, frames: int = 6) -> None:
+    """A few frames of a gradient in the handler's container, tagged with a title, an author
+    and an artist (3GP keeps only its own asset tags, the others what they can). VP9 for WebM
+    (the one codec family it takes that every FFmpeg build has), else MPEG-4 Part 2, which
+    every other container carries."""
+    with av.open(str(path), "w", format=handler.muxer) as out:
+        out.metadata.update(TAGS)
+        video = out.add_stream("libvpx-vp9" if handler.muxer == "webm" else "mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(backdrop(HEIGHT, WIDTH), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+
+
+@VIDEOS
+def test_video_container_round_trip(handler: VideoHandler, tmp_path: Path) -> None:
+    src, out = tmp_path / f"clip{handler.extensions[0]}", tmp_path / "out"
+    _clip(handler, src)
+    data = src.read_bytes()
+    for ext in handler.extensions:
+        assert handler_for_bytes(data, ext) is handler
+    claimed = [h.name for h in (*HANDLERS, *VIDEO_HANDLERS) if h.accept(data[:64])]
+    assert handler.name in claimed and not any(h.accept(data[:64]) for h in HANDLERS)
+    assert {"A. Person", "Dam square, Amsterdam"} & {f.value for f in handler.fields(src)}
+
+    handler.reread(out, handler.clean(src, out))
+    assert handler.fields(out) == []
+    assert _frames(out) == _frames(src) == 6
+
+
+def _frames(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+@VIDEOS
+def test_cut_off_video_is_refused(handler: VideoHandler, tmp_path: Path) -> None:
+    src, cut, out = tmp_path / "whole", tmp_path / "cut", tmp_path / "out"
+    _clip(handler, src, frames=30)
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
+    with pytest.raises(VeilError):
+        handler.check_whole(cut)
+        handler.reread(out, handler.clean(cut, out))
