@@ -92,8 +92,8 @@ class Cleaner:
     def file(
         self, rid: str, shard: str, fields: Mapping[str, Any], src: Path, dst: Path
     ) -> tuple[Row, dict[str, Any] | None]:
-        """A record that is a file cleaned on disk (a video in a folder dataset): its row and
-        its pruned fields (None when nothing was written)."""
+        """A record that is a file, cleaned on disk into ``dst`` (a photo or a video of a
+        folder dataset): its row and its pruned fields (None when nothing was written)."""
         row, pipe, pruned = self._decide(rid, shard, fields, _size(src))
         if pipe is None:
             return row, None

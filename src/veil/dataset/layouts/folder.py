@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ...files import files_in
-from ...formats import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from ..records import Cleaner, Image, Row
+from ...formats import supported_extensions
+from ..records import Cleaner, Row
 from ..writes import write
 from .base import Layout, Options, Shard, fields_json, read_fields
 
@@ -35,7 +35,7 @@ class Folder(Layout):
         return cls(root, options.shard_size)
 
     def _records(self) -> list[str]:
-        wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+        wanted = set(supported_extensions())
         return [
             p.relative_to(self.root).as_posix()
             for p in files_in(self.root)
@@ -77,20 +77,8 @@ class Folder(Layout):
             except (OSError, ValueError) as exc:
                 rows.append(Row(rel, shard.name, "failed", error=f"{sidecar.name}: {exc}"))
                 continue
-            if src.suffix.lower() in VIDEO_EXTENSIONS:
-                row, pruned = cleaner.file(rel, shard.name, fields, src, dst)
-            else:
-                try:
-                    data = src.read_bytes()
-                except OSError as exc:
-                    rows.append(Row(rel, shard.name, "failed", error=f"cannot read: {exc}"))
-                    continue
-                outcome = cleaner.record(
-                    rel, shard.name, fields, [Image(rel, data, src.suffix.lower())]
-                )
-                row, pruned = outcome.row, outcome.fields
-                if outcome.images is not None:
-                    write(dst, outcome.images[0])
+            # Photo or video alike: the engine cleans the file on disk into place.
+            row, pruned = cleaner.file(rel, shard.name, fields, src, dst)
             if pruned is not None:
                 self._write_siblings(src, dst, sidecar, pruned)
             rows.append(row)
