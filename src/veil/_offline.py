@@ -6,7 +6,7 @@ and a session file in the temporary folder, for upload to Microsoft, unless
 ``ORT_DISABLE_TELEMETRY`` is set before it is first imported; setting it later, or calling
 ``onnxruntime.disable_telemetry_events()``, does not stop it. veil promises no telemetry, so
 it sets the variable for its own process and the workers it starts. A program that imports
-onnxruntime before veil must set it itself. Tested in tests/test_verify.py.
+onnxruntime before veil must set it itself. Tested in tests/verify/test_verify.py.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from veil.dataset.manifest import MANIFEST
 from veil.dataset.policy import Policy
 from veil.errors import UsageError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POLICY = Policy.from_text(
     """
 [[rule]]

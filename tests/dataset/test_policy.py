@@ -14,7 +14,7 @@ import pytest
 from veil.dataset.policy import NAMED_SETS, Condition, Decision, Policy, Rule
 from veil.errors import UsageError
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "policies"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
 MISSING = object()  # a record without the field at all
 
 

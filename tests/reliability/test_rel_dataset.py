@@ -312,8 +312,10 @@ def test_sigkill_of_every_process_leaves_temporaries_the_next_run_removes(
 
 @pytest.mark.skipif(not LINUX, reason="finds worker processes through /proc")
 def test_sigterm_stops_like_ctrl_c(tmp_path: Path) -> None:
-    """Stopped at once, not when the shards in hand are done: two long shards, no part after."""
-    make_shards(tmp_path / "in", shards=2, per=16)
+    """Stopped at once, not when the shards in hand are done: two long shards, no part after.
+    Long: 16 tiny records took under a second, and once a shard finished in the moment between
+    the test seeing it start and the signal arriving (a suite run on 2 loaded cores)."""
+    make_shards(tmp_path / "in", shards=2, per=96)
     out = tmp_path / "out"
     child, workers = start_and_wait_for_a_write(tmp_path / "in", out, tmp_path / "err", 0)
     child.terminate()

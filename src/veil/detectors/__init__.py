@@ -99,8 +99,8 @@ def _centerface(strategy: Strategy, threads: int | None) -> Detector:
 
 
 #: Every detector veil can run, by name, each made from a strategy and a thread count. A new
-#: detector is one module and one line here; tests/test_detector_contract.py then holds it to
-#: what the pipeline, the video cleaner and the verifier expect of one.
+#: detector is one module and one line here; tests/detectors/test_detector_contract.py then
+#: holds it to what the pipeline, the video cleaner and the verifier expect of one.
 DETECTORS: dict[str, Callable[[Strategy, int | None], Detector]] = {"centerface": _centerface}
 DEFAULT_DETECTOR = "centerface"
 

@@ -7,7 +7,7 @@ policy, captions and labels as they are. Files that are neither records nor thei
 (an XMP sidecar, a stats file) are not copied: they may carry what the cleaning removes.
 
 A new layout is one module (a `Layout` subclass that recognises its folders, takes its
-options and cleans a shard) plus one line in `LAYOUTS`; tests/test_layout_contract.py then
+options and cleans a shard) plus one line in `LAYOUTS`; tests/dataset/test_layout_contract.py then
 runs it like every other.
 """
 
