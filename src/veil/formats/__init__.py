@@ -1,4 +1,5 @@
-"""Format registry: which handler cleans a file, decided by extension and confirmed by content."""
+"""Formats: one handler per still kind and per video container, and the registry that picks one
+for a file by its extension, confirmed by its content."""
 
 from __future__ import annotations
 
