@@ -26,7 +26,7 @@ from contextlib import ExitStack, asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, Literal
+from typing import Annotated, Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 from fastapi import FastAPI, Query, Request, Response
@@ -34,7 +34,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from .. import __version__
@@ -52,9 +51,10 @@ from ..errors import (
 )
 from ..formats import supported_extensions
 from ..obscurers import OBSCURERS
-from ..pipeline import Edits, Pipeline
+from ..pipeline import Pipeline
 from ..settings import Settings
 from .review import Reviewer
+from .shapes import CleanedOut, Config, Discard, EditsIn, ErrorOut, Ids, Scanned
 from .uploads import DEFAULT_HELD, Uploads
 
 #: Largest upload accepted: a 12 MP HEIC is ~3 MB, a minute of 1080p phone video ~130 MB.
@@ -90,98 +90,6 @@ _STATUS: tuple[tuple[type[VeilError], int], ...] = (
 )
 _STATIC = resources.files("veil.web") / "static"
 _CHUNK = 1024 * 1024
-
-
-# -- what the API takes and gives (also its OpenAPI description) ----------------------------
-if TYPE_CHECKING:
-    MethodName = str
-else:
-    # A Literal built from the registry, so that pydantic refuses an unknown method in the same
-    # words as before and OpenAPI lists the names, with no second list of them to keep.
-    MethodName = Literal[tuple(OBSCURERS)]
-
-
-class Config(BaseModel):
-    version: str
-    methods: list[str] = Field(description="every obscuring method, in the order to offer them")
-    labels: dict[str, str] = Field(description="what the page calls each method")
-    method: str
-    verify: bool = Field(description="outputs are independently checked before download")
-    max_upload_bytes: int
-    extensions: list[str]
-
-
-class Face(BaseModel):
-    index: int
-    box: list[float] = Field(description="x1, y1, x2, y2 in full-size displayed pixels")
-    region: list[int] = Field(description="the area that is obscured (the box, grown)")
-    score: float
-
-
-class Reveal(BaseModel):
-    category: str
-    label: str
-    name: str = Field(description="stable tag name, as in the report")
-    value: str = Field(description="what it says, in plain words")
-
-
-class Scanned(BaseModel):
-    id: str
-    name: str
-    kind: Literal["photo", "animation", "video"]
-    editable: bool = Field(description="faces can be kept and areas added (still photos)")
-    format: str
-    width: int
-    height: int
-    frames: int
-    faces: list[Face]
-    reveals: list[Reveal]
-    original: str = Field(description="URL of a JPEG of the original as displayed")
-    scale: float = Field(description="pixels of that JPEG per full-size pixel")
-    sampled_frames: int | None = Field(description="videos: frames searched for faces")
-
-
-class EditsIn(BaseModel):
-    id: str
-    method: MethodName = "fill"
-    keep: list[int] = Field(default=[], description="indices of faces to leave visible")
-    add: list[tuple[int, int, int, int]] = Field(
-        default=[], description="areas to obscure as well: x1, y1, x2, y2, full-size pixels"
-    )
-
-    def edits(self) -> Edits:
-        return Edits(frozenset(self.keep), tuple(self.add))
-
-
-class CleanedOut(BaseModel):
-    id: str
-    name: str
-    status: str
-    verified: Literal["protected", "unconfirmed", "leak", "not checked"] = Field(
-        description="the independent check's verdict; unconfirmed: nothing found, but "
-        "`unjudged` faces were too small or too turned away for the check to see"
-    )
-    unjudged: int = Field(description="hidden faces beyond the check's reach (0: none)")
-    faces_obscured: int
-    kept: int
-    added: int
-    metadata_removed: list[str]
-    download: str
-    cleaned: str
-    result: dict[str, Any] = Field(description="the report row, as `veil clean --report`")
-
-
-class Ids(BaseModel):
-    ids: list[str] = Field(min_length=1, max_length=1000)
-
-
-class Discard(BaseModel):
-    id: str
-
-
-class ErrorOut(BaseModel):
-    error: str
-    type: str
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -301,7 +209,7 @@ def create_app(
     async def scan(
         request: Request,
         name: Annotated[str, Query(min_length=1, max_length=255, description="the file's name")],
-    ) -> dict[str, Any]:
+    ) -> Scanned:
         """Upload one photo or video (the raw bytes) and find its faces and metadata."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_upload_bytes:

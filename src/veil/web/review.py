@@ -12,7 +12,6 @@ import io
 import json
 import threading
 from dataclasses import replace
-from typing import Any
 
 import cv2
 import numpy as np
@@ -23,6 +22,7 @@ from ..fields import CATEGORIES, LABELS, MetaField
 from ..pipeline import Cleaned, Edits, Opened, Pipeline
 from ..pixels import Pixels, rgb_view
 from ..settings import METHODS
+from .shapes import CleanedOut, Face, Reveal, Scanned
 from .uploads import Held, Upload
 
 #: Long side of the pictures the page shows: enough for a laptop screen, and a 12 MP photo
@@ -44,17 +44,14 @@ def picture(pixels: Pixels, side: int = PICTURE_SIDE) -> tuple[bytes, float]:
     return out.getvalue(), scale
 
 
-def reveals(fields: list[MetaField]) -> list[dict[str, str]]:
+def reveals(fields: list[MetaField]) -> list[Reveal]:
     """What a file's metadata gives away, in the order a person cares about it."""
     order = list(CATEGORIES)
     ranked = sorted(fields, key=lambda f: order.index(f.category) if f.category in order else 99)
     return [
-        {
-            "category": f.category,
-            "label": LABELS.get(f.category, "Other"),
-            "name": f.name,
-            "value": f.value,
-        }
+        Reveal(
+            category=f.category, label=LABELS.get(f.category, "Other"), name=f.name, value=f.value
+        )
         for f in ranked
     ]
 
@@ -81,7 +78,7 @@ class Reviewer:
             for method in METHODS:
                 self._pipe(method)
 
-    def scan(self, upload: Upload) -> dict[str, Any]:
+    def scan(self, upload: Upload) -> Scanned:
         """Find the faces and the metadata of a stored upload; keeps what the edits need."""
         with self.lock:
             _still_there(upload)
@@ -92,32 +89,30 @@ class Reviewer:
                 self.held.add(upload)
             jpeg, scale = picture(look.still)
             upload.picture.write_bytes(jpeg)
-        return {
-            "id": upload.id,
-            "name": upload.name,
-            "kind": look.kind,
-            "editable": look.kind == "photo",
-            "format": look.format,
-            "width": int(look.still.shape[1]),
-            "height": int(look.still.shape[0]),
-            "frames": look.frames,
-            "faces": [
-                {"index": i, "box": r.box, "region": r.region, "score": r.score}
+        return Scanned(
+            id=upload.id,
+            name=upload.name,
+            kind=look.kind,
+            editable=upload.editable,
+            format=look.format,
+            width=int(look.still.shape[1]),
+            height=int(look.still.shape[0]),
+            frames=look.frames,
+            faces=[
+                Face(index=i, box=r.box, region=r.region, score=r.score)
                 for i, r in enumerate(look.faces)
             ],
-            "reveals": reveals(look.metadata),
-            "original": f"/api/uploads/{upload.id}/original.jpg",
-            "scale": scale,
-            "sampled_frames": look.sampled_frames,
-        }
+            reveals=reveals(look.metadata),
+            original=f"/api/uploads/{upload.id}/original.jpg",
+            scale=scale,
+            sampled_frames=look.sampled_frames,
+        )
 
     def _opened(self, upload: Upload) -> Opened:
         """The upload's pixels and faces, decoded again from its file if they were dropped
         (the faces are the scan's, so the numbers the edits use stay the same)."""
-        if upload.kind == "video":
-            raise Conflict("faces in a video are all obscured, frame by frame; it has no preview")
-        if upload.found is None:
-            raise Conflict("scan the upload before editing it")
+        if not upload.editable or upload.found is None:
+            raise Conflict("only a still photo, once scanned, can be edited")
         if upload.opened is None:
             upload.opened = self.pipeline.open(upload.input, upload.found)
         self.held.add(upload)
@@ -137,43 +132,43 @@ class Reviewer:
         """A JPEG of the photo as it will be written with ``edits``."""
         with self.lock:
             _still_there(upload)
-            if upload.kind != "photo":
+            if not upload.editable:
                 raise Conflict(f"a {upload.kind or 'file'} has no preview before it is cleaned")
             return picture(self._edited(upload, method, edits)[0].pixels)[0]
 
-    def clean(self, upload: Upload, method: str, edits: Edits) -> dict[str, Any]:
+    def clean(self, upload: Upload, method: str, edits: Edits) -> CleanedOut:
         """Write the cleaned file into the upload's folder (fail closed: `VeilError` and
         nothing written); the summary the page shows."""
-        if edits and upload.kind != "photo":
+        if edits and not upload.editable:
             raise Conflict("faces can be kept or added in still photos only")
         with self.lock:
             _still_there(upload)
             pipe = self._pipe(method)
             output = upload.folder / ("output" + upload.input.suffix)
             upload.output = None
-            if upload.kind == "video":
-                result = pipe.clean_file(upload.input, output)
-            else:
+            if upload.editable:  # what the person previewed is what is written
                 edited = self._edited(upload, method, edits)
                 result = pipe.write(self._opened(upload), edited, output)
+            else:
+                result = pipe.clean_file(upload.input, output)
             # The report names the file as the person knows it, not its place in the temp folder.
             result = replace(result, input=upload.name, output=upload.name)
             upload.output = output
         verification = result.verification
-        return {
-            "id": upload.id,
-            "name": upload.name,
-            "status": result.status,
-            "verified": verification.verdict if verification else "not checked",
-            "unjudged": verification.unjudged if verification else 0,
-            "faces_obscured": len(result.faces),
-            "kept": len(edits.keep),
-            "added": len(edits.add),
-            "metadata_removed": result.metadata_removed,
-            "download": f"/api/uploads/{upload.id}/download",
-            "cleaned": f"/api/uploads/{upload.id}/cleaned.jpg",
-            "result": json.loads(result.to_json()),
-        }
+        return CleanedOut(
+            id=upload.id,
+            name=upload.name,
+            status=result.status,
+            verified=verification.verdict if verification else "not checked",
+            unjudged=verification.unjudged if verification else 0,
+            faces_obscured=len(result.faces),
+            kept=len(edits.keep),
+            added=len(edits.add),
+            metadata_removed=result.metadata_removed,
+            download=f"/api/uploads/{upload.id}/download",
+            cleaned=f"/api/uploads/{upload.id}/cleaned.jpg",
+            result=json.loads(result.to_json()),
+        )
 
     def cleaned_picture(self, upload: Upload) -> bytes:
         """A JPEG of the cleaned output, read back from the written file."""

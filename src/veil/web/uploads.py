@@ -98,6 +98,12 @@ class Upload:
     output: Path | None = None
 
     @property
+    def editable(self) -> bool:
+        """Faces can be kept and areas added, and a preview shows the result: still photos
+        (an animation's or a video's faces are tracked through its frames)."""
+        return self.kind == "photo"
+
+    @property
     def picture(self) -> Path:
         """A JPEG of the original as displayed, for the page (on disk: it is needed long
         after the pixels have left memory)."""
