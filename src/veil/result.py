@@ -1,4 +1,8 @@
-"""`Result`: one serialisable row per input file, the report contract of docs/METRICS.md."""
+"""The rows veil reports, the contract of docs/METRICS.md: `Result` (one per input file of
+``clean``), `Checked` (one per pair of ``verify``), and the status words of every report,
+dataset manifests included. A word that appears in two vocabularies means the same in both:
+``cleaned`` (faces obscured, metadata stripped, written), ``failed`` (nothing written; the row
+says why), ``skipped`` (not veil's to clean, or already done)."""
 
 from __future__ import annotations
 
@@ -7,8 +11,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+#: A file of ``veil clean``: ``unchanged``: the output is the input, byte for byte.
 Status = Literal["cleaned", "unchanged", "skipped", "failed"]
-STATUSES: tuple[str, ...] = ("cleaned", "unchanged", "skipped", "failed")
+STATUSES: tuple[str, ...] = get_args(Status)
+#: A record of ``veil dataset``: ``kept``: the policy kept its faces (metadata still goes);
+#: ``dropped``: the policy left it out.
+RecordStatus = Literal["cleaned", "kept", "dropped", "failed"]
+RECORD_STATUSES: tuple[str, ...] = get_args(RecordStatus)
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,7 @@ class Result:
         )
 
 
+#: A pair of ``veil verify``: a verdict, or why there is none.
 VerifyStatus = Literal["protected", "unconfirmed", "leak", "skipped", "failed"]
 VERIFY_STATUSES: tuple[str, ...] = get_args(VerifyStatus)
 

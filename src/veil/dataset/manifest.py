@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UsageError
+from ..result import RECORD_STATUSES
 from .records import Row
 from .writes import write
 
@@ -42,7 +43,7 @@ SCHEMA = pa.schema(
         ("bytes_out", pa.int64()),
     ]
 )
-STATUSES = ("cleaned", "kept", "dropped", "failed")
+STATUSES = RECORD_STATUSES
 
 
 def part_path(out: Path, shard: str) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import WriteFailed, reported
 from ..pipeline import Encoded, Pipeline
+from ..result import RecordStatus
 from ..settings import Settings
 from .policy import Decision, Policy
 
@@ -26,7 +27,7 @@ class Row:
     #: ``cleaned`` (faces obscured, metadata stripped), ``kept`` (the policy kept the faces;
     #: metadata stripped), ``dropped`` (by the policy rule ``rule``) or ``failed`` (``error``);
     #: a dropped or failed record is not in the output.
-    status: str
+    status: RecordStatus
     rule: str | None = None
     reason: str | None = None
     error: str | None = None
@@ -127,7 +128,7 @@ class Cleaner:
         return row, pipe, {k: v for k, v in fields.items() if k not in removed}
 
 
-def _status(decision: Decision) -> str:
+def _status(decision: Decision) -> RecordStatus:
     return "kept" if decision.action == "keep" else "cleaned"
 
 
