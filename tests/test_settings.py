@@ -80,3 +80,25 @@ def test_workers_one_process_for_small_batches_one_per_core_for_large() -> None:
     assert Settings().workers(1000) == cores
     assert Settings(jobs=3).workers(2) == 2, "never more workers than files"
     assert Settings(jobs=3).workers(50) == 3
+
+
+def test_every_field_is_in_exactly_one_focused_view() -> None:
+    """Cleaning, Checking and Running split Settings without overlap or remainder, so a new
+    field must be placed in one (a dataset run's fingerprint is Cleaning and Checking)."""
+    from dataclasses import fields
+
+    from veil.settings import Checking, Cleaning, Running
+
+    views = [{f.name for f in fields(view)} for view in (Cleaning, Checking, Running)]
+    every = [name for names in views for name in names]
+    assert sorted(every) == sorted(f.name for f in fields(Settings))
+    assert len(every) == len(set(every))
+    settings = Settings(method="blur", verify=True, jobs=2, overwrite=True)
+    assert settings.cleaning.method == "blur" and settings.checking.verify
+    assert settings.running.jobs == 2 and settings.running.overwrite
+
+
+def test_how_a_batch_runs_is_not_what_it_writes() -> None:
+    busy = Settings(jobs=4, overwrite=True)
+    assert (busy.cleaning, busy.checking) == (Settings().cleaning, Settings().checking)
+    assert busy.running != Settings().running

@@ -1,10 +1,16 @@
-"""One frozen object with every knob; each CLI flag maps to one field."""
+"""One frozen object with every knob; each CLI flag maps to one field.
+
+`Settings` is flat because people set it that way (``veil.clean(src, dst, method="blur",
+jobs=2)``, one flag one field). What each part of veil needs is one of its three focused
+views: `Cleaning` (what decides the output's bytes), `Checking` (what must be proven before
+writing) and `Running` (how a batch is executed, which never changes an output).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from .detectors import PRESETS, Strategy
 from .errors import UsageError
@@ -18,6 +24,43 @@ MaskShape = Literal["ellipse", "box"]
 
 METHODS: tuple[str, ...] = tuple(OBSCURERS)
 MASKS: tuple[str, ...] = ("ellipse", "box")
+_View = TypeVar("_View")
+
+
+@dataclass(frozen=True)
+class Cleaning:
+    """What decides an output's pixels and bytes: equal `Cleaning` (and `Checking`) write the
+    same files, which is what a resumed dataset run must hold to."""
+
+    method: Method
+    faces: bool
+    preset: str
+    threshold: float | None
+    mask: MaskShape
+    max_pixels: int
+    hold: int
+
+
+@dataclass(frozen=True)
+class Checking:
+    """What must be proven of an output before it is written."""
+
+    verify: bool
+    allow_leaks: bool
+
+
+@dataclass(frozen=True)
+class Running:
+    """How a batch runs: never what it writes."""
+
+    jobs: int | None
+    overwrite: bool
+
+    def workers(self, files: int) -> int:
+        """Processes to clean ``files`` files with."""
+        if self.jobs is not None:
+            return max(1, min(self.jobs, files))
+        return min(os.cpu_count() or 1, files) if files >= 8 else 1
 
 
 @dataclass(frozen=True)
@@ -88,11 +131,24 @@ class Settings:
         ratio = chosen.zoom_threshold / chosen.threshold
         return replace(chosen, threshold=self.threshold, zoom_threshold=self.threshold * ratio)
 
+    @property
+    def cleaning(self) -> Cleaning:
+        return self._view(Cleaning)
+
+    @property
+    def checking(self) -> Checking:
+        return self._view(Checking)
+
+    @property
+    def running(self) -> Running:
+        return self._view(Running)
+
+    def _view(self, view: type[_View]) -> _View:
+        return view(**{f.name: getattr(self, f.name) for f in fields(view)})  # type: ignore[arg-type]
+
     def workers(self, files: int) -> int:
-        """Processes to clean ``files`` files with."""
-        if self.jobs is not None:
-            return max(1, min(self.jobs, files))
-        return min(os.cpu_count() or 1, files) if files >= 8 else 1
+        """Processes to clean ``files`` files with (`Running.workers`)."""
+        return self.running.workers(files)
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed; unknown names are a usage error."""

@@ -102,7 +102,7 @@ def run(
                 "input": str(source.resolve()),
                 "layout": kind,
                 "policy": repr(chosen),
-                "settings": repr(settings.with_(jobs=None, overwrite=False)),
+                "settings": repr((settings.cleaning, settings.checking)),
                 **shape.fingerprint(options),
                 "shards": _fingerprint(source, shards),
             },
