@@ -15,6 +15,7 @@ it, or ``pip install '.[verify,demo]'`` in veil's folder.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -108,4 +109,10 @@ def pan(picture: np.ndarray, path: Path, seconds: int = 3, fps: int = 25) -> Non
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "samples"))
+    parser = argparse.ArgumentParser(
+        description="Make the Quick start's sample photos and clip, with identifying metadata."
+    )
+    parser.add_argument(
+        "folder", nargs="?", type=Path, default=Path("samples"), help="where (default: samples)"
+    )
+    main(parser.parse_args().folder)
