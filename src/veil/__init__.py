@@ -104,10 +104,10 @@ def clean(
     if output is None:
         raise UsageError("clean(path) needs an output path; veil never writes over its input")
     src, dst = Path(source), Path(output)
-    from .batch import plan, run
+    from .batch import clean_batch, plan
 
     if src.is_dir():
-        return run(plan([src], dst), pipe.settings, progress=False, pipeline=pipe)
+        return clean_batch(plan([src], dst), pipe.settings, progress=False, pipeline=pipe)
     if os.path.realpath(dst) == os.path.realpath(src):  # realpath never raises on a loop
         raise UsageError("output must differ from the input; veil never writes over its input")
     if dst.exists() and not pipe.settings.overwrite:
@@ -127,7 +127,7 @@ def scan(
     pipe = _pipeline(settings, options)
     path = Path(source)
     if path.is_dir():
-        from .batch import files_in
+        from .files import files_in
 
         return [pipe.scan(p) for p in files_in(path)]
     return pipe.scan(path)

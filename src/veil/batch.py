@@ -31,14 +31,14 @@ from typing import Any, BinaryIO
 from . import _lifetime
 from .atomic import atomic_write, discard, rename, sweep, temporary_beside
 from .errors import UsageError, WriteFailed, reported
-from .files import entries, files_in, given_entries
+from .files import entries, given_entries
 from .pipeline import Pipeline
 from .progress import bar as progress_bar
 from .progress import shown
 from .result import Checked, Result
 from .settings import Settings
 
-__all__ = ["Job", "files_in", "load_report", "plan", "run", "run_verify", "summary"]
+__all__ = ["Job", "clean_batch", "load_report", "plan", "summary", "verify_batch"]
 
 
 @dataclass(frozen=True)
@@ -214,7 +214,7 @@ class _ReportFile:
         _partial(self.path).unlink(missing_ok=True)
 
 
-def run(
+def clean_batch(
     jobs: list[Job],
     settings: Settings,
     report: Path | None = None,
@@ -503,7 +503,7 @@ def verify_pairs(originals: Path, outputs: Path) -> list[tuple[Path, Path]]:
     return [(originals, outputs / originals.name if outputs.is_dir() else outputs)]
 
 
-def run_verify(
+def verify_batch(
     pairs: list[tuple[Path, Path]],
     settings: Settings,
     report: Path | None = None,

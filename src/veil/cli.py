@@ -14,7 +14,7 @@ from typing import Any
 
 from . import __version__
 from ._lifetime import sigterm_as_interrupt
-from .batch import plan, run, run_verify, summary, verify_pairs
+from .batch import clean_batch, plan, summary, verify_batch, verify_pairs
 from .dataset.layouts import LAYOUTS
 from .detectors import PRESETS
 from .errors import UsageError, VeilError
@@ -401,7 +401,7 @@ def _clean(args: argparse.Namespace) -> int:
         os.path.realpath(args.report) == os.path.realpath(j.src) for j in jobs
     ):
         raise UsageError("the report must not overwrite an input")
-    results = run(jobs, settings, report=args.report, progress=args.progress)
+    results = clean_batch(jobs, settings, report=args.report, progress=args.progress)
     counts = summary(results)
     for r in results:
         if r.status == "failed":
@@ -482,7 +482,7 @@ def _verify(args: argparse.Namespace) -> int:
         for a, b in pairs
     ):
         raise UsageError("the report must not overwrite an original or an output")
-    rows = run_verify(pairs, settings, report=args.report, progress=args.progress)
+    rows = verify_batch(pairs, settings, report=args.report, progress=args.progress)
     counts = dict.fromkeys(VERIFY_STATUSES, 0)
     for row in rows:
         counts[row.status] += 1

@@ -197,7 +197,7 @@ class VideoCleaner:
                 raise EncodeFailed(f"cannot write {handler.name}: {reason(exc)}") from exc
             with output:
                 job = _Job(self, handler, inp, output, video, carried, rotation or 0.0, progress)
-                result = job.run()
+                result = job.transcode()
         result.removed, result.rotation = removed, rotation
         return result
 
@@ -334,7 +334,7 @@ class _Job:
         self.packets_out = 0
         self.faces: list[FaceRecord] = []
 
-    def run(self) -> Transcoded:
+    def transcode(self) -> Transcoded:
         reader = _Thread(self._read, "veil-video-read")
         writer = _Thread(self._write, "veil-video-write")
         reader.start()

@@ -4,7 +4,7 @@ for a file by its extension, confirmed by its content."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from ..errors import CorruptInput, FormatMismatch, UnsupportedFormat
 from .base import Decoded, FormatHandler, read_prefix
@@ -16,6 +16,23 @@ from .png import PngHandler
 from .tiff import TiffHandler
 from .video import REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler
 from .webp import WebpHandler
+
+
+class MediaHandler(Protocol):
+    """What every registered format is, still or video: a name for people, the extensions it
+    owns and a check of a file's first bytes, which is all the registry needs. Beyond that a
+    still (`FormatHandler`) decodes and encodes bytes in memory and a video (`VideoHandler`)
+    is cleaned file to file, because a video can be larger than memory; the engine
+    (`veil.pipeline`) is the one place that tells the two apart."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def extensions(self) -> tuple[str, ...]: ...
+
+    def accept(self, prefix: bytes) -> bool: ...
+
 
 #: What `handler_for` returns: a still-image handler (bytes in memory) or a video handler
 #: (file paths: videos are remuxed on disk, never read whole).
@@ -32,6 +49,8 @@ HANDLERS: tuple[FormatHandler, ...] = (
     BmpHandler(),
 )
 _ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS)
+#: Every registered format as the registry sees it (mypy holds both families to the contract).
+_REGISTERED: tuple[MediaHandler, ...] = _ALL
 _BY_EXTENSION = {ext: h for h in _ALL for ext in h.extensions}
 
 # Refused with a reason rather than "unknown": people expect these to work.
@@ -122,7 +141,7 @@ def _checked(handler: Handler, prefix: bytes) -> Handler:
         raise CorruptInput("empty file (0 bytes)")
     if handler.accept(prefix):
         return handler
-    actual = next((h for h in _ALL if h.accept(prefix)), None)
+    actual = next((h for h in _REGISTERED if h.accept(prefix)), None)
     if actual is not None:
         raise FormatMismatch(f"content is {actual.name} but the extension says {handler.name}")
     raise CorruptInput(f"not a valid {handler.name} file (unrecognised signature)")
@@ -137,6 +156,7 @@ __all__ = [
     "Decoded",
     "FormatHandler",
     "Handler",
+    "MediaHandler",
     "VideoHandler",
     "handler_for",
     "handler_for_bytes",
