@@ -16,8 +16,10 @@ $(BIN)/python:
 setup: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[verify,demo]"
 
+# resemblyzer only for the speaker encoder's weights: --no-deps keeps torch and librosa out.
 setup-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray,voice]"
+	$(BIN)/python -m pip install --quiet --no-deps "resemblyzer==0.1.4"
 	bash scripts/install-test-tools.sh
 
 demo: setup

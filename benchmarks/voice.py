@@ -1,0 +1,273 @@
+"""Voices (docs/METRICS.md section 5): can a speaker-verification attacker still tell who spoke
+after anonymisation, and can a recognizer still tell what was said?
+
+* Attacker: the GE2E encoder of the ``resemblyzer`` wheel (veil's numpy port,
+  `veil.verify.speaker`), cosine of voice prints. Pairs of utterances: same speaker genuine,
+  two speakers impostor; the equal error rate (EER), 50% a coin toss.
+  *Ignorant*: originals against anonymised. *Lazy-informed*: the attacker anonymises its own
+  copies with the same tool (parameters drawn afresh) and compares anonymised with anonymised.
+* Reference in the same run: McAdams' transform with alpha from U[0.5, 0.9] per utterance
+  (VoicePrivacy baseline B2: 20 ms frames, 10 ms step, Burg LPC of order 20), written here
+  after the baseline's recipe, independently of veil's code.
+* Utility: word error rate of pocketsphinx (its English model ships in its wheel) on the
+  anonymised speech, against its own transcript of the original; the original's is 0 by
+  definition, so the figure is the increase.
+  The recognizer is fragile on this hard set (LibriSpeech test-other): the ``hiss`` row, the
+  original under white noise 30 dB below it, shows how far its transcripts move for a change
+  a listener barely notices.
+* Speed: seconds of speech anonymised per second of one core.
+
+    python benchmarks/voice.py                      # all 100 utterances of ../shared/data/voices
+    python benchmarks/voice.py --per-speaker 4      # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from common import cpu_model, positive_int, require_modules
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "voices"
+RATE = 16_000
+Wave = npt.NDArray[np.float32]
+
+
+def load(path: Path) -> Wave:
+    """A file's sound as 16 kHz mono float32."""
+    from veil.voice.sound import read_mono
+
+    return read_mono(path, RATE)
+
+
+def utterances(root: Path, per_speaker: int | None) -> list[Path]:
+    """The utterances, grouped by speaker folder (the folder name is the speaker)."""
+    speakers = sorted(p for p in root.rglob("*") if p.is_dir() and any(p.glob("*.flac")))
+    return [u for s in speakers for u in sorted(s.glob("*.flac"))[:per_speaker]]
+
+
+# -- the reference: McAdams (VoicePrivacy B2) ---------------------------------------------
+def _burg(frame: npt.NDArray[np.float64], order: int) -> npt.NDArray[np.float64]:
+    """Burg's linear prediction coefficients [1, a1, ...] (librosa.lpc, which the baseline
+    calls)."""
+    a = np.zeros(order + 1)
+    a[0] = 1.0
+    forward, backward = frame[1:].copy(), frame[:-1].copy()
+    for i in range(order):
+        den = forward @ forward + backward @ backward
+        k = 0.0 if den <= 0 else -2.0 * (backward @ forward) / den
+        previous = a.copy()
+        a[1 : i + 2] = previous[1 : i + 2] + k * previous[i::-1]
+        forward, backward = forward + k * backward, backward + k * forward
+        forward, backward = forward[1:], backward[:-1]
+    return a
+
+
+def mcadams(wave: Wave, alpha: float, order: int = 20) -> Wave:
+    """The baseline's anonymise(): per frame, the residual of the Burg LPC filter through the
+    filter whose complex poles' angles are raised to ``alpha``; overlap-add; peak to 1."""
+    from scipy.signal import lfilter
+
+    signal = wave.astype(np.float64) + np.finfo(np.float32).eps
+    length, step = int(0.02 * RATE), int(0.01 * RATE)
+    hann = np.hanning(length)
+    window = np.sqrt(hann / (hann.sum() / step))
+    out = np.zeros(len(signal))
+    for start in range(0, len(signal) - length + 1, step):
+        frame = signal[start : start + length] * window
+        a = _burg(frame, order)
+        poles = np.roots(a)
+        upper = np.imag(poles) > 0
+        angles = np.clip(np.angle(poles[upper]) ** alpha, 0, np.pi)
+        moved = poles.copy()
+        moved[upper] = np.abs(poles[upper]) * np.exp(1j * angles)
+        lower = np.where(np.imag(poles) < 0)[0]
+        for j in np.where(upper)[0]:  # each conjugate follows its pole
+            mate = lower[np.argmin(np.abs(poles[lower] - np.conj(poles[j])))]
+            moved[mate] = np.conj(moved[j])
+        residual = lfilter(a, [1.0], frame)
+        rebuilt = lfilter([1.0], np.real(np.poly(moved)), residual) * window
+        out[start : start + length] += rebuilt
+    return (out / max(np.max(np.abs(out)), 1e-9)).astype(np.float32)
+
+
+# -- methods -------------------------------------------------------------------------------
+Method = Callable[[Wave, np.random.Generator], Wave]
+
+
+def method(name: str) -> Method:
+    if name == "hiss":  # how steady the recognizer is: the original under white noise at 30 dB SNR
+        return lambda wave, rng: (
+            wave + rng.normal(0.0, np.sqrt(np.mean(wave**2)) * 10 ** (-30 / 20), len(wave))
+        ).astype(np.float32)
+    if name == "mcadams":
+        return lambda wave, rng: mcadams(wave, rng.uniform(0.5, 0.9))
+    if name == "veil":
+        from veil.voice.anonymize import Voice, anonymize
+
+        return lambda wave, rng: anonymize(wave, RATE, Voice.draw(rng))
+    raise ValueError(name)
+
+
+def _anonymise_all(args: tuple[str, list[Path], int]) -> tuple[list[Wave], float]:
+    name, paths, seed = args
+    rng = np.random.default_rng(seed)
+    transform = method(name)
+    waves = [load(p) for p in paths]
+    start = time.process_time()
+    out = [transform(w, rng) for w in waves]
+    return out, time.process_time() - start
+
+
+def equal_error_rate(genuine: Sequence[float], impostor: Sequence[float]) -> float:
+    scores = np.concatenate([genuine, impostor])
+    labels = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])[np.argsort(-scores)]
+    misses = 1 - np.cumsum(labels) / len(genuine)
+    false_alarms = np.cumsum(1 - labels) / len(impostor)
+    i = int(np.argmin(np.abs(misses - false_alarms)))
+    return float((misses[i] + false_alarms[i]) / 2)
+
+
+def eer(paths: list[Path], enroll: list[np.ndarray], probe: list[np.ndarray]) -> float:
+    """Every pair of two different utterances: the one's enrollment print against the other's
+    probe print."""
+    genuine, impostor = [], []
+    for i, j in itertools.combinations(range(len(paths)), 2):
+        score = float(enroll[i] @ probe[j])
+        (genuine if paths[i].parent == paths[j].parent else impostor).append(score)
+    return equal_error_rate(genuine, impostor)
+
+
+# -- words ---------------------------------------------------------------------------------
+def transcribe(waves: list[Wave]) -> list[list[str]]:
+    from pocketsphinx import Decoder
+
+    decoder = Decoder(samprate=RATE, logfn="/dev/null")
+    words = []
+    for wave in waves:
+        pcm = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        words.append(hyp.hypstr.split() if hyp else [])
+    return words
+
+
+def word_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Levenshtein distance in words."""
+    row = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, hyp in enumerate(hypothesis, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ref != hyp))
+    return row[-1]
+
+
+def wer(references: list[list[str]], hypotheses: list[list[str]]) -> float:
+    errors = sum(word_errors(r, h) for r, h in zip(references, hypotheses, strict=True))
+    return errors / max(1, sum(len(r) for r in references))
+
+
+def _transcribe_chunk(waves: list[Wave]) -> list[list[str]]:
+    return transcribe(waves)
+
+
+def transcribe_parallel(pool: ProcessPoolExecutor, waves: list[Wave], jobs: int) -> list[list[str]]:
+    chunks = [waves[i::jobs] for i in range(jobs)]
+    parts = list(pool.map(_transcribe_chunk, chunks))
+    out: list[list[str]] = [[] for _ in waves]
+    for k, part in enumerate(parts):
+        for n, words in enumerate(part):
+            out[k + n * jobs] = words
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--per-speaker", type=positive_int, help="utterances per speaker")
+    parser.add_argument("--no-wer", action="store_true", help="skip the recognizer (slow)")
+    parser.add_argument("--jobs", type=positive_int, default=2)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    require_modules(
+        "voice.py",
+        ("webrtcvad", "scipy") + (() if args.no_wer else ("pocketsphinx",)),
+        "pip install webrtcvad-wheels scipy pocketsphinx; pip install --no-deps resemblyzer",
+    )
+    from veil.verify.speaker import SpeakerEncoder
+
+    paths = utterances(args.data, args.per_speaker)
+    if not paths:
+        sys.exit(f"no utterances (*.flac in speaker folders) under {args.data}")
+    encoder = SpeakerEncoder()
+    originals = [load(p) for p in paths]
+    seconds = sum(len(w) for w in originals) / RATE
+    prints = [encoder.embed(w) for w in originals]
+    speakers = len({p.parent for p in paths})
+    print(f"{len(paths)} utterances of {speakers} speakers, {seconds:.0f} s; {cpu_model()}")
+    rows: dict[str, dict[str, float | None]] = {
+        "untouched": {"ignorant": eer(paths, prints, prints), "lazy": None, "wer": 0.0}
+    }
+    with ProcessPoolExecutor(args.jobs) as pool:
+        reference = None if args.no_wer else transcribe_parallel(pool, originals, args.jobs)
+        for name in ("hiss", "mcadams", "veil"):
+            chunks = [paths[i :: args.jobs] for i in range(args.jobs)]
+            seeds = [args.seed + i for i in range(args.jobs)]
+            first = list(
+                pool.map(_anonymise_all, zip([name] * args.jobs, chunks, seeds, strict=True))
+            )
+            redraw = [s + 1000 for s in seeds]  # the attacker's own, fresh parameters
+            again = list(
+                pool.map(_anonymise_all, zip([name] * args.jobs, chunks, redraw, strict=True))
+            )
+            order = [p for c in chunks for p in c]
+            anonymised = dict(zip(order, (w for part, _ in first for w in part), strict=True))
+            redrawn = dict(zip(order, (w for part, _ in again for w in part), strict=True))
+            cpu = sum(t for _, t in first)
+            probe = [encoder.embed(anonymised[p]) for p in paths]
+            own = [encoder.embed(redrawn[p]) for p in paths]
+            row: dict[str, float | None] = {
+                "ignorant": eer(paths, prints, probe),
+                "lazy": eer(paths, own, probe),
+                "x_real_time": seconds / cpu if cpu else None,
+            }
+            if reference is not None:
+                heard = transcribe_parallel(pool, [anonymised[p] for p in paths], args.jobs)
+                row["wer"] = wer(reference, heard)
+            rows[name] = row
+            print(
+                name,
+                {k: round(v, 4) if v is not None else None for k, v in row.items()},
+                flush=True,
+            )
+    print(f"\n{date.today()}, {cpu_model()}, {len(paths)} utterances, {seconds:.0f} s of speech\n")
+    print("| | EER ignorant | EER lazy-informed | WER increase | speed (x real time, 1 core) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, row in rows.items():
+        cells = [
+            f"{100 * row['ignorant']:.1f}%" if row.get("ignorant") is not None else "-",
+            f"{100 * row['lazy']:.1f}%" if row.get("lazy") is not None else "-",
+            f"{100 * row['wer']:.1f} points" if row.get("wer") is not None else "-",
+            f"{row['x_real_time']:.0f}" if row.get("x_real_time") else "-",
+        ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

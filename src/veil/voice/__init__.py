@@ -1,0 +1,1 @@
+"""Voices: speech found and given a random pseudo-speaker, so that it no longer names who spoke."""

@@ -1,0 +1,51 @@
+"""Sound for the voice tests: files read as 16 kHz mono, and made-up speech-like signals (a
+pulse train through resonances, so that pitch and formants are known)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from veil.voice.sound import read_mono
+
+RATE = 16_000
+Wave = npt.NDArray[np.float32]
+
+
+def load(path: Path) -> Wave:
+    return read_mono(path, RATE)
+
+
+def vowel(pitch_hz: float, formants_hz: tuple[float, ...], seconds: float = 1.0) -> Wave:
+    """A steady vowel: a pulse train at ``pitch_hz`` through two-pole resonators."""
+    from scipy.signal import lfilter
+
+    count = int(RATE * seconds)
+    pulses = np.zeros(count)
+    pulses[:: round(RATE / pitch_hz)] = 1.0
+    sound = pulses
+    for formant in formants_hz:
+        radius = np.exp(-np.pi * 80.0 / RATE)  # 80 Hz bandwidth
+        theta = 2 * np.pi * formant / RATE
+        sound = lfilter([1.0], [1.0, -2 * radius * np.cos(theta), radius**2], sound)
+    return (0.3 * sound / np.max(np.abs(sound))).astype(np.float32)
+
+
+def pitch_of(wave: Wave, low: float = 60.0, high: float = 500.0) -> float:
+    """The fundamental by autocorrelation of the middle half."""
+    middle = wave[len(wave) // 4 : 3 * len(wave) // 4].astype(np.float64)
+    middle -= middle.mean()
+    corr = np.correlate(middle, middle, "full")[len(middle) - 1 :]
+    lags = np.arange(int(RATE / high), int(RATE / low))
+    return RATE / float(lags[np.argmax(corr[lags])])
+
+
+def envelope_peak(wave: Wave, below_hz: float = 4000.0) -> float:
+    """Where the smoothed spectrum peaks (the strongest formant), in Hz."""
+    spectrum = np.abs(np.fft.rfft(wave.astype(np.float64) * np.hanning(len(wave))))
+    smooth = np.convolve(spectrum, np.ones(201) / 201, "same")
+    freqs = np.fft.rfftfreq(len(wave), 1 / RATE)
+    keep = freqs < below_hz
+    return float(freqs[keep][np.argmax(smooth[keep])])
