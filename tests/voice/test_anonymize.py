@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.voice.anonymize import Voice, anonymize
+from veil.voice.anonymize import Voice, anonymize, anonymize_speech
 from voice_helpers import RATE, envelope_peak, pitch_of, vowel
 
 pytest.importorskip("scipy", reason="the test vowels are made with scipy's filters")
@@ -49,3 +49,17 @@ def test_too_short_to_analyse_is_returned_as_it_was() -> None:
     tiny = np.full(100, 0.1, np.float32)
     out = anonymize(tiny, RATE, Voice(pitch=3.0, alpha=0.5))
     assert np.array_equal(out, tiny) and out is not tiny
+
+
+def test_only_speech_is_changed_and_its_share_is_told() -> None:
+    """A second of near silence, a second of a vowel, a second of near silence: the quiet
+    away from the vowel keeps every sample, the vowel is changed, the share is told."""
+    pytest.importorskip("webrtcvad", reason="speech is found by webrtcvad (the voice extra)")
+    quiet = np.random.default_rng(1).normal(0, 1e-4, RATE).astype(np.float32)
+    sound = np.concatenate([quiet, vowel(130, (700, 1200, 2600)), quiet])
+    out, share = anonymize_speech(sound, RATE, Voice(pitch=5.0, alpha=0.5))
+    assert len(out) == len(sound)
+    assert np.array_equal(out[: RATE // 2], sound[: RATE // 2]), "quiet away from speech kept"
+    middle = slice(RATE + RATE // 4, 2 * RATE - RATE // 4)
+    assert np.abs(out[middle] - sound[middle]).mean() > 0.01, "the vowel is changed"
+    assert 1 / 3 < share < 0.6, share  # the vowel and 0.3 s each side

@@ -28,13 +28,13 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import VeilError
+from ..voice.speech import WINDOW, speech_windows
 
 Wave = npt.NDArray[np.float32]
 SAMPLE_RATE = 16_000
 _N_FFT, _HOP, _MELS = 400, 160, 40  # 25 ms window, 10 ms step
 _PARTIAL = 160  # frames in a partial utterance (1.6 s)
 _RATE, _MIN_COVERAGE = 1.3, 0.75  # partials a second; the last one is kept if this full
-_VAD_WINDOW = 480  # 30 ms at 16 kHz
 _VAD_SMOOTH, _VAD_MAX_SILENCE = 8, 6
 _TARGET_DBFS = -30.0
 _INT16_MAX = 2**15 - 1
@@ -173,16 +173,7 @@ def louder(wave: Wave) -> Wave:
 def speech_mask(wave: Wave) -> npt.NDArray[np.bool_]:
     """Per 30 ms window: speech or not (webrtcvad, most aggressive), smoothed over 8 windows
     and widened by 3 each way, as resemblyzer trims silences."""
-    import webrtcvad  # the voice extra
-
-    usable = len(wave) - len(wave) % _VAD_WINDOW
-    pcm = np.round(np.clip(wave[:usable], -1, 1) * _INT16_MAX).astype("<i2").tobytes()
-    vad = webrtcvad.Vad(3)
-    step = _VAD_WINDOW * 2
-    flags = np.array(
-        [vad.is_speech(pcm[i : i + step], SAMPLE_RATE) for i in range(0, len(pcm), step)],
-        dtype=np.float64,
-    )
+    flags = speech_windows(wave, aggressiveness=3).astype(np.float64)
     if not len(flags):
         return np.zeros(0, bool)
     width = _VAD_SMOOTH
@@ -197,8 +188,8 @@ def speech_mask(wave: Wave) -> npt.NDArray[np.bool_]:
 
 def without_long_silences(wave: Wave) -> Wave:
     mask = speech_mask(wave)
-    usable = len(mask) * _VAD_WINDOW
-    return wave[:usable][np.repeat(mask, _VAD_WINDOW)]
+    usable = len(mask) * WINDOW
+    return wave[:usable][np.repeat(mask, WINDOW)]
 
 
 def _partials(samples: int) -> list[slice]:
