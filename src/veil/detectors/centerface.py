@@ -22,7 +22,7 @@ import importlib.resources
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from ..cache import cached
 from ..errors import DetectionFailed
 from ..faces import Faces
 from . import Strategy, nms
@@ -175,43 +176,6 @@ def int8_options() -> dict[str, Any]:
     }
 
 
-def _cache_dir() -> Path:
-    if explicit := os.environ.get("VEIL_CACHE_DIR"):
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "veil"
-
-
-def _cached(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes:
-    """``build()``, kept in veil's cache folder (``VEIL_CACHE_DIR``, else ``~/.cache/veil``)
-    under ``name`` and a digest of ``inputs``, so that later processes skip the build (and the
-    ``onnx`` import, a second of every worker's start). It holds models derived from public
-    weights, nothing of any photo; an unwritable cache folder costs the build, nothing else,
-    and a damaged entry (its checksum fails) is built and written again."""
-    digest = hashlib.sha256()
-    for part in inputs:
-        digest.update(part)
-    cached = _cache_dir() / f"{name}-{digest.hexdigest()[:16]}.onnx"
-    try:  # stored behind its own SHA-256: a damaged file is rebuilt, never loaded
-        stored = cached.read_bytes()
-        if hashlib.sha256(stored[32:]).digest() == stored[:32]:
-            return stored[32:]
-    except OSError:
-        pass
-    data = build()
-    partial: str | None = None
-    try:  # written atomically: a concurrent worker reads either nothing or the whole file
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=cached.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as out:
-            out.write(hashlib.sha256(data).digest() + data)
-        os.replace(partial, cached)
-    except OSError:
-        if partial is not None:  # a full disk must not leave half a model behind
-            Path(partial).unlink(missing_ok=True)
-    return data
-
-
 @functools.cache
 def _model_digest() -> bytes:
     """SHA-256 of the shipped model file: part of every cached model's key, read once."""
@@ -221,7 +185,7 @@ def _model_digest() -> bytes:
 def fp32_model_bytes() -> bytes:
     """The shipped model with free input sizes and fused layers (`_dynamic_model_bytes`)."""
     key = [_model_digest(), b"fp32/1"]
-    return _cached("centerface-fp32", key, lambda: _dynamic_model_bytes(model_path()))
+    return cached("centerface-fp32", key, lambda: _dynamic_model_bytes(model_path()))
 
 
 def int8_model_bytes() -> bytes:
@@ -246,7 +210,7 @@ def int8_model_bytes() -> bytes:
 
     version = f"{ort.__version__}/{_INT8_VERSION}".encode()
     key = [_model_digest(), INT8_RANGES.read_bytes(), version]
-    return _cached("centerface-int8", key, build)
+    return cached("centerface-int8", key, build)
 
 
 class CenterFace:

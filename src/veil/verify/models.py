@@ -8,6 +8,8 @@ veil itself (CenterFace); none is downloaded. Descriptors (face templates) exist
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import threading
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..cache import cached
 from ..detectors import Strategy
 from ..detectors.centerface import CenterFace
 from ..errors import UsageError
@@ -79,16 +82,36 @@ def require_dlib() -> None:
     _dlib()
 
 
-def _dlib() -> tuple[Any, Any]:
+def _dlib() -> Any:
+    """dlib, once its models are known to be installed."""
     try:
         import dlib
-        import face_recognition_models
     except ImportError as exc:
         raise VerifyUnavailable(
             f"verification needs dlib's face models, which are not installed ({exc.name}); "
             f"install them with: {INSTALL_HINT}"
         ) from exc
-    return dlib, face_recognition_models
+    model_file(_LANDMARKS)
+    return dlib
+
+
+_LANDMARKS = "shape_predictor_5_face_landmarks.dat"
+_RECOGNIZER = "dlib_face_recognition_resnet_model_v1.dat"
+
+
+def model_file(name: str) -> Path:
+    """A file of the ``face_recognition_models`` wheel, found without importing the package:
+    its ``__init__`` imports ``pkg_resources``, which takes 0.4 s of every worker's start and
+    which setuptools 81 removed."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    for folder in list(spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "models" / name
+        if path.is_file():
+            return path
+    raise VerifyUnavailable(
+        "verification needs dlib's face models, which are not installed "
+        f"(face_recognition_models); install them with: {INSTALL_HINT}"
+    )
 
 
 class Recognizer:
@@ -98,11 +121,10 @@ class Recognizer:
     SAME_PERSON = 0.6
 
     def __init__(self, threads: int | None = None) -> None:
-        dlib, models = _dlib()
+        dlib = _dlib()
         self._dlib = dlib
-        self._models = models
         self._threads = threads or os.cpu_count() or 1
-        self._landmarks = dlib.shape_predictor(models.pose_predictor_five_point_model_location())
+        self._landmarks = dlib.shape_predictor(str(model_file(_LANDMARKS)))
         self._mean = (0.0, 0.0, 0.0)
         self._session: Any = None
         self._lock = threading.Lock()
@@ -113,14 +135,17 @@ class Recognizer:
         if self._session is None:
             import onnxruntime as ort
 
-            weights = read_weights(Path(self._models.face_recognition_model_location()))
+            path = model_file(_RECOGNIZER)
+            weights = read_weights(path)
+            # The graph is cached: building it needs the onnx package, whose import is most
+            # of the cost.
+            digest = hashlib.sha256(path.read_bytes()).digest()
+            graph = cached("dlib-resnet", [digest, b"graph/1"], lambda: build_graph(weights))
             options = ort.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
             self._mean = weights.mean_rgb
-            self._session = ort.InferenceSession(
-                build_graph(weights), options, providers=["CPUExecutionProvider"]
-            )
+            self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         return self._session
 
     def distances(
@@ -172,7 +197,7 @@ class SecondOpinion:
     model to share (the cleaning's own: the model is the same, the passes are not)."""
 
     def __init__(self, threads: int | None = None, centerface: CenterFace | None = None) -> None:
-        dlib, _ = _dlib()
+        dlib = _dlib()
         self._hog = dlib.get_frontal_face_detector()
         self._centerface = centerface or CenterFace(CENTERFACE_STRATEGY, threads=threads)
 
