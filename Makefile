@@ -12,9 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# demo: scikit-image, for the sample pictures of examples/make_samples.py.
+# demo: scikit-image, for the sample pictures of examples/make_samples.py; voice: webrtcvad,
+# so that the demo's scan says whether the clip's sound is speech.
 setup: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[verify,demo]"
+	$(BIN)/python -m pip install --quiet -e ".[verify,demo,voice]"
 
 # resemblyzer only for the speaker encoder's weights: --no-deps keeps torch and librosa out.
 setup-test: $(BIN)/python

@@ -33,6 +33,18 @@ def vowel(pitch_hz: float, formants_hz: tuple[float, ...], seconds: float = 1.0)
     return (0.3 * sound / np.max(np.abs(sound))).astype(np.float32)
 
 
+def syllables(seconds: float = 2.0) -> Wave:
+    """Speech-like sound: 180 ms vowels of changing pitch and formants, 120 ms pauses between
+    (loudness rising and falling as syllables do, which a steady vowel does not)."""
+    rng = np.random.default_rng(3)
+    parts: list[Wave] = []
+    while sum(len(p) for p in parts) < seconds * RATE:
+        formants = (rng.uniform(300, 800), rng.uniform(900, 2200), rng.uniform(2400, 3000))
+        parts.append(vowel(rng.uniform(100, 180), formants, seconds=0.18))
+        parts.append(np.zeros(int(0.12 * RATE), np.float32))
+    return np.concatenate(parts)[: int(seconds * RATE)]
+
+
 def pitch_of(wave: Wave, low: float = 60.0, high: float = 500.0) -> float:
     """The fundamental by autocorrelation of the middle half."""
     middle = wave[len(wave) // 4 : 3 * len(wave) // 4].astype(np.float64)

@@ -634,6 +634,14 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     lines = [f"{report.path}  ({size})"]
     if faces_on:
         lines.append(f"  {'faces':<16} {_faces_line(report)}")
+    if report.speech_note:
+        lines.append(f"  {'voices':<16} {report.speech_note}")
+    elif report.speech:
+        # Said plainly: a voice names its speaker as a face does, and clean keeps it for now.
+        lines.append(
+            f"  {'voices':<16} speech in {100 * report.speech:.0f}% of the sound: "
+            "clean keeps voices as they are (not anonymised yet)"
+        )
     if not report.metadata:
         lines.append(f"  {'metadata':<16} nothing identifying found")
     order = {c: i for i, c in enumerate(CATEGORIES)}

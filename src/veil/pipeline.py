@@ -21,6 +21,7 @@ from .errors import (
     WriteFailed,
     reported,
 )
+from .extras import needs
 from .faces import Faces
 from .fields import MetaField
 from .files import read_regular
@@ -131,6 +132,10 @@ class ScanReport:
     error: str | None = None
     #: Videos: faces are looked for in this many evenly spaced key frames, not in all.
     sampled_frames: int | None = None
+    #: Videos with sound: the share of it that is speech (voices name people too; issue 18),
+    #: or None when there is no sound or it was not checked (``speech_note`` says why).
+    speech: float | None = None
+    speech_note: str | None = None
 
     def seen(self, how: Seen) -> list[ScannedFace]:
         """The faces marked ``how``: ``report.seen("visible")`` are those clean would obscure."""
@@ -493,6 +498,21 @@ class Pipeline:
         report.metadata = probe.fields
         if self.settings.faces:
             report.faces, report.sampled_frames = self.video.scan(handler, src)
+        report.speech, report.speech_note = _speech(src)
+
+
+def _speech(src: Path) -> tuple[float | None, str | None]:
+    """How much of a file's sound is speech, or why that is not known."""
+    try:
+        import webrtcvad  # noqa: F401  (the voice extra)
+    except ImportError:
+        return None, f"not checked: it needs {needs('voice')}"
+    from .voice.speech import speech_share
+
+    try:
+        return speech_share(src), None
+    except VeilError as exc:  # the picture and the tags are still worth reporting
+        return None, f"not checked: {exc}"
 
 
 def _read(path: Path) -> bytes:
