@@ -9,6 +9,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import CorruptInput
 from .sound import Wave
 
 VAD_RATE = 16_000
@@ -22,9 +23,12 @@ def speech_share(path: Path) -> float | None:
     has no sound. Raises `CorruptInput` when its sound cannot be decoded."""
     from .sound import read_mono
 
-    with av.open(str(path)) as container:
-        if not container.streams.audio:
-            return None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+    except (av.FFmpegError, OSError) as exc:
+        raise CorruptInput(f"cannot read the sound of {path.name}: {exc}") from exc
     wave = read_mono(path, VAD_RATE)
     windows = speech_windows(wave, aggressiveness=2) & _fluctuating(wave)
     return float(windows.mean()) if len(windows) else 0.0
