@@ -479,6 +479,9 @@ class Pipeline:
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             self._scan_video(handler, src, report)
+            # Here, not in _scan_video: `look` (the review page) shares that and has no use
+            # for it, and decoding a whole sound track is not free.
+            report.speech, report.speech_note = _speech(src)
         else:
             self._scan_image(handler, src, report)
         return report
@@ -498,7 +501,6 @@ class Pipeline:
         report.metadata = probe.fields
         if self.settings.faces:
             report.faces, report.sampled_frames = self.video.scan(handler, src)
-        report.speech, report.speech_note = _speech(src)
 
 
 def _speech(src: Path) -> tuple[float | None, str | None]:
