@@ -206,6 +206,8 @@ def _pitch_shift(
 def _resample(wave: npt.NDArray[np.float32], length: int) -> npt.NDArray[np.float32]:
     """``wave`` squeezed or spread to ``length`` samples in the frequency domain: what lies
     above the new Nyquist frequency is dropped, not folded back (no aliasing)."""
+    if length == len(wave):  # sound already at the rate asked for (speech found at 16 kHz)
+        return wave
     spectrum = np.fft.rfft(wave.astype(np.float64))
     bins = length // 2 + 1
     kept = np.zeros(bins, complex)
