@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import CorruptInput
-from .sound import Wave
+from .sound import Wave, read_mono
 
 VAD_RATE = 16_000
 WINDOW = 480  # 30 ms at 16 kHz, one of the three lengths webrtcvad takes
@@ -21,8 +21,6 @@ _SWING_S, _SWING_DB = 1.0, 3.0
 def speech_share(path: Path) -> float | None:
     """The share of a file's sound that webrtcvad (mode 2) takes for speech; None when the file
     has no sound. Raises `CorruptInput` when its sound cannot be decoded."""
-    from .sound import read_mono
-
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
