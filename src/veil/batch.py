@@ -375,11 +375,17 @@ def _pooled(todo: list[tuple[int, Job]], settings: Settings, workers: int) -> It
         broken = False
         try:
             while queue or suspects or running:
-                # A suspect runs alone: if the pool breaks again, it was this file.
-                if suspects and not running:
-                    yield from _submit(pool, suspects.popleft(), running)
-                while not suspects and queue and len(running) < workers:
-                    yield from _submit(pool, queue.popleft(), running)
+                try:
+                    # A suspect runs alone: if the pool breaks again, it was this file.
+                    if suspects and not running:
+                        yield from _submit(pool, suspects, running)
+                    while not suspects and queue and len(running) < workers:
+                        yield from _submit(pool, queue, running)
+                except BrokenProcessPool:
+                    # A worker died after the last wait returned: the pool refuses new work.
+                    broken = True
+                    yield from _after_break(running, suspects, tries)
+                    break
                 if not running:
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -396,13 +402,22 @@ def _pooled(todo: list[tuple[int, Job]], settings: Settings, workers: int) -> It
 _Running = dict["Future[Result]", tuple[int, Job, Path]]
 
 
-def _submit(pool: ProcessPoolExecutor, item: tuple[int, Job], running: _Running) -> Iterator[_Done]:
-    i, job = item
+def _submit(
+    pool: ProcessPoolExecutor, waiting: deque[tuple[int, Job]], running: _Running
+) -> Iterator[_Done]:
+    """The next waiting job into the pool; a broken pool leaves it waiting, untried."""
+    i, job = waiting.popleft()
     staged = _stage(job)
     if isinstance(staged, Result):
         yield i, job, None, staged
-    else:
-        running[pool.submit(_work, job.src, staged)] = (i, job, staged)
+        return
+    try:
+        future = pool.submit(_work, job.src, staged)
+    except BrokenProcessPool:
+        discard(staged)
+        waiting.appendleft((i, job))
+        raise
+    running[future] = (i, job, staged)
 
 
 def _collect(future: Future[Result], running: _Running) -> Iterator[_Done]:

@@ -394,3 +394,58 @@ def test_a_failed_write_names_the_output_not_its_temporary_name(
         f"WriteFailed: cannot write {tmp_path / 'out' / 'photo.jpg'}: No space left on device"
     )
     assert not leftovers(tmp_path / "out")
+
+
+class _BreaksAfterOne:
+    """A stand-in for the process pool whose first instance runs one job and then breaks
+    between two submissions, the way a worker killed right after `wait` returned leaves it:
+    the next `submit` raises `BrokenProcessPool` although no future reported the break yet."""
+
+    made = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        type(self).made += 1
+        self.fails = type(self).made == 1
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], src: Path, dst: Path) -> Any:
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        from veil.result import Result
+
+        self.submitted += 1
+        if self.fails and self.submitted > 1:
+            raise BrokenProcessPool("a child process terminated abruptly")
+        dst.write_bytes(src.read_bytes())
+        future: Future[Result] = Future()
+        future.set_result(Result(input=str(src), output=str(dst), status="cleaned"))
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
+def test_a_pool_that_breaks_between_submissions_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race CI once hit: a worker dies after `wait` returned a finished job, and the next
+    `submit` raises. The batch must go on in a fresh pool, not end with a traceback."""
+    from veil import batch
+    from veil.settings import Settings
+
+    monkeypatch.setattr(batch, "ProcessPoolExecutor", _BreaksAfterOne)
+    monkeypatch.setattr(_BreaksAfterOne, "made", 0)
+    (tmp_path / "in").mkdir()
+    jobs = []
+    for n in range(5):
+        src = tmp_path / "in" / f"{n}.jpg"
+        src.write_bytes(b"x%d" % n)
+        jobs.append(batch.Job(src, tmp_path / "out" / src.name))
+    (tmp_path / "out").mkdir()
+
+    results = batch.clean_batch(jobs, Settings(jobs=2), progress=False)
+
+    assert [r.status for r in results] == ["cleaned"] * 5
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{n}.jpg" for n in range(5)]
+    assert _BreaksAfterOne.made == 2
