@@ -1,14 +1,16 @@
 """The contract every registered format keeps, run over the registry itself (`HANDLERS`,
-`VIDEO_HANDLERS`): a new format gets these tests by being registered. What one format does
-beyond it (JPEG's lossless strip, TIFF pages, animation timing, video tracks) stays in that
-format's own tests.
+`VIDEO_HANDLERS`, `AUDIO_HANDLERS`): a new format gets these tests by being registered. What
+one format does beyond it (JPEG's lossless strip, TIFF pages, animation timing, video tracks)
+stays in that format's own tests.
 
 The contract, for stills: the registry routes its extensions to it and no other handler claims
 its content; decoding gives upright uint8 frames of the stated size; an output with the pixels
 unchanged reveals nothing and, where the format is lossless or can be stripped, keeps every
 pixel; changed pixels are what gets written; a cut-off file, foreign bytes or too many pixels
 are refused with veil's own errors, never a library's. For videos: its extensions, its
-signature, planted tags found and then gone with every frame kept, and a cut-off file refused.
+signature, planted tags found and then gone with every frame kept, and a cut-off file refused;
+for sound recordings the same, with every sample kept (tests/formats/test_audio.py goes
+further: cover pictures, hand-written tag blocks, exiftool as the oracle).
 """
 
 from __future__ import annotations
@@ -18,16 +20,26 @@ from pathlib import Path
 
 import av
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
 from helpers import backdrop
 from veil.errors import CorruptInput, TooLarge, VeilError
-from veil.formats import HANDLERS, VIDEO_HANDLERS, FormatHandler, VideoHandler, handler_for_bytes
+from veil.formats import (
+    AUDIO_HANDLERS,
+    HANDLERS,
+    VIDEO_HANDLERS,
+    FormatHandler,
+    VideoHandler,
+    handler_for_bytes,
+)
 from veil.formats.base import Decoded
 
 STILLS = pytest.mark.parametrize("handler", HANDLERS, ids=[h.name for h in HANDLERS])
 VIDEOS = pytest.mark.parametrize("handler", VIDEO_HANDLERS, ids=[h.name for h in VIDEO_HANDLERS])
+SOUNDS = pytest.mark.parametrize("handler", AUDIO_HANDLERS, ids=[h.name for h in AUDIO_HANDLERS])
+EVERY = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS)
 WIDTH, HEIGHT = 96, 64
 #: Where the tests paint a dark square into the picture, x1, y1, x2, y2.
 SQUARE = (24, 16, 56, 48)
@@ -67,12 +79,12 @@ def test_registry_routes_its_extensions_and_content_to_it(handler: FormatHandler
     assert handler.extensions and all(e == e.lower() and e[0] == "." for e in handler.extensions)
     for ext in handler.extensions:
         assert handler_for_bytes(data, ext) is handler
-    claimed = [h.name for h in (*HANDLERS, *VIDEO_HANDLERS) if h.accept(data[:64])]
+    claimed = [h.name for h in EVERY if h.accept(data[:64])]
     assert claimed == [handler.name], f"its content is claimed by {claimed}"
 
 
 def test_no_extension_is_claimed_twice() -> None:
-    every = [e for h in (*HANDLERS, *VIDEO_HANDLERS) for e in h.extensions]
+    every = [e for h in EVERY for e in h.extensions]
     assert len(every) == len(set(every)), sorted(e for e in every if every.count(e) > 1)
 
 
@@ -183,4 +195,66 @@ def test_cut_off_video_is_refused(handler: VideoHandler, tmp_path: Path) -> None
     cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
     with pytest.raises(VeilError):
         handler.check_whole(cut)
+        handler.reread(out, handler.clean(cut, out))
+
+
+# -- sound recordings ----------------------------------------------------------------------
+#: The codec, sample rate and channel layout each sound container is made with here.
+_SOUND_CODECS = {
+    "ipod": ("aac", 44100),
+    "mp3": ("libmp3lame", 44100),
+    "opus": ("libopus", 48000),
+    "ogg": ("flac", 44100),
+    "wav": ("pcm_s16le", 44100),
+    "flac": ("flac", 44100),
+}
+
+
+def _recording(handler: VideoHandler, path: Path, seconds: float = 1.0) -> None:
+    """A tone in the handler's container, tagged as `_clip` tags a video."""
+    codec, rate = _SOUND_CODECS[handler.muxer]
+    with av.open(str(path), "w", format=handler.muxer) as out:
+        out.metadata.update(TAGS)
+        sound = out.add_stream(codec, rate=rate)
+        sound.layout = "mono"
+        count = int(rate * seconds)
+        tone = (np.sin(np.arange(count) / 9.0) * 0.3).astype(np.float32)
+        for start in range(0, count, 1024):
+            frame = av.AudioFrame.from_ndarray(
+                tone[None, start : start + 1024], format="flt", layout="mono"
+            )
+            frame.sample_rate, frame.pts = rate, start
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
+
+
+@SOUNDS
+def test_recording_round_trip(handler: VideoHandler, tmp_path: Path) -> None:
+    src, out = tmp_path / f"take{handler.extensions[0]}", tmp_path / "out"
+    _recording(handler, src)
+    data = src.read_bytes()
+    assert handler.sound
+    for ext in handler.extensions:
+        assert handler_for_bytes(data, ext) is handler
+    claimed = [h.name for h in EVERY if h.accept(data[:64])]
+    assert handler.name in claimed and not any(h.accept(data[:64]) for h in HANDLERS)
+    assert {"A. Person", "Dam square, Amsterdam"} & {f.value for f in handler.fields(src)}
+
+    handler.reread(out, handler.clean(src, out))
+    assert handler.fields(out) == []
+    np.testing.assert_array_equal(_samples(out), _samples(src))
+
+
+def _samples(path: Path) -> npt.NDArray[np.float32]:
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray() for f in container.decode(audio=0)]
+    return np.concatenate(frames, axis=1)
+
+
+@SOUNDS
+def test_cut_off_recording_is_refused(handler: VideoHandler, tmp_path: Path) -> None:
+    src, cut, out = tmp_path / "whole", tmp_path / "cut", tmp_path / "out"
+    _recording(handler, src, seconds=3.0)
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
+    with pytest.raises(VeilError):
         handler.reread(out, handler.clean(cut, out))

@@ -759,7 +759,7 @@ BAD_VIDEOS = [
         "sound.avi",
         lambda _: b"RIFF" + struct.pack("<I", 64) + b"WAVE" + bytes(60),
         "failed",
-        r"CorruptInput.*not a valid AVI",
+        r"FormatMismatch.*WAV.*AVI",  # WAV is a registered kind (a sound recording)
     ),
     BadVideo(
         "truncated.avi",

@@ -1,5 +1,5 @@
-"""Formats: one handler per still kind and per video container, and the registry that picks one
-for a file by its extension, confirmed by its content."""
+"""Formats: one handler per still kind, per video container and per sound recording container,
+and the registry that picks one for a file by its extension, confirmed by its content."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .heif import AvifHandler, HeifHandler, register_heif
 from .jpeg import JpegHandler
 from .png import PngHandler
 from .tiff import TiffHandler
-from .video import REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler
+from .video import AUDIO_HANDLERS, REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler
 from .webp import WebpHandler
 
 
@@ -35,7 +35,8 @@ class MediaHandler(Protocol):
 
 
 #: What `handler_for` returns: a still-image handler (bytes in memory) or a video handler
-#: (file paths: videos are remuxed on disk, never read whole).
+#: (file paths: videos are remuxed on disk, never read whole); a sound recording is a video
+#: handler with ``sound`` set.
 Handler: TypeAlias = FormatHandler | VideoHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
@@ -48,7 +49,8 @@ HANDLERS: tuple[FormatHandler, ...] = (
     GifHandler(),
     BmpHandler(),
 )
-_ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS)
+# Videos before recordings: an M4A is an MP4 too, and a mismatch names the wider kind.
+_ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS)
 #: Every registered format as the registry sees it (mypy holds both families to the contract).
 _REGISTERED: tuple[MediaHandler, ...] = _ALL
 _BY_EXTENSION = {ext: h for h in _ALL for ext in h.extensions}
@@ -81,10 +83,11 @@ RAW_EXTENSIONS = frozenset(
         ".raw",
     ]
 )
-#: What veil cleans, by extension: images (on disk and in memory, e.g. dataset records) and
-#: videos (on disk only: they are streamed, never read whole).
+#: What veil cleans, by extension: images (on disk and in memory, e.g. dataset records),
+#: videos and sound recordings (on disk only: they are streamed, never read whole).
 IMAGE_EXTENSIONS = frozenset(ext for h in HANDLERS for ext in h.extensions)
 VIDEO_EXTENSIONS = frozenset(ext for h in VIDEO_HANDLERS for ext in h.extensions)
+AUDIO_EXTENSIONS = frozenset(ext for h in AUDIO_HANDLERS for ext in h.extensions)
 
 register_heif()
 
@@ -148,6 +151,8 @@ def _checked(handler: Handler, prefix: bytes) -> Handler:
 
 
 __all__ = [
+    "AUDIO_EXTENSIONS",
+    "AUDIO_HANDLERS",
     "HANDLERS",
     "IMAGE_EXTENSIONS",
     "RAW_EXTENSIONS",
