@@ -12,14 +12,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# demo: scikit-image, for the sample pictures of examples/make_samples.py; voice: webrtcvad,
-# so that the demo's scan says whether the clip's sound is speech.
+# demo: scikit-image, for the sample pictures of examples/make_samples.py.
 setup: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[verify,demo,voice]"
+	$(BIN)/python -m pip install --quiet -e ".[verify,demo]"
 
 # resemblyzer only for the speaker encoder's weights: --no-deps keeps torch and librosa out.
 setup-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray,voice]"
+	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray]"
 	$(BIN)/python -m pip install --quiet --no-deps "resemblyzer==0.1.4"
 	bash scripts/install-test-tools.sh
 

@@ -44,7 +44,7 @@ KINDS = [
 def face_box(index: int) -> tuple[int, int, int, int]:
     """Where the face is in frame ``index`` (displayed pixels)."""
     scale = PORTRAIT / 512
-    left = 10 + 6 * index
+    left = 10 + 6 * (index % 18)  # slides right, then starts again
     x1, y1, x2, y2 = ASTRONAUT_FACE
     return (
         round(left + x1 * scale),
@@ -56,7 +56,7 @@ def face_box(index: int) -> tuple[int, int, int, int]:
 
 def picture(index: int) -> Array:
     canvas = backdrop(HEIGHT, WIDTH)
-    left = 10 + 6 * index
+    left = 10 + 6 * (index % 18)  # slides right, then starts again
     canvas[20 : 20 + PORTRAIT, left : left + PORTRAIT] = cv2.resize(
         astronaut(), (PORTRAIT, PORTRAIT), interpolation=cv2.INTER_AREA
     )
@@ -69,10 +69,11 @@ def make_clip(
     frames: int = 12,
     rotation: int | None = None,
     times: list[int] | None = None,
+    sound: npt.NDArray[np.float32] | None = None,
 ) -> None:
     """A clip of ``frames`` frames at 10 fps (``times``: pts in 1/1000 s, for variable rate);
     ``rotation`` stores the pictures turned so that a player turning them back shows them
-    upright."""
+    upright; ``sound`` (48 kHz mono) replaces the tone."""
     with av.open(str(path), "w", format=kind.muxer) as out:
         out.metadata["title"] = "Dam square, Amsterdam"
         video = out.add_stream(kind.codec, rate=10)
@@ -98,6 +99,8 @@ def make_clip(
         if audio is not None:
             rate, size = 48000, audio.codec_context.frame_size or 1024
             tone = (np.sin(np.arange(rate * frames // 10) / 8.0) * 0.2).astype(np.float32)
+            if sound is not None:
+                tone = sound
             for start in range(0, len(tone) - size + 1, size):
                 sound = av.AudioFrame.from_ndarray(
                     tone[None, start : start + size], format="flt", layout="mono"

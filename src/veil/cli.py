@@ -7,6 +7,7 @@ import argparse
 import io
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +25,7 @@ from .files import given_entries
 from .formats import supported_extensions
 from .pipeline import Pipeline, ScanReport
 from .result import VERIFY_STATUSES, Result, json_text
-from .settings import MASKS, METHODS, Settings
+from .settings import MASKS, METHODS, VOICES, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: A detector score from which a hit is called a confident face in scan's wording (the same
@@ -84,6 +85,17 @@ def _add_progress(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_voice(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--voice",
+        choices=VOICES,
+        default=Settings().voice,
+        help="speech in videos and recordings: anonymize gives it a pseudo-speaker drawn for "
+        "each file (the words stay, the speaker cannot be recognised); keep copies the sound "
+        "unchanged (default: %(default)s)",
+    )
+
+
 def _add_detection(p: argparse.ArgumentParser) -> None:
     d = Settings()
     p.add_argument(
@@ -137,12 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a cleaned copy of each photo and video into OUTDIR, mirroring the "
         "input tree. Inputs are never modified; existing outputs are kept unless --overwrite. "
         "Videos are re-encoded with every face obscured in every frame (tracked through the "
-        "frames the detector misses); their sound is copied unchanged.",
+        "frames the detector misses). Speech in videos and recordings (.m4a, .mp3, .ogg, "
+        ".opus, .wav, .flac) gets a new voice drawn for each file; sound without speech is "
+        "copied unchanged.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     clean.add_argument(
-        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo or video files, or folders"
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="photos, videos or recordings, or folders",
     )
     clean.add_argument(
         "-o",
@@ -171,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="shape obscured inside each face region (default: %(default)s)",
     )
     _add_detection(clean)
+    _add_voice(clean)
     clean.add_argument(
         "--hold",
         type=_non_negative_int,
@@ -215,7 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scan.add_argument(
-        "inputs", nargs="+", type=Path, metavar="INPUT", help="photo or video files, or folders"
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="photos, videos or recordings, or folders",
     )
     scan.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_detection(scan)
@@ -301,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete an upload after this long without a request (default: %(default)s)",
     )
     _add_detection(serve)
+    _add_voice(serve)
 
     dataset = sub.add_parser(
         "dataset",
@@ -367,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify", action="store_true", help="check each image independently (the verify extra)"
     )
     _add_detection(dataset)
+    _add_voice(dataset)
     _add_progress(dataset)
     return parser
 
@@ -393,6 +418,7 @@ def _clean(args: argparse.Namespace) -> int:
         hold=args.hold,
         verify=args.verify,
         allow_leaks=args.allow_leaks,
+        voice=args.voice,
     )
     if settings.verify:
         _require_verify()
@@ -416,11 +442,21 @@ def _clean(args: argparse.Namespace) -> int:
         f"{_count(len(results), 'file')}: {counts['cleaned']} cleaned, {counts['unchanged']} "
         f"unchanged, {counts['skipped']} skipped, {counts['failed']} failed; "
         f"{_count(counts['faces'], 'face')} obscured"
+        + _voices(results)
         + (f"; {_verified(results)}" if settings.verify else "")
         + (f"; report: {args.report}" if args.report else ""),
         file=sys.stderr,
     )
     return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _voices(results: list[Result]) -> str:
+    """``"; new voices in 2 files"``, or nothing when no file written had speech."""
+    done = Counter(r.voice.action for r in results if r.voice is not None and r.output)
+    said = [f"new voices in {_count(done['anonymized'], 'file')}"] if done["anonymized"] else []
+    if done["kept"]:
+        said.append(f"voices kept in {_count(done['kept'], 'file')} (--voice keep)")
+    return "".join(f"; {part}" for part in said)
 
 
 def _count(number: int, noun: str) -> str:
@@ -519,7 +555,7 @@ def _serve(args: argparse.Namespace) -> int:
         verify = args.faces and verify_installed()
     elif verify:
         _require_verify()
-    settings = _settings(args, method=args.method, verify=verify)
+    settings = _settings(args, method=args.method, verify=verify, voice=args.voice)
     hosts = {*LOOPBACK, args.host}
     if args.host not in LOOPBACK:
         print(
@@ -561,7 +597,7 @@ def _dataset(args: argparse.Namespace) -> int:
         raise UsageError(f"veil dataset needs {needs('dataset')} ({exc})") from None
     if args.verify:
         _require_verify()
-    settings = _settings(args, method=args.method, verify=args.verify)
+    settings = _settings(args, method=args.method, verify=args.verify, voice=args.voice)
     policy = Policy.load(args.policy) if args.policy else Policy()
     print(policy.describe(), file=sys.stderr)
     summary = run_dataset(
@@ -628,7 +664,9 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     """A scan as a short readable block: a header line, then one line per finding."""
     if report.error:
         return f"{report.path}\n  cannot read: {report.error}\n"
-    size = f"{report.format} {report.width}x{report.height}"
+    size = str(report.format)
+    if report.width and report.height:
+        size += f" {report.width}x{report.height}"
     if report.frames > 1:
         size += f", {report.frames} frames"
     lines = [f"{report.path}  ({size})"]
@@ -637,10 +675,10 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     if report.speech_note:
         lines.append(f"  {'voices':<16} {report.speech_note}")
     elif report.speech:
-        # Said plainly: a voice names its speaker as a face does, and clean keeps it for now.
+        # Said plainly: a voice names its speaker as a face does.
         lines.append(
             f"  {'voices':<16} speech in {100 * report.speech:.0f}% of the sound: "
-            "clean keeps voices as they are (not anonymised yet)"
+            "clean would give it a new voice"
         )
     if not report.metadata:
         lines.append(f"  {'metadata':<16} nothing identifying found")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -21,7 +21,6 @@ from .errors import (
     WriteFailed,
     reported,
 )
-from .extras import needs
 from .faces import Faces
 from .fields import MetaField
 from .files import read_regular
@@ -30,13 +29,15 @@ from .formats import FormatHandler, VideoHandler, handler_for, handler_for_bytes
 from .formats.base import Decoded
 from .obscurers import Obscurer, get_obscurer
 from .pixels import Pixels, rgb_view
-from .result import Checked, FaceRecord, Result, Verification
+from .result import Checked, FaceRecord, Leak, Result, Verdict, Verification
 from .settings import Settings
 from .tracking import SceneCuts, Tracker
+from .voice.sound import has_sound
 
 if TYPE_CHECKING:
     from .transcode import Progress, VideoCleaner
     from .verify import Verifier
+    from .verify.speaker import SpeakerEncoder
 
 
 @dataclass
@@ -159,6 +160,7 @@ class Pipeline:
         self.settings = settings or Settings()
         self._detector = detector
         self._verifier: Verifier | None = None
+        self._speaker: SpeakerEncoder | None = None
         self._video: VideoCleaner | None = None
         self._threads = threads
         self.obscurer: Obscurer = get_obscurer(self.settings.method, self.settings.mask)
@@ -283,6 +285,11 @@ class Pipeline:
     def look(self, src: Path) -> Look:
         """What a reviewer sees of ``src`` before cleaning it; raises `VeilError`."""
         handler = handler_for(src)
+        if isinstance(handler, VideoHandler) and handler.sound:
+            raise UnsupportedFormat(
+                f"{handler.name} recordings are not shown on the review page yet; "
+                "veil clean gives their speech a new voice"
+            )
         if isinstance(handler, VideoHandler):
             report = ScanReport(path=str(src))
             self._scan_video(handler, src, report)
@@ -408,8 +415,12 @@ class Pipeline:
             if handler_for(output) is not handler:
                 raise VerificationFailed(f"the output is not a {handler.name} file")
             if isinstance(handler, VideoHandler):
-                verification = self._check_video(handler, original, output)
-                return Checked(str(original), str(output), verification.verdict, None, verification)
+                faces = None if handler.sound else self._check_video(handler, original, output)
+                if has_sound(original):
+                    faces = self._check_voices(faces, original, output)
+                if faces is None:
+                    raise UnsupportedFormat(f"{handler.name} file without sound: nothing to check")
+                return Checked(str(original), str(output), faces.verdict, None, faces)
             decoded = handler.decode(_read(original), self.settings.max_pixels)
             found = self.detect_frames(decoded.frames)
             verification = self._check(handler, decoded, found, _read(output))
@@ -420,22 +431,30 @@ class Pipeline:
         return Checked(str(original), str(output), verification.verdict, None, verification)
 
     def _clean_video(self, handler: VideoHandler, src: Path, dst: Path) -> Result:
-        """A video, on disk (videos can be larger than memory): faces obscured frame by frame
-        and re-encoded, or with ``faces`` off, its streams copied without the metadata."""
+        """A video or a recording, on disk (they can be larger than memory): faces obscured
+        frame by frame and re-encoded, or with ``faces`` off (or no picture), its streams
+        copied without the metadata; speech in its sound given a new voice."""
+        from .voice.track import NewVoices
+
         verification = None
+        sound, voice = NewVoices.prepare(src, handler.name, self.settings.voice == "anonymize")
         try:
             with atomic_output(dst) as tmp:
-                if not self.settings.faces:
+                if not self.settings.faces or handler.sound:
                     removed, faces = handler.fields(src), []
-                    handler.reread(tmp, handler.clean(src, tmp))
+                    handler.reread(tmp, handler.clean(src, tmp, sound))
                 else:
-                    written = self.video.clean(handler, src, tmp, self.frame_progress)
+                    written = self.video.clean(handler, src, tmp, self.frame_progress, sound)
                     self.video.reread(handler, tmp, written)
                     removed, faces = written.removed, written.faces
                     if self.settings.verify:
                         verification = self._check_video(handler, src, tmp)
-                        if verification.verdict == "leak" and not self.settings.allow_leaks:
-                            raise LeakFound(verification)
+                if self.settings.verify and sound is not None:
+                    verification = self._check_voices(verification, src, tmp)
+                leaked = verification is not None and verification.verdict == "leak"
+                if leaked and not self.settings.allow_leaks:
+                    assert verification is not None
+                    raise LeakFound(verification)
         except OSError as exc:
             raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
         return Result(
@@ -445,7 +464,40 @@ class Pipeline:
             faces=faces,
             metadata_removed=sorted({f.name for f in removed}),
             verification=verification,
+            voice=voice,
         )
+
+    def _check_voices(
+        self, faces: Verification | None, original: Path, output: Path
+    ) -> Verification:
+        """``faces``' verdict (None for a recording) with the voice check added: a stretch of
+        the output's speech that still sounds like the original's speaker is a leak; a voice
+        that could not be judged leaves the verdict at best ``unconfirmed``."""
+        from .verify.voices import THRESHOLD, check_voice_files
+
+        leaks: list[Leak] = []
+        try:
+            if self._speaker is None:  # loaded on first use, like dlib's models
+                from .verify.speaker import SpeakerEncoder
+
+                self._speaker = SpeakerEncoder()
+            check = check_voice_files(original, output, self._speaker)
+            leaks, note = check.leaks, check.unjudged_note
+            if note is None:
+                note = f"{check.pieces_checked} stretches of speech compared: " + (
+                    f"most alike {check.best_score:.2f} (a leak from {THRESHOLD:.2f})"
+                    if check.best_score is not None
+                    else "no speech left in the output"
+                )
+        except VeilError as exc:
+            note = f"unjudged: {exc}"
+        base = faces or Verification("protected")
+        verdict: Verdict = base.verdict
+        if base.leaks or leaks:
+            verdict = "leak"
+        elif note.startswith("unjudged"):
+            verdict = "unconfirmed"
+        return replace(base, verdict=verdict, leaks=[*base.leaks, *leaks], voices=note)
 
     def _check_video(self, handler: VideoHandler, original: Path, output: Path) -> Verification:
         """`Verifier.check` on evenly spaced frames of a video and its cleaned output."""
@@ -499,16 +551,12 @@ class Pipeline:
         report.format, report.frames = handler.name, probe.frames
         report.width, report.height = probe.width, probe.height
         report.metadata = probe.fields
-        if self.settings.faces:
+        if self.settings.faces and not handler.sound:
             report.faces, report.sampled_frames = self.video.scan(handler, src)
 
 
 def _speech(src: Path) -> tuple[float | None, str | None]:
     """How much of a file's sound is speech, or why that is not known."""
-    try:
-        import webrtcvad  # noqa: F401  (the voice extra)
-    except ImportError:
-        return None, f"not checked: it needs {needs('voice')}"
     from .voice.speech import speech_share
 
     try:

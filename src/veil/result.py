@@ -39,12 +39,13 @@ class FaceRecord:
 class Leak:
     """One thing an output still gives away.
 
-    ``kind`` is ``face`` (a face a recognizer matches to the original, or one left unobscured)
-    or ``metadata`` (identifying fields still in the file); ``box`` is x1, y1, x2, y2 in
-    displayed pixels of frame ``frame``.
+    ``kind`` is ``face`` (a face a recognizer matches to the original, or one left unobscured),
+    ``metadata`` (identifying fields still in the file) or ``voice`` (speech whose speaker
+    prints as the original's, `veil.verify.voices`; the detail says when); ``box`` is x1, y1,
+    x2, y2 in displayed pixels of frame ``frame`` (None for metadata and voices).
     """
 
-    kind: Literal["face", "metadata"]
+    kind: Literal["face", "metadata", "voice"]
     detail: str
     frame: int | None = None
     box: list[int] | None = None
@@ -77,6 +78,9 @@ class Verification:
     faces_checked: int = 0
     recognizer_runs: int = 0
     unjudged: int = 0
+    #: Files with speech: what the voice check compared and found, or why it could not judge
+    #: (then the verdict is at best ``unconfirmed``); None when there was no voice to check.
+    voices: str | None = None
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Verification:
@@ -88,6 +92,7 @@ class Verification:
             faces_checked=int(row.get("faces_checked", 0)),
             recognizer_runs=int(row.get("recognizer_runs", 0)),
             unjudged=int(row.get("unjudged", 0)),
+            voices=row.get("voices"),
         )
 
     def summary(self) -> str:
@@ -101,6 +106,8 @@ class Verification:
         if self.unjudged:
             found = "no leak found; " if not self.leaks else ""
             parts.append(f"{found}{unjudged_text(self.unjudged)}")
+        if self.voices and self.voices.startswith("unjudged"):
+            parts.append(f"voices {self.voices}")
         return "; ".join(parts)
 
 
@@ -133,6 +140,20 @@ def json_text(row: object, indent: int | None = None) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+VoiceAction = Literal["anonymized", "kept", "none"]
+
+
+@dataclass(frozen=True)
+class VoiceRecord:
+    """What was done to the voices of a file with sound (a video, a recording)."""
+
+    #: Share of the sound taken for speech, 0-1.
+    speech: float
+    #: ``anonymized``: speech given a pseudo-speaker drawn for this file; ``kept``: speech
+    #: left as it was (``--voice keep``); ``none``: no speech found, the sound copied as it was.
+    action: VoiceAction
+
+
 @dataclass(frozen=True)
 class Result:
     """What happened to one input. ``output`` is None whenever nothing was written."""
@@ -145,11 +166,14 @@ class Result:
     metadata_removed: list[str] = field(default_factory=list)
     #: Set when the output was verified (``--verify``); also on a file failed for a leak.
     verification: Verification | None = None
+    #: Set for a file with sound: whether speech was found and what was done to it.
+    voice: VoiceRecord | None = None
 
     def to_json(self) -> str:
         row = asdict(self)
-        if row["verification"] is None:  # the key is there only when --verify asked for it
-            del row["verification"]
+        for key in ("verification", "voice"):  # there only when they say something
+            if row[key] is None:
+                del row[key]
         for face in row["faces"]:
             if face["frames"] is None:  # photos: the contract of METRICS.md, unchanged
                 del face["frames"]
@@ -168,6 +192,7 @@ class Result:
             verification=Verification.from_dict(row["verification"])
             if row.get("verification")
             else None,
+            voice=VoiceRecord(**row["voice"]) if row.get("voice") else None,
         )
 
 

@@ -45,12 +45,14 @@ from .formats.video import (
     BITEXACT,
     READ_ERRORS,
     Digest,
+    NewSound,
     VideoHandler,
     container_fields,
-    copy_stream,
+    copy_or_new,
     display_rotations,
     is_kept,
     open_input,
+    packet_end,
     packets,
     reason,
 )
@@ -103,6 +105,8 @@ class Transcoded:
     rotation: float | None = None
     #: Input stream index -> SHA-256 of the packets copied unchanged (audio, subtitles).
     carried: dict[int, str] = field(default_factory=dict)
+    #: Sound tracks written anew (new voices), not copied.
+    rewritten: int = 0
 
 
 @dataclass
@@ -177,9 +181,15 @@ class VideoCleaner:
         self.max_pixels = max_pixels
 
     def clean(
-        self, handler: VideoHandler, src: Path, out: Path, progress: Progress | None = None
+        self,
+        handler: VideoHandler,
+        src: Path,
+        out: Path,
+        progress: Progress | None = None,
+        sound: NewSound | None = None,
     ) -> Transcoded:
-        """Write ``src`` with every face obscured to ``out`` (which the caller deletes on error)."""
+        """Write ``src`` with every face obscured to ``out`` (which the caller deletes on error);
+        the sound tracks in ``sound`` are written anew from it, the others copied."""
         removed = handler.fields(src)
         handler.check_whole(src)
         rotation = (display_rotations(src, handler.name) or (None,))[0]
@@ -196,7 +206,9 @@ class VideoCleaner:
             except (av.FFmpegError, OSError, ValueError) as exc:
                 raise EncodeFailed(f"cannot write {handler.name}: {reason(exc)}") from exc
             with output:
-                job = _Job(self, handler, inp, output, video, carried, rotation or 0.0, progress)
+                job = _Job(
+                    self, handler, inp, output, video, carried, rotation or 0.0, progress, sound
+                )
                 result = job.transcode()
         result.removed, result.rotation = removed, rotation
         return result
@@ -266,9 +278,10 @@ class VideoCleaner:
                 if left:
                     names = ", ".join(sorted({f.name for f in left}))
                     raise VerificationFailed(f"identifying metadata survived: {names}")
-                if len(streams) != 1 + len(written.carried):
+                expected = 1 + len(written.carried) + written.rewritten
+                if len(streams) != expected:
                     raise VerificationFailed(
-                        f"output has {len(streams)} streams, expected {1 + len(written.carried)}"
+                        f"output has {len(streams)} streams, expected {expected}"
                     )
                 digests = [Digest(s) for s in streams]
                 for packet in packets(container, streams, handler.name):
@@ -280,9 +293,11 @@ class VideoCleaner:
             raise VerificationFailed(
                 f"output video has {video.count} frames, {written.video_packets} were written"
             )
-        copies = [d.result() for d in digests if d.kind != "video"]
-        if sorted(c.sha256 for c in copies) != sorted(written.carried.values()):
+        copies = {d.result().sha256 for d in digests if d.kind != "video"}
+        if not set(written.carried.values()) <= copies:
             raise VerificationFailed("an audio or subtitle stream is not an exact copy")
+        if any(d.kind == "audio" and not d.count for d in digests):
+            raise VerificationFailed("a sound track of the output is empty")
         if display_rotations(out, handler.name) != (written.rotation,):
             raise VerificationFailed("the display rotation of the video was not kept")
 
@@ -315,20 +330,25 @@ class _Job:
         carried: list[Stream],
         rotation: float,
         progress: Progress | None,
+        sound: NewSound | None,
     ) -> None:
         self.cleaner, self.kind, self.inp, self.output = cleaner, handler.name, inp, output
         self.video, self.carried, self.progress = video, carried, progress
+        self.sound = sound
         self.stop = threading.Event()
         self.decoded = _Channel(self.stop, _QUEUE_FRAMES)
         self.to_write = _Channel(self.stop, _QUEUE_FRAMES)
         self.digests = {s.index: Digest(s) for s in [video, *carried]}
         # Output streams in the input's order (the video usually first, as players expect).
         before = [s for s in carried if s.index < video.index]
-        self.targets = {s.index: copy_stream(output, s) for s in before}
+        self.targets = {s.index: copy_or_new(output, s, sound, self.kind) for s in before}
         self.encoder = _encoder(output, video, handler)
         if rotation:
             self.encoder.set_display_rotation(rotation)
-        self.targets |= {s.index: copy_stream(output, s) for s in carried if s not in before}
+        self.targets |= {
+            s.index: copy_or_new(output, s, sound, self.kind) for s in carried if s not in before
+        }
+        self.rewritten = [s.index for s in carried if sound is not None and s.index in sound]
         self.expected = _frame_count(video)
         self.frames = 0
         self.packets_out = 0
@@ -357,8 +377,14 @@ class _Job:
             digest.check_complete(self.kind, size)
         if self.frames == 0:
             raise CorruptInput(f"{self.kind} video stream holds no frames")
-        carried = {i: d.result().sha256 for i, d in self.digests.items() if i != self.video.index}
-        return Transcoded(self.faces, [], video_packets=self.packets_out, carried=carried)
+        carried = {
+            i: d.result().sha256
+            for i, d in self.digests.items()
+            if i != self.video.index and i not in self.rewritten
+        }
+        return Transcoded(
+            self.faces, [], self.packets_out, carried=carried, rewritten=len(self.rewritten)
+        )
 
     # -- reader thread ---------------------------------------------------------------------
     def _read(self) -> None:
@@ -433,7 +459,12 @@ class _Job:
         try:
             for item in self.to_write:
                 if isinstance(item, Packet):
-                    item.stream = self.targets[item.stream.index]
+                    index = item.stream.index
+                    if index in self.rewritten:
+                        assert self.sound is not None
+                        self._mux(self.sound.until(index, packet_end(item)))
+                        continue
+                    item.stream = self.targets[index]
                     self._mux([item])
                     continue
                 frame, areas = item
@@ -442,6 +473,9 @@ class _Job:
                 if self.progress is not None:
                     self.progress(self.frames, self.expected)
             self._mux(self.encoder.encode(None))
+            for index in self.rewritten:
+                assert self.sound is not None
+                self._mux(self.sound.until(index, None))
         except BaseException:
             self.stop.set()
             raise

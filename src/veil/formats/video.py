@@ -30,12 +30,12 @@ import errno
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 from av.codec import Codec
@@ -45,6 +45,7 @@ from av.stream import Disposition, Stream
 
 from ..errors import CorruptInput, EncodeFailed, UnsupportedFormat, VerificationFailed
 from ..fields import DEVICE, OTHER, PERSON, PICTURE, PLACE, SERIAL, TEXT, TIME, MetaField
+from . import audio
 from .heif import AvifHandler, HeifHandler
 from .isobmff import Box, boxes
 from .metadata import gps_in_words
@@ -117,6 +118,15 @@ _TAGS: dict[str, tuple[str, str]] = {
     "ieng": (PERSON, "Author"),  # AVI: the engineer, which FFmpeg leaves under its own name
     "ikey": (TEXT, "Keywords"),
     "lyrics": (TEXT, "Comment"),
+    "album": (TEXT, "Album"),
+    "genre": (TEXT, "Genre"),
+    # Broadcast Wave "bext" (EBU Tech 3285), as FFmpeg names its fields: the originator (the
+    # device or organisation, under "encoded_by"), its reference (often a serial number),
+    # the time of day as samples since midnight, and the chain of devices and programs.
+    "originator_reference": (SERIAL, "Serial"),
+    "umid": (SERIAL, "Serial"),
+    "time_reference": (TIME, "Timecode"),
+    "coding_history": (DEVICE, "Software"),
 }
 _LANGUAGE_SUFFIX = re.compile(r"-[a-z]{3}$")
 # Subtitle cues that carry telemetry, as drones and dash cams write it: a label followed by a
@@ -161,6 +171,7 @@ _RIFF_HEADER_LIMIT = 1 << 20
 READ_ERRORS = (av.FFmpegError, OSError, ValueError, UnicodeDecodeError, EOFError)
 _TELEMETRY_SUBTITLE = MetaField(PLACE, "SubtitleTrack", "subtitle track with GPS/telemetry (drone)")
 _CAMERA_DATA = "camera data in the AVI stream header (maker notes)"
+_TEXT_TRACK = MetaField(TEXT, "TextTrack", "text track (lyrics, chapter titles or notes)")
 _ASS_DETAILS = "subtitle script details (title, authors, editor's notes, file paths)"
 # What an ASS/SSA header keeps, by section (ASS format v4.00+, "Script Info" and "Styles").
 _ASS_KEPT = {
@@ -205,6 +216,27 @@ class Remuxed:
     streams: tuple[StreamDigest, ...]
     #: Display rotation (degrees) of each kept video stream; None where it cannot be decoded.
     rotations: tuple[float | None, ...]
+    #: Positions in ``streams`` of sound tracks written anew (new voices), not copied.
+    rewritten: frozenset[int] = frozenset()
+
+
+class NewSound(Protocol):
+    """Sound tracks written anew rather than copied (`veil.voice.track.NewVoices`): an output
+    stream for each, and its packets as the input's go by, so the two stay interleaved."""
+
+    def __contains__(self, index: int) -> bool: ...
+
+    def stream(self, output: OutputContainer, index: int, kind: str) -> Stream: ...
+
+    def until(self, index: int, seconds: float | None) -> list[Packet[Any]]: ...
+
+
+def packet_end(packet: Packet[Stream]) -> float | None:
+    """When ``packet``'s sound or picture ends, in seconds; None when it has no time."""
+    start = packet.pts if packet.pts is not None else packet.dts
+    if start is None or packet.time_base is None:
+        return None
+    return float((start + (packet.duration or 0)) * packet.time_base)
 
 
 @dataclass(frozen=True)
@@ -219,7 +251,9 @@ class Probe:
 
 @dataclass(frozen=True)
 class VideoHandler:
-    """One container kind, written back with the FFmpeg muxer ``muxer``.
+    """One container kind, written back with the FFmpeg muxer ``muxer``; ``sound`` for a
+    container that holds sound only (a recording: `AUDIO_HANDLERS`), whose output must hold
+    sound only too.
 
     >>> handler = VideoHandler("MP4", (".mp4",), "mp4")
     >>> handler.accept(b"\\x00\\x00\\x00\\x18ftypmp42")
@@ -229,6 +263,7 @@ class VideoHandler:
     name: str
     extensions: tuple[str, ...]
     muxer: str
+    sound: bool = False
 
     @property
     def matroska(self) -> bool:
@@ -240,14 +275,7 @@ class VideoHandler:
 
     def accept(self, prefix: bytes) -> bool:
         """Whether a file's first bytes are this container family's signature."""
-        if self.matroska:
-            return prefix.startswith(_EBML_MAGIC)
-        if self.riff:
-            return prefix[:4] == b"RIFF" and prefix[8:12] == _RIFF_AVI
-        # A HEIF or AVIF still is an ISO BMFF file too; it is not a video.
-        return prefix[4:8] in _ISO_BMFF_BOXES and not (
-            HeifHandler.accept(prefix) or AvifHandler.accept(prefix)
-        )
+        return _CONTAINERS[self.muxer].accept(prefix)
 
     # -- reading ---------------------------------------------------------------------------
     def probe(self, path: Path) -> Probe:
@@ -268,7 +296,8 @@ class VideoHandler:
         """`CorruptInput` when the container's own sizes say the file runs past its end.
 
         FFmpeg reads what it can of a cut-off file without complaint; the top-level ISO BMFF
-        boxes, the Matroska Segment or the RIFF chunks say whether all of it is there.
+        boxes, the Matroska Segment, the RIFF chunks, an MP3's Xing frame, FLAC's metadata
+        blocks or Ogg's last page say whether all of it is there.
         """
         try:
             size = path.stat().st_size
@@ -279,11 +308,7 @@ class VideoHandler:
             raise CorruptInput(f"{self.name} file is truncated: {size} of its {declared} bytes")
 
     def _declared_end(self, path: Path, size: int) -> int | None:
-        if self.matroska:
-            return _matroska_end(path)
-        if self.riff:
-            return _riff_end(path, size)
-        return _iso_bmff_end(path, size)
+        return _CONTAINERS[self.muxer].end(path, size)
 
     def carried_streams(self, container: InputContainer) -> list[Stream]:
         """The streams of ``container`` that go into a cleaned file, in file order: the video
@@ -301,9 +326,9 @@ class VideoHandler:
         ]
 
     # -- cleaning --------------------------------------------------------------------------
-    def clean(self, src: Path, out: Path) -> Remuxed:
+    def clean(self, src: Path, out: Path, sound: NewSound | None = None) -> Remuxed:
         """Copy the audio, video and safe subtitle packets of ``src`` into a new container at
-        ``out``.
+        ``out``; the sound tracks in ``sound`` are written anew from it instead.
 
         Raises `CorruptInput` when ``src`` is damaged or cut off, `UnsupportedFormat` for
         streams that cannot be copied unchanged and `EncodeFailed` when the muxer refuses
@@ -317,24 +342,36 @@ class VideoHandler:
                 raise CorruptInput(f"{self.name} file holds no audio or video stream")
             self._check_copyable(carried)
             digests = {s.index: Digest(s) for s in carried}
+            rewritten = frozenset(
+                n for n, s in enumerate(carried) if sound is not None and s.index in sound
+            )
             try:
                 with av.open(
                     str(out), "w", format=self.muxer, container_options=BITEXACT
                 ) as output:
-                    targets = {s.index: copy_stream(output, s) for s in carried}
+                    targets = {s.index: copy_or_new(output, s, sound, self.name) for s in carried}
                     for packet in packets(inp, carried, self.name):
-                        digests[packet.stream.index].add(packet)
-                        packet.stream = targets[packet.stream.index]
+                        index = packet.stream.index
+                        digests[index].add(packet)
+                        if sound is not None and index in sound:
+                            output.mux(sound.until(index, packet_end(packet)))
+                            continue
+                        packet.stream = targets[index]
                         output.mux(packet)
+                    for stream in carried:
+                        if sound is not None and stream.index in sound:
+                            output.mux(sound.until(stream.index, None))
             except (av.FFmpegError, OSError, ValueError) as exc:
                 msg = f"cannot write {self.name}: the muxer refused the copied streams"
                 raise EncodeFailed(f"{msg} ({reason(exc)})") from exc
         size = src.stat().st_size
         for digest in digests.values():
             digest.check_complete(self.name, size)
-        return Remuxed(tuple(d.result() for d in digests.values()), rotations)
+        return Remuxed(tuple(d.result() for d in digests.values()), rotations, rewritten)
 
     def _check_copyable(self, streams: list[Stream]) -> None:
+        if self.sound:
+            self._check_recording(streams)
         if self.matroska:
             return
         for stream in streams:
@@ -346,6 +383,33 @@ class VideoHandler:
                     f"{self.name} with AMR audio is not cleaned yet: its audio cannot be copied "
                     "unchanged into a new file"
                 )
+
+    def _check_recording(self, streams: list[Stream]) -> None:
+        """`UnsupportedFormat` unless a recording's streams are sound this container's muxer
+        writes unchanged, and the new file can say all the input says about how to play it."""
+        for stream in streams:
+            if stream.type != "audio":
+                raise UnsupportedFormat(
+                    f"{self.name} file holds a {stream.type} track, not only sound: veil "
+                    f"cleans a {self.name} file as a sound recording (give a video a video's "
+                    "extension, e.g. .mp4 or .mkv)"
+                )
+            if not _muxer_writes(self.muxer, stream):
+                raise UnsupportedFormat(
+                    f"{self.name} file with {_codec_name(stream) or 'unknown'} sound is not "
+                    f"cleaned: FFmpeg cannot write that sound unchanged into a new {self.name} "
+                    "file"
+                )
+        tags = streams[0].container.metadata if streams else {}
+        if any(key.lower() == "itunsmpb" for key in tags):
+            # iTunes says how many samples of encoder padding to skip at each end in this
+            # atom; FFmpeg's muxer cannot write it, and the edit list it writes says nothing
+            # of it, so players would add a few milliseconds of sound at each end.
+            raise UnsupportedFormat(
+                f"{self.name} file with iTunes gapless-playback data (iTunSMPB) is not cleaned "
+                "yet: the new file could not keep it, and players would then add a few "
+                "milliseconds of sound at each end"
+            )
 
     def reread(self, out: Path, expected: Remuxed) -> None:
         """Re-read ``out``: only the copied streams, every packet identical, nothing identifying
@@ -372,6 +436,10 @@ class VideoHandler:
         for index, (got, want) in enumerate(
             zip((d.result() for d in digests), expected.streams, strict=True)
         ):
+            if index in expected.rewritten:  # a new voice: sound still, and not empty
+                if got.kind != want.kind or not got.packets:
+                    raise VerificationFailed(f"the new sound of stream {index} did not read back")
+                continue
             if got != want:
                 raise VerificationFailed(
                     f"{want.kind} stream {index} differs from the input's "
@@ -395,6 +463,20 @@ VIDEO_HANDLERS: tuple[VideoHandler, ...] = (
     VideoHandler("WebM", (".webm",), "webm"),
     VideoHandler("AVI", (".avi",), "avi"),
 )
+#: Sound recordings (`veil.formats.audio` reads their bytes; they are declared here, next to
+#: `VideoHandler`, which dispatches on that module's functions). M4A is written by FFmpeg's
+#: "ipod" muxer, its MP4 muxer giving the file the M4A brand ("mp4" would say "isom", and
+#: Apple's software would take the file for a video); .opus by "opus", Ogg's muxer held to
+#: Opus.
+AUDIO_HANDLERS: tuple[VideoHandler, ...] = (
+    VideoHandler("M4A", (".m4a",), "ipod", sound=True),
+    VideoHandler("MP3", (".mp3",), "mp3", sound=True),
+    VideoHandler("Opus", (".opus",), "opus", sound=True),
+    VideoHandler("Ogg", (".ogg", ".oga"), "ogg", sound=True),
+    VideoHandler("WAV", (".wav",), "wav", sound=True),
+    VideoHandler("FLAC", (".flac",), "flac", sound=True),
+)
+_SOUND_MUXERS = frozenset(h.muxer for h in AUDIO_HANDLERS)
 
 
 # -- helpers shared with the face-obscuring transcoder (veil.video) ---------------------------
@@ -472,6 +554,15 @@ def copy_stream(output: OutputContainer, template: Stream) -> Stream:
     return stream
 
 
+def copy_or_new(
+    output: OutputContainer, template: Stream, sound: NewSound | None, kind: str
+) -> Stream:
+    """`copy_stream`, or for a sound track written anew, its new stream (no tags either)."""
+    if sound is not None and template.index in sound:
+        return sound.stream(output, template.index, kind)
+    return copy_stream(output, template)
+
+
 def packets(
     container: InputContainer, streams: list[Stream], kind: str
 ) -> Iterator[Packet[Stream]]:
@@ -531,6 +622,10 @@ class Digest:
         self.count = 0
         self.start: Fraction | None = None
         self._hash = hashlib.sha256()
+        # FLAC's STREAMINFO says how many samples the stream holds (0: not known); its frames
+        # declare no lengths, so their durations are added up against it.
+        self.samples = _declared_samples(stream)
+        self.summed = 0
 
     def add(self, packet: Packet[Stream]) -> None:
         pts = None if packet.pts is None else Fraction(packet.pts) * packet.time_base
@@ -542,6 +637,7 @@ class Digest:
             self._hash.update(f"{Fraction(packet.duration or 0) * packet.time_base}:".encode())
         self._hash.update(memoryview(packet))
         self.count += 1
+        self.summed += packet.duration or 0
 
     def check_complete(self, kind: str, file_size: int) -> None:
         """`CorruptInput` unless every packet the headers promise was read."""
@@ -554,10 +650,23 @@ class Digest:
                 f"{kind} file is truncated: {self.kind} stream {self.index} has "
                 f"{self.count} of its {max(self.frames, self.indexed)} packets"
             )
+        if self.samples is not None and self.summed < self.samples:
+            raise CorruptInput(
+                f"{kind} file is truncated: {self.kind} stream {self.index} has "
+                f"{self.summed} of its {self.samples} samples"
+            )
 
     def result(self) -> StreamDigest:
         digest = self._hash.hexdigest()
         return StreamDigest(self.kind, self.codec, self.count, digest, self.start)
+
+
+def _declared_samples(stream: Stream) -> int | None:
+    """The sample count a FLAC file's STREAMINFO declares, in the stream's time base (one
+    tick a sample); None for any other stream, or where it says 0 (not known)."""
+    if stream.type != "audio" or stream.container.format.name != "flac":
+        return None
+    return stream.duration or None
 
 
 def _iso_bmff_end(path: Path, file_size: int) -> int | None:
@@ -579,7 +688,7 @@ def _iso_bmff_end(path: Path, file_size: int) -> int | None:
     return end
 
 
-def _matroska_end(path: Path) -> int | None:
+def _matroska_end(path: Path, size: int) -> int | None:
     """Where a Matroska file's Segment says the file ends; None where it does not say (a live
     recording writes "unknown size") or the header cannot be parsed (FFmpeg judges that)."""
     with path.open("rb") as fh:
@@ -627,6 +736,56 @@ def _riff_end(path: Path, file_size: int) -> int | None:
             end = at + 8 + size
             at, form = end + (size & 1), _RIFF_AVIX  # chunks are padded to an even size
     return end
+
+
+def _is_iso_bmff(prefix: bytes) -> bool:
+    # A HEIF or AVIF still is an ISO BMFF file too; it is not a video.
+    return prefix[4:8] in _ISO_BMFF_BOXES and not (
+        HeifHandler.accept(prefix) or AvifHandler.accept(prefix)
+    )
+
+
+def _is_m4a(prefix: bytes) -> bool:
+    return audio.is_m4a(prefix) and _is_iso_bmff(prefix)
+
+
+def _is_matroska(prefix: bytes) -> bool:
+    return prefix.startswith(_EBML_MAGIC)
+
+
+def _is_avi(prefix: bytes) -> bool:
+    return prefix[:4] == b"RIFF" and prefix[8:12] == _RIFF_AVI
+
+
+@dataclass(frozen=True)
+class _Container:
+    """How veil reads one container kind itself, apart from FFmpeg: its signature, where it
+    says it ends (None: it does not say), and the tags and blocks FFmpeg does not show."""
+
+    accept: Callable[[bytes], bool]
+    end: Callable[[Path, int], int | None]
+    blocks: Callable[[Path], tuple[list[audio.Tag], list[MetaField]]] | None = None
+
+
+_ISO_BMFF = _Container(_is_iso_bmff, _iso_bmff_end)
+_MATROSKA = _Container(_is_matroska, _matroska_end)
+_OGG = _Container(audio.is_ogg, audio.ogg_end)
+#: Each FFmpeg muxer a handler writes with, and its container as veil reads it.
+_CONTAINERS: dict[str, _Container] = {
+    "mp4": _ISO_BMFF,
+    "mov": _ISO_BMFF,
+    "3gp": _ISO_BMFF,
+    "3g2": _ISO_BMFF,
+    "matroska": _MATROSKA,
+    "webm": _MATROSKA,
+    "avi": _Container(_is_avi, _riff_end),
+    "ipod": _Container(_is_m4a, _iso_bmff_end),
+    "mp3": _Container(audio.is_mp3, audio.mp3_end, audio.mp3_tags),
+    "opus": _Container(audio.is_opus, audio.ogg_end),
+    "ogg": _OGG,
+    "wav": _Container(audio.is_wav, audio.wav_end, audio.wav_chunks),
+    "flac": _Container(audio.is_flac, audio.flac_end, audio.flac_blocks),
+}
 
 
 def _riff_stream_data(path: Path) -> list[bytes]:
@@ -697,16 +856,24 @@ def _rotation(path: Path, kind: str, number: int) -> float | None:
 
 
 def _fields(container: InputContainer, muxer: str | None = None) -> list[MetaField]:
-    """`container_fields`; with ``muxer``, also the subtitle tracks that muxer cannot hold."""
+    """`container_fields`; with ``muxer``, also the subtitle tracks that muxer cannot hold and
+    what veil reads of that container itself (an MP3's ID3v1 and APE tags, WAV chunks, FLAC
+    blocks)."""
     found = _tag_fields(container.metadata, stream=False)
     if "mp4" in container.format.name.split(","):  # FFmpeg's one demuxer of ISO BMFF videos
         found += _asset_fields(Path(container.name))
+    layout = _CONTAINERS.get(muxer or "")
+    if layout is not None and layout.blocks is not None:
+        found += _block_fields(layout.blocks, Path(container.name))
+    # FFmpeg gives an Ogg file's comments to its streams: they describe the file, as the
+    # tags of a container do (its ENCODER is the recording program, not a track's codec).
+    on_track = container.format.name != "ogg"
     dropped = _dropped_subtitles(container, muxer)
     for stream in container.streams:
         if stream.index in dropped:
             found.append(dropped[stream.index])
         elif is_kept(stream) or stream.type == "subtitle":
-            found += _tag_fields(stream.metadata, stream=True)
+            found += _tag_fields(stream.metadata, stream=on_track)
         else:
             found.append(_track_field(stream))
         if _extradata_is_camera_data(stream):
@@ -719,6 +886,17 @@ def _fields(container: InputContainer, muxer: str | None = None) -> list[MetaFie
     if chapters:
         found.append(MetaField(TEXT, "Chapters", f"{len(chapters)} chapters (titles and times)"))
     return _unique(found)
+
+
+def _block_fields(
+    read: Callable[[Path], tuple[list[audio.Tag], list[MetaField]]], path: Path
+) -> list[MetaField]:
+    """What ``read`` finds in a file, its tags judged as FFmpeg's are."""
+    try:
+        tags, found = read(path)
+    except OSError as exc:
+        raise CorruptInput(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    return [f for key, value in tags for f in _tag_fields({key: value}, stream=False)] + found
 
 
 #: 3GPP asset boxes (TS 26.244) in a ``udta`` of the movie or of a track. FFmpeg reads almost
@@ -873,7 +1051,9 @@ def _dropped_subtitles(container: InputContainer, muxer: str | None) -> dict[int
     dropped: dict[int, MetaField] = {}
     readable: list[Stream] = []
     for stream in container.streams.subtitles:
-        if muxer is not None and not _muxer_takes(muxer, stream):
+        if muxer in _SOUND_MUXERS:  # a recording's output holds sound only
+            dropped[stream.index] = _TEXT_TRACK
+        elif muxer is not None and not _muxer_takes(muxer, stream):
             codec = _codec_name(stream) or "unknown"
             note = f"subtitle track in {codec} format, which a {muxer} file cannot hold"
             dropped[stream.index] = MetaField(OTHER, "SubtitleTrack", note)
@@ -916,6 +1096,18 @@ def _is_bitmap(stream: Stream) -> bool:
     # whose codec FFmpeg cannot decode counts as text and is searched byte for byte.
     codec: Codec | None = stream.codec_context.codec if stream.codec_context else None
     return codec is not None and codec.bitmap_sub
+
+
+def _muxer_writes(muxer: str, stream: Stream) -> bool:
+    """Whether FFmpeg's ``muxer`` writes a file holding ``stream``'s codec: a header is written
+    in memory, since the muxers without a codec table (Ogg, FLAC) say no only there."""
+    try:
+        with av.open(io.BytesIO(), "w", format=muxer, container_options=BITEXACT) as trial:
+            trial.add_stream_from_template(stream)
+            trial.start_encoding()
+    except (ValueError, av.FFmpegError):
+        return False
+    return True
 
 
 def _muxer_takes(muxer: str, stream: Stream) -> bool:

@@ -63,22 +63,23 @@ def anonymize(wave: Wave, rate: int, voice: Voice) -> Wave:
 
 def anonymize_speech(wave: Wave, rate: int, voice: Voice) -> tuple[Wave, float]:
     """`anonymize` where people may speak, the rest left as it was, and the share of the sound
-    taken for speech. Doubt counts as speech: webrtcvad's mode 2 (its modes 0 and 1 take even
-    near-silence for speech), each stretch widened by 0.3 s, the change faded in and out over
-    20 ms. webrtcvad takes most music, hum and loud noise for speech too, so those are
-    changed as well: a voice left as it was would be a leak, a changed song is not."""
+    taken for speech: webrtcvad's mode 2 (its modes 0 and 1 take even near-silence for
+    speech) where the loudness swings as syllables do (`speech.speech_found`: webrtcvad alone
+    takes a steady tone or hum for speech), each stretch widened by 0.3 s, the change faded in
+    and out over 20 ms. Music with a beat can pass for speech and is changed too: a voice left
+    as it was would be a leak, a changed song is not."""
     out = anonymize(wave, rate, voice)
-    speech = _speech_weight(wave, rate)
+    speech = speech_weight(wave, rate)
     blended = out * speech + wave * (1.0 - speech)
     return blended.astype(np.float32), float(np.mean(speech > 0)) if len(speech) else 0.0
 
 
-def _speech_weight(wave: Wave, rate: int) -> npt.NDArray[np.float64]:
-    """Per sample, 1 in speech, 0 away from it, a ramp between."""
-    from .speech import VAD_RATE, WINDOW, speech_windows
+def speech_weight(wave: Wave, rate: int) -> npt.NDArray[np.float64]:
+    """Per sample, 1 in speech, 0 away from it, a ramp between (see `anonymize_speech`)."""
+    from .speech import VAD_RATE, WINDOW, speech_found
 
     at_vad_rate = _resample(wave, max(1, round(len(wave) * VAD_RATE / rate)))
-    found = speech_windows(at_vad_rate, aggressiveness=2).astype(np.float64)
+    found = speech_found(at_vad_rate).astype(np.float64)
     reach = round(_SPEECH_MARGIN_S * VAD_RATE / WINDOW)
     windows = np.convolve(found, np.ones(2 * reach + 1), "same") > 0
     per_sample = np.zeros(len(wave))

@@ -29,3 +29,13 @@ def read_mono(path: Path, rate: int) -> Wave:
     except (av.FFmpegError, ValueError) as exc:
         raise CorruptInput(f"cannot read the sound of {path.name}: {exc}") from exc
     return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+
+
+def has_sound(path: Path) -> bool:
+    """Whether ``path`` holds a sound track (False when it cannot be opened: the caller's own
+    reading says why)."""
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.audio)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
