@@ -30,6 +30,20 @@ def test_clean_options_become_settings() -> None:
     assert settings == Settings(preset="fast", threshold=0.3, max_pixels=500_000, faces=False)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["clean", "in", "-o", "out"], ["serve"], ["dataset", "in", "out"]],
+    ids=["clean", "serve", "dataset"],
+)
+def test_voice_is_a_choice_of_every_door_that_cleans(command: list[str]) -> None:
+    parser = build_parser()
+    assert parser.parse_args(command).voice == "anonymize"
+    assert parser.parse_args([*command, "--voice", "keep"]).voice == "keep"
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args([*command, "--voice", "mute"])
+    assert stop.value.code == EXIT_USAGE
+
+
 def test_every_method_is_a_choice_and_only_those() -> None:
     parser = build_parser()
     for method in METHODS:

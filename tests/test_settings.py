@@ -18,6 +18,7 @@ def test_defaults_are_strong() -> None:
     assert (settings.method, settings.faces, settings.mask) == ("fill", True, "ellipse")
     assert settings.preset == "balanced" and settings.threshold is None
     assert not settings.verify and not settings.allow_leaks and not settings.overwrite
+    assert settings.voice == "anonymize"  # voices name people as faces do
 
 
 def test_methods_are_the_registry() -> None:
@@ -37,6 +38,7 @@ def test_methods_are_the_registry() -> None:
         ({"max_pixels": 0}, "max_pixels must be positive"),
         ({"hold": -1}, "hold must be 0 or more"),
         ({"jobs": 0}, "jobs must be at least 1"),
+        ({"voice": "mute"}, "unknown voice 'mute'"),
         ({"verify": True, "faces": False}, "cannot run with faces off"),
     ],
 )

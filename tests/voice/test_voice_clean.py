@@ -163,3 +163,32 @@ def test_clean_verify_passes_a_new_voice(talk: Path, tmp_path: Path) -> None:
     assert result.verification is not None and result.verification.voices is not None
     assert "compared" in result.verification.voices, result.verification.voices
     assert not [leak for leak in result.verification.leaks if leak.kind == "voice"]
+
+
+def test_a_recording_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`veil clean talk.wav`: tags gone, speech given a new voice, said in the summary and the
+    report; `--voice keep` writes every sample as it was."""
+    from veil.cli import main
+
+    src = tmp_path / "in" / "talk.wav"
+    src.parent.mkdir()
+    pcm = np.round(syllables(3.0) * 32767).astype(np.int16)[None, :]
+    with av.open(str(src), "w", format="wav") as out:
+        out.metadata["artist"] = "Jane Doe"
+        stream = out.add_stream("pcm_s16le", rate=RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = RATE, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    report = tmp_path / "report.jsonl"
+    assert main(["clean", str(src), "-o", str(tmp_path / "new"), "--report", str(report)]) == 0
+    assert "new voices in 1 file" in capsys.readouterr().err
+    row = json.loads(report.read_text())
+    assert row["voice"]["action"] == "anonymized" and "Artist" in str(row["metadata_removed"])
+    assert main(["clean", str(src), "-o", str(tmp_path / "kept"), "--voice", "keep"]) == 0
+    assert "voices kept in 1 file" in capsys.readouterr().err
+    kept = tmp_path / "kept" / "talk.wav"
+    assert _packets(kept) == _packets(src) and _packets(tmp_path / "new" / "talk.wav") != _packets(
+        src
+    )

@@ -378,6 +378,34 @@ def test_video_is_scanned_then_cleaned_whole(client: TestClient, tmp_path: Path)
     assert client.get(done.json()["cleaned"]).headers["content-type"] == "image/jpeg"
 
 
+@pytest.mark.video
+def test_a_video_s_voices_are_changed_or_kept_as_the_page_asks(
+    client: TestClient, tmp_path: Path
+) -> None:
+    """The page's voice toggle: a new voice by default (the server's --voice), or the sound
+    copied unchanged; the answer says which."""
+    pytest.importorskip("scipy", reason="the test speech is made with scipy's filters")
+    import cv2
+    import numpy as np
+
+    from voice_helpers import syllables
+
+    speech = syllables(2.0)
+    speech48 = cv2.resize(speech[None, :], (len(speech) * 3, 1), interpolation=cv2.INTER_LINEAR)
+    clip = tmp_path / "talk.mp4"
+    make_clip(clip, frames=20, sound=speech48[0].astype(np.float32))
+    assert client.get("/api/config").json()["voice"] == "anonymize"
+    actions = {}
+    for voice in (None, "keep"):
+        scanned = upload(client, "talk.mp4", clip.read_bytes()).json()
+        done = client.post("/api/clean", json={"id": scanned["id"], "voice": voice})
+        assert done.status_code == 200, done.text
+        actions[voice] = done.json()["result"]["voice"]["action"]
+    assert actions == {None: "anonymized", "keep": "kept"}
+    bad = client.post("/api/clean", json={"id": scanned["id"], "voice": "mute"})
+    assert bad.status_code == 422
+
+
 def test_serve_warns_loudly_when_not_bound_to_this_machine(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -511,9 +511,14 @@ def test_video_is_cleaned_whole(
         expect(card).to_have_attribute("data-state", "ready")
         expect(card).to_contain_text("every face in every frame will be hidden")
         expect(card).to_contain_text(f"Faces were looked for in {scan['sampled_frames']} sampled")
-        # Nothing to toggle or add in a video.
+        # No face to toggle or area to add in a video; its voices can be kept or changed.
         expect(card.locator('.face[role="button"]')).to_have_count(0)
         expect(card.get_by_role("button", name="Add region")).to_have_count(0)
+        voice = card.get_by_label("Give speech a new voice")
+        expect(voice).to_be_checked()  # strong by default, as the server's --voice
+        voice.uncheck()
+        expect(voice).not_to_be_checked()
+        voice.check()
         expect(card.locator("img.preview")).to_be_hidden()  # no preview before cleaning
 
         with page.expect_download(timeout=120_000) as download_info:

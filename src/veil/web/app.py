@@ -188,6 +188,7 @@ def create_app(
             methods=list(OBSCURERS),
             labels={name: cls.label for name, cls in OBSCURERS.items()},
             method=reviewer.pipeline.settings.method,
+            voice=reviewer.pipeline.settings.voice,
             verify=reviewer.pipeline.settings.verify,
             max_upload_bytes=max_upload_bytes,
             extensions=supported_extensions(),
@@ -236,7 +237,9 @@ def create_app(
         """Clean the upload with these edits; fails closed (422, nothing to download)."""
         try:
             with uploads.use(body.id) as upload:
-                return await run_in_threadpool(reviewer.clean, upload, body.method, body.edits())
+                return await run_in_threadpool(
+                    reviewer.clean, upload, body.method, body.edits(), body.voice
+                )
         except LeakFound as exc:
             found = asdict(exc.verification)
             return JSONResponse(

@@ -64,12 +64,16 @@ class Reviewer:
         self.pipeline = pipeline
         self.held = held if held is not None else Held()
         self.lock = threading.Lock()
-        self._methods: dict[str, Pipeline] = {pipeline.settings.method: pipeline}
+        self._methods: dict[tuple[str, str], Pipeline] = {
+            (pipeline.settings.method, pipeline.settings.voice): pipeline
+        }
 
-    def _pipe(self, method: str) -> Pipeline:
-        if method not in self._methods:  # the same models, another obscurer
-            self._methods[method] = self.pipeline.variant(method=method)
-        return self._methods[method]
+    def _pipe(self, method: str, voice: str | None = None) -> Pipeline:
+        """The pipeline for ``method`` and ``voice`` (None: the server's); the same models."""
+        key = (method, voice or self.pipeline.settings.voice)
+        if key not in self._methods:
+            self._methods[key] = self.pipeline.variant(method=key[0], voice=key[1])
+        return self._methods[key]
 
     def warm_up(self) -> None:
         """Load the models now, so the first upload does not wait for them."""
@@ -136,14 +140,17 @@ class Reviewer:
                 raise Conflict(f"a {upload.kind or 'file'} has no preview before it is cleaned")
             return picture(self._edited(upload, method, edits)[0].pixels)[0]
 
-    def clean(self, upload: Upload, method: str, edits: Edits) -> CleanedOut:
+    def clean(
+        self, upload: Upload, method: str, edits: Edits, voice: str | None = None
+    ) -> CleanedOut:
         """Write the cleaned file into the upload's folder (fail closed: `VeilError` and
-        nothing written); the summary the page shows."""
+        nothing written); the summary the page shows. ``voice``: what is done to speech in a
+        video (None: the server's ``--voice``)."""
         if edits and not upload.editable:
             raise Conflict("faces can be kept or added in still photos only")
         with self.lock:
             _still_there(upload)
-            pipe = self._pipe(method)
+            pipe = self._pipe(method, voice)
             output = upload.folder / ("output" + upload.input.suffix)
             upload.output = None
             if upload.editable:  # what the person previewed is what is written

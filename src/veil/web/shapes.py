@@ -23,6 +23,9 @@ class Config(BaseModel):
     methods: list[str] = Field(description="every obscuring method, in the order to offer them")
     labels: dict[str, str] = Field(description="what the page calls each method")
     method: str
+    voice: Literal["anonymize", "keep"] = Field(
+        description="what cleaning does to speech in videos unless a clean asks otherwise"
+    )
     verify: bool = Field(description="outputs are independently checked before download")
     max_upload_bytes: int
     extensions: list[str]
@@ -61,6 +64,10 @@ class Scanned(BaseModel):
 class EditsIn(BaseModel):
     id: str
     method: MethodName = "fill"
+    voice: Literal["anonymize", "keep"] | None = Field(
+        default=None,
+        description="speech in a video: a new voice, or kept as it is; None: the server's",
+    )
     keep: list[int] = Field(default=[], description="indices of faces to leave visible")
     add: list[tuple[int, int, int, int]] = Field(
         default=[], description="areas to obscure as well: x1, y1, x2, y2, full-size pixels"

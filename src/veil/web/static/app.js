@@ -18,7 +18,7 @@
 
   // Filled from /api/config: the methods and their labels come from the server's registry, so
   // the page never keeps a list of its own (none offered if the server cannot be asked).
-  let config = { methods: [], labels: {}, method: "fill", verify: false };
+  let config = { methods: [], labels: {}, method: "fill", voice: "anonymize", verify: false };
   let cardCount = 0; // only for unique element ids
   const cards = new Set();
   let scanQueue = Promise.resolve(); // scans run one after another: detection is CPU-heavy
@@ -144,6 +144,7 @@
       this.keep = new Set(); // face indices kept visible; every other face is hidden
       this.areas = []; // extra areas to hide: [x1, y1, x2, y2] in full-size pixels
       this.method = config.method;
+      this.voice = config.voice; // videos: "anonymize" (a new voice for speech) or "keep"
       this.cleaned = null; // the /api/clean answer, while it matches the current edits
       this.cleaning = null; // the clean in flight, if any
       this.edition = 0; // counts edits, to tell whether a clean's answer is still current
@@ -570,6 +571,7 @@
       }
 
       panel.append(this.buildMethods());
+      if (s.kind === "video") panel.append(this.buildVoice());
 
       this.cleanButton = el("button", { type: "button", class: "button primary" });
       this.cleanButton.textContent = "Clean and download";
@@ -618,6 +620,28 @@
       return set;
     }
 
+    /** Videos: speech gets a new voice unless the person unticks it (their own voice-over). */
+    buildVoice() {
+      const id = this.id("voice");
+      const input = el("input", { type: "checkbox", id, checked: this.voice === "anonymize" });
+      input.addEventListener("change", () => {
+        this.voice = input.checked ? "anonymize" : "keep";
+        announce(
+          input.checked
+            ? `${this.scan.name}: speech will get a new voice.`
+            : `${this.scan.name}: voices will be kept as they are.`,
+        );
+        this.edited();
+      });
+      const label = el("label", { for: id }, "Give speech a new voice");
+      const hint = el(
+        "p",
+        { class: "hint" },
+        "A voice can name its speaker as a face can. The words stay; the speaker is changed.",
+      );
+      return el("div", { class: "choice voice" }, input, label, hint);
+    }
+
     buildReveals() {
       const s = this.scan;
       const section = el(
@@ -656,6 +680,7 @@
       return {
         id: this.scan.id,
         method: this.method,
+        voice: this.scan.kind === "video" ? this.voice : null,
         keep: [...this.keep].sort((a, b) => a - b),
         add: this.areas.map((a) => a.box),
       };
@@ -772,6 +797,12 @@
       if (this.scan.editable) {
         counts.push(`${r.kept} kept visible`, `${plural(r.added, "extra area")} hidden`);
       }
+      const voices = {
+        anonymized: "speech given a new voice",
+        kept: "voices kept as they are",
+        none: "no speech found",
+      };
+      if (r.result.voice) counts.push(voices[r.result.voice.action]);
       const summary = counts.join(", ");
       const removed = r.metadata_removed.length
         ? `Metadata removed: ${r.metadata_removed.join(", ")}.`
