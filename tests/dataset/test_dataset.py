@@ -330,3 +330,36 @@ def test_ray_engine_gives_the_local_engine_s_manifest(tmp_path: Path) -> None:
     assert [{k: r[k] for k in keep} for r in manifest_of(tmp_path / "ray")] == [
         {k: r[k] for k in keep} for r in manifest_of(tmp_path / "local")
     ]
+
+
+def test_a_folder_s_recordings_get_new_voices_and_say_so(tmp_path: Path) -> None:
+    """A recording in a folder dataset: tags stripped, speech given a new voice, and the
+    manifest's speech and voice columns say so (--voice keep: kept, samples unchanged)."""
+    pytest.importorskip("scipy", reason="the test speech is made with scipy's filters")
+    import av
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from veil.cli import main
+    from voice_helpers import RATE, syllables
+
+    src = tmp_path / "in" / "talk.wav"
+    src.parent.mkdir()
+    pcm = np.round(syllables(3.0) * 32767).astype(np.int16)[None, :]
+    with av.open(str(src), "w", format="wav") as out:
+        out.metadata["artist"] = "Jane Doe"
+        stream = out.add_stream("pcm_s16le", rate=RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = RATE, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    for voice in ("anonymize", "keep"):
+        dst = tmp_path / voice
+        assert main(["dataset", str(src.parent), str(dst), "--voice", voice]) == 0
+        [row] = pq.read_table(dst / "manifest.parquet").to_pylist()
+        assert row["status"] == "cleaned" and "Artist" in row["metadata_removed"]
+        assert row["voice"] == {"anonymize": "anonymized", "keep": "kept"}[voice]
+        assert row["speech"] > 0.5
+        same = (dst / "talk.wav").read_bytes()[-len(pcm.tobytes()) :] == pcm.tobytes()
+        assert same == (voice == "keep")

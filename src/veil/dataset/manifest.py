@@ -41,6 +41,8 @@ SCHEMA = pa.schema(
         ("fields_removed", pa.list_(pa.string())),
         ("bytes_in", pa.int64()),
         ("bytes_out", pa.int64()),
+        ("speech", pa.float32()),
+        ("voice", pa.string()),
     ]
 )
 STATUSES = RECORD_STATUSES

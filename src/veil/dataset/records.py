@@ -38,6 +38,10 @@ class Row:
     fields_removed: list[str] = field(default_factory=list)
     bytes_in: int = 0
     bytes_out: int = 0
+    #: Records with sound (a folder's videos and recordings): the share of it that is speech,
+    #: and what was done to it (`veil.result.VoiceRecord`); None without sound.
+    speech: float | None = None
+    voice: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ class Cleaner:
             boxes=[list(f.box) for f in result.faces],
             metadata_removed=result.metadata_removed,
             bytes_out=_size(dst),
+            speech=result.voice.speech if result.voice else None,
+            voice=result.voice.action if result.voice else None,
         )
         return row, pruned
 
