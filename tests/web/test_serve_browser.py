@@ -544,6 +544,37 @@ def test_video_is_cleaned_whole(
         assert changed(a, b, central(box)) > HIDDEN_MIN_DIFF, f"face left visible in frame {i}"
 
 
+def test_a_video_s_new_voice_can_be_heard(
+    browser: Browser, server: str, artifacts: Path, tmp_path: Path
+) -> None:
+    """A clip with speech: cleaned with the voice box ticked (the default), the outcome offers
+    the cleaned sound to listen to, from the download itself."""
+    pytest.importorskip("scipy", reason="the test speech is made with scipy's filters")
+    import cv2
+
+    from clips import make_clip as clip_with_sound
+    from voice_helpers import syllables
+
+    speech = syllables(2.0)
+    speech48 = cv2.resize(speech[None, :], (len(speech) * 3, 1), interpolation=cv2.INTER_LINEAR)
+    clip = tmp_path / "talk.mp4"
+    clip_with_sound(clip, frames=20, sound=speech48[0].astype(np.float32))
+    with open_page(browser, server, viewport=LAPTOP) as watched:
+        page = watched.page
+        scan_upload(page, clip)
+        card = page.locator("article.card")
+        expect(card).to_have_attribute("data-state", "ready")
+        expect(card.get_by_label("Give speech a new voice")).to_be_checked()
+        with page.expect_download(timeout=120_000):
+            card.get_by_role("button", name="Clean and download").click()
+        outcome = card.locator(".outcome")
+        expect(outcome).to_contain_text("speech given a new voice")
+        sound = outcome.get_by_label("The sound of the cleaned talk.mp4")
+        expect(sound).to_have_attribute("src", re.compile(r"/api/uploads/.+/download"))
+        page.screenshot(path=artifacts / "serve-flow6-voice.png", full_page=True)
+        watched.check_clean()
+
+
 def touch_drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
     """A one-finger drag, as a phone's touch screen sends it (Playwright only has tap())."""
     cdp = page.context.new_cdp_session(page)

@@ -49,7 +49,7 @@ from ..errors import (
     VeilError,
     WriteFailed,
 )
-from ..formats import supported_extensions
+from ..formats import AUDIO_EXTENSIONS, supported_extensions
 from ..obscurers import OBSCURERS
 from ..pipeline import Pipeline
 from ..settings import Settings
@@ -191,7 +191,8 @@ def create_app(
             voice=reviewer.pipeline.settings.voice,
             verify=reviewer.pipeline.settings.verify,
             max_upload_bytes=max_upload_bytes,
-            extensions=supported_extensions(),
+            # Recordings are cleaned by `veil clean`; the page has nothing to show of them yet.
+            extensions=sorted(set(supported_extensions()) - AUDIO_EXTENSIONS),
         )
 
     @app.post(

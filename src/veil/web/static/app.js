@@ -639,7 +639,7 @@
         { class: "hint" },
         "A voice can name its speaker as a face can. The words stay; the speaker is changed.",
       );
-      return el("div", { class: "choice voice" }, input, label, hint);
+      return el("div", { class: "voice" }, el("div", { class: "choice" }, input, label), hint);
     }
 
     buildReveals() {
@@ -818,6 +818,12 @@
         lines.splice(2, 0, el("p", { class: "hint" }, "Nothing needed changing in this file."));
       }
       if (caveat) lines.splice(1, 0, el("p", { class: "caveat" }, caveat));
+      if (r.result.voice && r.result.voice.action !== "none") {
+        // Hear what was written: the words should stay, the speaker should not.
+        const sound = el("audio", { controls: true, preload: "none", src: r.download });
+        sound.setAttribute("aria-label", `The sound of the cleaned ${r.name}`);
+        lines.push(el("p", { class: "listen" }, "Listen to the cleaned sound: ", sound));
+      }
       this.outcome.replaceChildren(...lines);
       announce(`${r.name} cleaned. ${summary}. ${verdict} ${caveat}`.trim());
       if (!this.scan.editable) {
