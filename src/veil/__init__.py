@@ -32,7 +32,7 @@ from .errors import (
 )
 from .faces import Faces
 from .pipeline import Pipeline, ScanReport
-from .result import FaceRecord, Result
+from .result import FaceRecord, Result, VoiceRecord
 from .settings import Settings
 
 __version__ = "0.1.0"
@@ -53,6 +53,7 @@ __all__ = [
     "UsageError",
     "VeilError",
     "VerificationFailed",
+    "VoiceRecord",
     "WriteFailed",
     "clean",
     "scan",
