@@ -332,21 +332,16 @@ def test_ray_engine_gives_the_local_engine_s_manifest(tmp_path: Path) -> None:
     ]
 
 
-def test_a_folder_s_recordings_get_new_voices_and_say_so(tmp_path: Path) -> None:
-    """A recording in a folder dataset: tags stripped, speech given a new voice, and the
-    manifest's speech and voice columns say so (--voice keep: kept, samples unchanged)."""
+def _talk_wav(path: Path) -> bytes:
+    """3 s of speech-like sound as 16 kHz WAV tagged with an artist; returns its samples."""
     pytest.importorskip("scipy", reason="the test speech is made with scipy's filters")
     import av
     import numpy as np
-    import pyarrow.parquet as pq
 
-    from veil.cli import main
     from voice_helpers import RATE, syllables
 
-    src = tmp_path / "in" / "talk.wav"
-    src.parent.mkdir()
     pcm = np.round(syllables(3.0) * 32767).astype(np.int16)[None, :]
-    with av.open(str(src), "w", format="wav") as out:
+    with av.open(str(path), "w", format="wav") as out:
         out.metadata["artist"] = "Jane Doe"
         stream = out.add_stream("pcm_s16le", rate=RATE)
         stream.layout = "mono"
@@ -354,6 +349,19 @@ def test_a_folder_s_recordings_get_new_voices_and_say_so(tmp_path: Path) -> None
         frame.sample_rate, frame.pts = RATE, 0
         out.mux(stream.encode(frame))
         out.mux(stream.encode())
+    return pcm.tobytes()
+
+
+def test_a_folder_s_recordings_get_new_voices_and_say_so(tmp_path: Path) -> None:
+    """A recording in a folder dataset: tags stripped, speech given a new voice, and the
+    manifest's speech and voice columns say so (--voice keep: kept, samples unchanged)."""
+    import pyarrow.parquet as pq
+
+    from veil.cli import main
+
+    src = tmp_path / "in" / "talk.wav"
+    src.parent.mkdir()
+    pcm = _talk_wav(src)
     for voice in ("anonymize", "keep"):
         dst = tmp_path / voice
         assert main(["dataset", str(src.parent), str(dst), "--voice", voice]) == 0
@@ -361,5 +369,34 @@ def test_a_folder_s_recordings_get_new_voices_and_say_so(tmp_path: Path) -> None
         assert row["status"] == "cleaned" and "Artist" in row["metadata_removed"]
         assert row["voice"] == {"anonymize": "anonymized", "keep": "kept"}[voice]
         assert row["speech"] > 0.5
-        same = (dst / "talk.wav").read_bytes()[-len(pcm.tobytes()) :] == pcm.tobytes()
+        same = (dst / "talk.wav").read_bytes()[-len(pcm) :] == pcm
         assert same == (voice == "keep")
+
+
+def test_a_webdataset_sample_s_recording_is_cleaned_not_passed_through(tmp_path: Path) -> None:
+    """A WebDataset member that is a recording was once copied as it came, tags and voice; it
+    is cleaned like the sample's image, and the manifest says what was done to the voice."""
+    import io
+    import tarfile
+
+    import pyarrow.parquet as pq
+
+    from veil.cli import main
+
+    pcm = _talk_wav(tmp_path / "talk.wav")
+    (tmp_path / "in").mkdir()
+    with tarfile.open(tmp_path / "in" / "000000.tar", "w") as tar:
+        for name, data in (
+            ("000000.wav", (tmp_path / "talk.wav").read_bytes()),
+            ("000000.txt", b"a caption"),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    assert main(["dataset", str(tmp_path / "in"), str(tmp_path / "out")]) == 0
+    [row] = pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist()
+    assert row["status"] == "cleaned" and row["voice"] == "anonymized", row
+    assert "Artist" in row["metadata_removed"]
+    with tarfile.open(tmp_path / "out" / "000000.tar") as tar:
+        written = tar.extractfile("000000.wav").read()  # type: ignore[union-attr]
+    assert b"Jane Doe" not in written and written[-len(pcm) :] != pcm

@@ -6,14 +6,16 @@ so a bad record fails alone and never its shard.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import WriteFailed, reported
+from ..formats import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from ..pipeline import Encoded, Pipeline
-from ..result import RecordStatus
+from ..result import RecordStatus, Result
 from ..settings import Settings
 from .policy import Decision, Policy
 
@@ -66,6 +68,10 @@ class Outcome:
         return self.images is not None
 
 
+#: Members cleaned as streams through files rather than in memory: videos and recordings.
+_STREAMED = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
+
+
 class Cleaner:
     """Holds the loaded models (one per worker process or Ray actor) and the policy."""
 
@@ -85,6 +91,11 @@ class Cleaner:
         written: list[bytes] = []
         for image in images:
             try:
+                if image.ext in _STREAMED:
+                    data, result = _clean_on_disk(pipe, image)
+                    row = _add_file(row, result, len(data))
+                    written.append(data)
+                    continue
                 encoded = pipe.clean_bytes(image.data, image.ext, image.name)
             except WriteFailed:
                 raise  # the disk's fault, not the record's: the run stops and resumes this shard
@@ -108,16 +119,7 @@ class Cleaner:
             raise  # the disk's fault, not the record's: the run stops and resumes this shard
         except Exception as exc:  # fail closed and alone: one record never ends its shard
             return replace(row, status="failed", error=reported(exc)), None
-        row = replace(
-            row,
-            faces=len(result.faces),
-            boxes=[list(f.box) for f in result.faces],
-            metadata_removed=result.metadata_removed,
-            bytes_out=_size(dst),
-            speech=result.voice.speech if result.voice else None,
-            voice=result.voice.action if result.voice else None,
-        )
-        return row, pruned
+        return _add_file(row, result, _size(dst)), pruned
 
     def _decide(
         self, rid: str, shard: str, fields: Mapping[str, Any], size: int
@@ -140,6 +142,29 @@ def _status(decision: Decision) -> RecordStatus:
 
 def _failed(row: Row, image: Image, error: str) -> Row:
     return replace(row, status="failed", error=f"{image.name}: {error}", bytes_out=0)
+
+
+def _add_file(row: Row, result: Result, size: int) -> Row:
+    """``row`` with what cleaning one file (a video, a recording) found and did."""
+    return replace(
+        row,
+        faces=row.faces + len(result.faces),
+        boxes=row.boxes + [list(f.box) for f in result.faces],
+        metadata_removed=sorted({*row.metadata_removed, *result.metadata_removed}),
+        bytes_out=row.bytes_out + size,
+        speech=result.voice.speech if result.voice else row.speech,
+        voice=result.voice.action if result.voice else row.voice,
+    )
+
+
+def _clean_on_disk(pipe: Pipeline, member: Image) -> tuple[bytes, Result]:
+    """A video or recording held in memory (a WebDataset member), cleaned through files: they
+    are cleaned as streams, from disk, not in memory."""
+    with tempfile.TemporaryDirectory(prefix="veil-record-") as folder:
+        src, dst = Path(folder) / f"in{member.ext}", Path(folder) / f"out{member.ext}"
+        src.write_bytes(member.data)
+        result = pipe.clean_file(src, dst)
+        return dst.read_bytes(), result
 
 
 def _add(row: Row, encoded: Encoded) -> Row:

@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ...formats import IMAGE_EXTENSIONS
+from ...formats import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..records import Cleaner, Image, Row
 from ..writes import output
 from .base import FileShards, Shard, fields_json, read_fields
+
+#: Members cleaned: images, and videos and recordings (their faces, voices and tags).
+_MEDIA = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -112,7 +115,7 @@ class WebDataset(FileShards):
         images = [
             Image(name, data, ext)
             for name, data in members
-            if (ext := Path(name).suffix.lower()) in IMAGE_EXTENSIONS
+            if (ext := Path(name).suffix.lower()) in _MEDIA
         ]
         outcome = cleaner.record(key, shard, fields, images)
         if outcome.images is None or outcome.fields is None:
