@@ -400,3 +400,29 @@ def test_a_webdataset_sample_s_recording_is_cleaned_not_passed_through(tmp_path:
     with tarfile.open(tmp_path / "out" / "000000.tar") as tar:
         written = tar.extractfile("000000.wav").read()  # type: ignore[union-attr]
     assert b"Jane Doe" not in written and written[-len(pcm) :] != pcm
+
+
+def test_a_parquet_sound_column_is_cleaned_beside_the_images(tmp_path: Path) -> None:
+    """A byte column of recordings (a speech dataset's "audio") beside the image column is
+    cleaned cell by cell, not copied; byte cells of no known kind stay as they were."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from veil.cli import main
+
+    pcm = _talk_wav(tmp_path / "talk.wav")
+    wav = (tmp_path / "talk.wav").read_bytes()
+    (tmp_path / "in").mkdir()
+    rows = [
+        {"key": "a", "jpg": jpeg(False), "audio": wav, "blob": b"\x00\x01 not media"},
+        {"key": "b", "jpg": jpeg(False), "audio": None, "blob": None},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "00000.parquet")
+    assert main(["dataset", str(tmp_path / "in"), str(tmp_path / "out")]) == 0
+    manifest = {
+        r["id"]: r for r in pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist()
+    }
+    assert manifest["a"]["voice"] == "anonymized" and manifest["b"]["voice"] is None
+    out = {r["key"]: r for r in pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()}
+    assert b"Jane Doe" not in out["a"]["audio"] and out["a"]["audio"][-len(pcm) :] != pcm
+    assert out["a"]["blob"] == b"\x00\x01 not media" and out["b"]["audio"] is None

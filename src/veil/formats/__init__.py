@@ -102,6 +102,14 @@ def image_kind(data: bytes) -> str | None:
     return next((h.extensions[0] for h in HANDLERS if prefix and h.accept(prefix)), None)
 
 
+def stream_kind(data: bytes) -> str | None:
+    """The extension (".mp4", ".flac") of the video or sound container whose signature
+    ``data`` starts with: media found in a dataset's cells, with no file name to go by."""
+    prefix = data[:64]
+    streams = (*VIDEO_HANDLERS, *AUDIO_HANDLERS)
+    return next((h.extensions[0] for h in streams if prefix and h.accept(prefix)), None)
+
+
 def handler_for(path: Path) -> Handler:
     """The handler for a file, after checking its signature agrees with its extension.
 
