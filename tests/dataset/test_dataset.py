@@ -417,12 +417,18 @@ def test_a_parquet_sound_column_is_cleaned_beside_the_images(tmp_path: Path) -> 
         {"key": "a", "jpg": jpeg(False), "audio": wav, "blob": b"\x00\x01 not media"},
         {"key": "b", "jpg": jpeg(False), "audio": None, "blob": None},
     ]
+    hf = {"bytes": wav, "path": "talk.wav"}  # Hugging Face's Audio feature
+    rows[0]["speech"], rows[1]["speech"] = hf, hf
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "00000.parquet")
     assert main(["dataset", str(tmp_path / "in"), str(tmp_path / "out")]) == 0
     manifest = {
         r["id"]: r for r in pq.read_table(tmp_path / "out" / "manifest.parquet").to_pylist()
     }
-    assert manifest["a"]["voice"] == "anonymized" and manifest["b"]["voice"] is None
+    assert manifest["a"]["voice"] == "anonymized"
     out = {r["key"]: r for r in pq.read_table(tmp_path / "out" / "00000.parquet").to_pylist()}
     assert b"Jane Doe" not in out["a"]["audio"] and out["a"]["audio"][-len(pcm) :] != pcm
     assert out["a"]["blob"] == b"\x00\x01 not media" and out["b"]["audio"] is None
+    for key in "ab":
+        assert b"Jane Doe" not in out[key]["speech"]["bytes"]
+        assert out[key]["speech"]["path"] == "talk.wav"
+    assert manifest["b"]["voice"] == "anonymized"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ...errors import UsageError
 from ...formats import IMAGE_EXTENSIONS, image_kind, stream_kind
@@ -58,35 +58,34 @@ class Parquet(FileShards):
 
         table = pq.read_table(self.root / shard.name)
         column = self._column(table.column_names)
-        # Other byte columns may hold sound or video (a speech dataset's "audio"): cleaned too,
-        # cell by cell, where the bytes are a container veil knows; never copied unread.
-        media = [
-            name
-            for name in table.column_names
-            if name != column and pa.types.is_binary(table.schema.field(name).type)
-        ]
+        # Other byte columns may hold sound or video (a speech dataset's "audio", as bytes or
+        # as Hugging Face's {bytes, path}): cleaned too, cell by cell, where the bytes are a
+        # container veil knows, rather than copied unread.
+        media = _media_columns(table.schema, column)
         images = table.column(column).to_pylist()
         cells = {name: table.column(name).to_pylist() for name in media}
         others = table.drop_columns([column, *media]).to_pylist()
         rows: list[Row] = []
         keep: list[bool] = []
-        cleaned: dict[str, list[bytes | None]] = {name: [] for name in (column, *media)}
+        cleaned: dict[str, list[Any]] = {name: [] for name in (column, *media)}
         for index, (data, fields) in enumerate(zip(images, others, strict=True)):
             rid = str(fields.get("key") or f"{shard.name}:{index}")
             record = [] if data is None else [Image(column, data, _ext(column, data))]
             for name in media:
-                cell = cells[name][index]
-                kind = stream_kind(cell) if cell else None
-                if cell and kind is not None:
-                    record.append(Image(name, cell, kind))
+                found = _cell_bytes(cells[name][index])
+                kind = stream_kind(found) if found else None
+                if found and kind is not None:
+                    record.append(Image(name, found, kind))
             outcome = cleaner.record(rid, shard.name, fields, record)
             rows.append(outcome.row)
             keep.append(outcome.written)
             if outcome.written:
                 written = dict(zip((i.name for i in record), outcome.images or [], strict=True))
-                for name in cleaned:  # a cell that held no known media stays as it was
+                cleaned[column].append(written.get(column))
+                for name in media:  # a cell that held no known media stays as it was
+                    cell = cells[name][index]
                     cleaned[name].append(
-                        written.get(name, cells[name][index] if name in cells else None)
+                        _with_bytes(cell, written[name]) if name in written else cell
                     )
         kept = table.filter(pa.array(keep, pa.bool_()))
         for name, values in cleaned.items():
@@ -105,6 +104,29 @@ class Parquet(FileShards):
         pq.write_table(kept, buffer)
         write(out / shard.name, buffer.getvalue())
         return rows
+
+
+def _media_columns(schema: Any, image_column: str) -> list[str]:
+    """Columns besides the image's that can hold a file: bytes, or a struct with a ``bytes``
+    field (Hugging Face's Audio and Video features)."""
+    import pyarrow as pa
+
+    def holds_a_file(kind: Any) -> bool:
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            return True
+        return bool(pa.types.is_struct(kind)) and any(
+            f.name == "bytes" and pa.types.is_binary(f.type) for f in kind
+        )
+
+    return [f.name for f in schema if f.name != image_column and holds_a_file(f.type)]
+
+
+def _cell_bytes(cell: Any) -> bytes | None:
+    return cell.get("bytes") if isinstance(cell, dict) else cell
+
+
+def _with_bytes(cell: Any, data: bytes) -> Any:
+    return {**cell, "bytes": data} if isinstance(cell, dict) else data
 
 
 def _ext(column: str, data: bytes) -> str:
