@@ -61,3 +61,20 @@ def envelope_peak(wave: Wave, below_hz: float = 4000.0) -> float:
     freqs = np.fft.rfftfreq(len(wave), 1 / RATE)
     keep = freqs < below_hz
     return float(freqs[keep][np.argmax(smooth[keep])])
+
+
+def tagged_wav(path: Path, seconds: float = 3.0) -> bytes:
+    """``seconds`` of `syllables` as a 16 kHz 16-bit WAV recording whose artist is "Jane Doe";
+    returns its samples as stored, to find (or not) in a cleaned copy."""
+    import av
+
+    pcm = np.round(syllables(seconds) * 32767).astype(np.int16)[None, :]
+    with av.open(str(path), "w", format="wav") as out:
+        out.metadata["artist"] = "Jane Doe"
+        stream = out.add_stream("pcm_s16le", rate=RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate, frame.pts = RATE, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return pcm.tobytes()

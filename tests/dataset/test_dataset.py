@@ -333,23 +333,11 @@ def test_ray_engine_gives_the_local_engine_s_manifest(tmp_path: Path) -> None:
 
 
 def _talk_wav(path: Path) -> bytes:
-    """3 s of speech-like sound as 16 kHz WAV tagged with an artist; returns its samples."""
+    """A tagged WAV recording of speech-like sound; its samples."""
     pytest.importorskip("scipy", reason="the test speech is made with scipy's filters")
-    import av
-    import numpy as np
+    from voice_helpers import tagged_wav
 
-    from voice_helpers import RATE, syllables
-
-    pcm = np.round(syllables(3.0) * 32767).astype(np.int16)[None, :]
-    with av.open(str(path), "w", format="wav") as out:
-        out.metadata["artist"] = "Jane Doe"
-        stream = out.add_stream("pcm_s16le", rate=RATE)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate, frame.pts = RATE, 0
-        out.mux(stream.encode(frame))
-        out.mux(stream.encode())
-    return pcm.tobytes()
+    return tagged_wav(path)
 
 
 def test_a_folder_s_recordings_get_new_voices_and_say_so(tmp_path: Path) -> None:
