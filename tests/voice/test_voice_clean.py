@@ -59,7 +59,15 @@ def spoken(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("faces", [True, False], ids=["faces-on", "faces-off"])
-def test_speech_gets_a_new_voice_in_time(spoken: Path, tmp_path: Path, faces: bool) -> None:
+def test_speech_gets_a_new_voice_in_time(
+    spoken: Path, tmp_path: Path, faces: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One voice, not a draw: the pitch estimate below errs by octaves on warped synthetic
+    # speech in ways that depend on the voice, and a test must not depend on a dice roll.
+    from veil.voice import track
+    from veil.voice.anonymize import Voice
+
+    monkeypatch.setattr(track.Voice, "draw", classmethod(lambda cls, rng: Voice(4.5, 0.55)))
     out = tmp_path / "out.mp4"
     result = Pipeline(Settings(faces=faces, preset="fast")).clean_file(spoken, out)
 
@@ -71,7 +79,7 @@ def test_speech_gets_a_new_voice_in_time(spoken: Path, tmp_path: Path, faces: bo
     assert abs(len(after) - len(before)) < 0.05 * RATE
     speech = slice(int(0.3 * RATE), int(1.7 * RATE))
     shift = pitch_of(after[speech]) / pitch_of(before[speech])
-    assert abs(np.log2(shift) * 12) > 2.5  # at least 3 semitones drawn; 2.5 for the estimate
+    assert abs(np.log2(shift) * 12) > 2.5  # moved (4.5 semitones; the estimate errs by octaves)
     # The tone, away from the speech, is the tone still (lossy codec twice: close, not equal;
     # spectra, not samples: the encoder's delay moves the samples by a few).
     tone = slice(int(2.8 * RATE), int(3.6 * RATE))
@@ -155,8 +163,15 @@ def test_verify_finds_a_voice_left_as_it_was(talk: Path, tmp_path: Path) -> None
     assert [leak.kind for leak in checked.verification.leaks] == ["voice"]
 
 
-def test_clean_verify_passes_a_new_voice(talk: Path, tmp_path: Path) -> None:
+def test_clean_verify_passes_a_new_voice(
+    talk: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _needs_speaker_model()
+    from veil.voice import track
+    from veil.voice.anonymize import Voice
+
+    # The mildest voice veil draws (3 semitones, alpha 0.65): if it passes, stronger ones do.
+    monkeypatch.setattr(track.Voice, "draw", classmethod(lambda cls, rng: Voice(3.0, 0.65)))
     out = tmp_path / "out.mp4"
     result = Pipeline(Settings(verify=True, preset="fast")).clean_file(talk, out)
     assert result.voice is not None and result.voice.action == "anonymized"
