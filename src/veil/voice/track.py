@@ -33,8 +33,10 @@ from av.stream import Stream
 from ..errors import CorruptInput, EncodeFailed, UnsupportedFormat
 from ..result import VoiceRecord
 from .anonymize import Voice, Wave, anonymize, speech_weight
+from .speech import VAD_RATE, share_of_speech
 
-WORK_RATE = 16_000
+#: Speech is found and changed at one rate, the speech finder's.
+WORK_RATE = VAD_RATE
 #: Less speech than this in a file is taken for a false alarm of the speech finder (a cough,
 #: a door): the sound is then copied unchanged.
 MIN_SPEECH_S = 0.3
@@ -75,14 +77,6 @@ class _Track:
     shift: Fraction | None = None
 
 
-def speech_share(wave: Wave, rate: int) -> float:
-    """The share of ``wave`` (mono) that webrtcvad and the loudness swing take for speech, as
-    `veil scan` reports it."""
-    from .speech import VAD_RATE, share_of_speech
-
-    return share_of_speech(_to_rate(wave, rate, VAD_RATE))
-
-
 class NewVoices:
     """The anonymised sound tracks of one file, by input stream index."""
 
@@ -99,9 +93,10 @@ class NewVoices:
         tracks = _decode(path, kind)
         if not tracks:
             return None, None
-        mixes = {i: t.samples.mean(axis=0) for i, t in tracks.items()}
-        shares = {i: speech_share(mixes[i], tracks[i].rate) for i in tracks}
-        seconds = sum(shares[i] * mixes[i].size / tracks[i].rate for i in tracks)
+        # Each track's channels mixed, at the rate speech is found and changed at: once.
+        mixes = {i: _to_rate(t.samples.mean(axis=0), t.rate, WORK_RATE) for i, t in tracks.items()}
+        shares = {i: share_of_speech(mix) for i, mix in mixes.items()}
+        seconds = sum(shares[i] * mix.size / WORK_RATE for i, mix in mixes.items())
         share = round(max(shares.values()), 3)
         if seconds < MIN_SPEECH_S:
             return None, VoiceRecord(share, "none")
@@ -246,10 +241,9 @@ def _decode(path: Path, kind: str) -> dict[int, _Track]:
 
 
 def _revoiced(track: _Track, mix: Wave, voice: Voice) -> npt.NDArray[np.float32]:
-    """The track with its speech given ``voice``: anonymised as a 16 kHz mix, piece by piece,
-    brought back to the track's rate and put in every channel."""
-    small = _to_rate(mix, track.rate, WORK_RATE)
-    new, weight = _in_pieces(small, voice)
+    """The track with its speech given ``voice``: its ``mix`` (16 kHz mono) anonymised piece
+    by piece, brought back to the track's rate and put in every channel."""
+    new, weight = _in_pieces(mix, voice)
     length = track.samples.shape[1]
     new_full = _to_rate(new, WORK_RATE, track.rate, length)
     positions = np.arange(length) * (WORK_RATE / track.rate)
