@@ -451,9 +451,11 @@ class Pipeline:
                         verification = self._check_video(handler, src, tmp)
                 if self.settings.verify and sound is not None:
                     verification = self._check_voices(verification, src, tmp)
-                leaked = verification is not None and verification.verdict == "leak"
-                if leaked and not self.settings.allow_leaks:
-                    assert verification is not None
+                if (
+                    verification is not None
+                    and verification.verdict == "leak"
+                    and not self.settings.allow_leaks
+                ):
                     raise LeakFound(verification)
         except OSError as exc:
             raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
@@ -476,13 +478,14 @@ class Pipeline:
         from .verify.voices import THRESHOLD, check_voice_files
 
         leaks: list[Leak] = []
+        judged = False
         try:
             if self._speaker is None:  # loaded on first use, like dlib's models
                 from .verify.speaker import SpeakerEncoder
 
                 self._speaker = SpeakerEncoder()
             check = check_voice_files(original, output, self._speaker)
-            leaks, note = check.leaks, check.unjudged_note
+            leaks, note, judged = check.leaks, check.unjudged_note, check.unjudged_note is None
             if note is None:
                 note = f"{check.pieces_checked} stretches of speech compared: " + (
                     f"most alike {check.best_score:.2f} (a leak from {THRESHOLD:.2f})"
@@ -495,7 +498,7 @@ class Pipeline:
         verdict: Verdict = base.verdict
         if base.leaks or leaks:
             verdict = "leak"
-        elif note.startswith("unjudged"):
+        elif not judged:
             verdict = "unconfirmed"
         return replace(base, verdict=verdict, leaks=[*base.leaks, *leaks], voices=note)
 
