@@ -56,6 +56,16 @@ def utterances(root: Path, per_speaker: int | None) -> list[Path]:
     return [u for s in speakers for u in sorted(s.glob("*.flac"))[:per_speaker]]
 
 
+def dev_voices(root: Path, per_speaker: int | None) -> tuple[list[Path], list[Wave], float]:
+    """The `utterances` under ``root``, their sound (`load`) and its length in seconds; exits
+    with a message when there are none."""
+    paths = utterances(root, per_speaker)
+    if not paths:
+        sys.exit(f"no utterances (*.flac in speaker folders) under {root}")
+    waves = [load(p) for p in paths]
+    return paths, waves, sum(len(w) for w in waves) / RATE
+
+
 # -- the reference: McAdams (VoicePrivacy B2) ---------------------------------------------
 def _burg(frame: npt.NDArray[np.float64], order: int) -> npt.NDArray[np.float64]:
     """Burg's linear prediction coefficients [1, a1, ...] (librosa.lpc, which the baseline
@@ -242,12 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from veil.verify.speaker import SpeakerEncoder
 
-    paths = utterances(args.data, args.per_speaker)
-    if not paths:
-        sys.exit(f"no utterances (*.flac in speaker folders) under {args.data}")
+    paths, originals, seconds = dev_voices(args.data, args.per_speaker)
     encoder = SpeakerEncoder()
-    originals = [load(p) for p in paths]
-    seconds = sum(len(w) for w in originals) / RATE
     prints = [encoder.embed(w) for w in originals]
     speakers = len({p.parent for p in paths})
     print(f"{len(paths)} utterances of {speakers} speakers, {seconds:.0f} s; {cpu_model()}")

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common import cpu_model, positive_int, require_modules
-from voice import DEFAULT_DATA, RATE, load, utterances
+from voice import DEFAULT_DATA, RATE, dev_voices
 
 Wave = npt.NDArray[np.float32]
 Transform = Callable[[Wave, np.random.Generator], Wave]
@@ -111,17 +111,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--threshold", type=float, help="judge at this (default: veil's)")
     args = parser.parse_args(argv)
-    require_modules("voice_verify.py", ("webrtcvad", "scipy"), "pip install veil[voice]")
+    require_modules(
+        "voice_verify.py",
+        ("webrtcvad", "scipy"),
+        "pip install scipy; pip install --no-deps resemblyzer==0.1.4",
+    )
     from veil.verify.speaker import SpeakerEncoder
     from veil.verify.voices import THRESHOLD, piece_scores, plan_pieces
 
     threshold = THRESHOLD if args.threshold is None else args.threshold
-    paths = utterances(args.data, args.per_speaker)
-    if not paths:
-        sys.exit(f"no utterances (*.flac in speaker folders) under {args.data}")
+    paths, waves, seconds = dev_voices(args.data, args.per_speaker)
     encoder = SpeakerEncoder()
-    waves = [load(p) for p in paths]
-    seconds = sum(len(w) for w in waves) / RATE
     speakers = sorted({p.parent.name for p in paths})
     print(f"{len(paths)} utterances of {len(speakers)} speakers, {seconds:.0f} s; {cpu_model()}")
 
