@@ -8,6 +8,11 @@ into the same folder can tell a dead writer's leftover (removed) from a live one
 Temporary names are short and fixed-length (``.<pid>-<random>.veil-tmp``), never derived from the
 output's name: an output name of up to 255 bytes, the file system's limit, still works.
 
+Work that needs files no one will read (a dataset record's video, cleaned from disk) gets a
+temporary *folder* by the same convention, in the output folder rather than the system's temp
+folder: a killed writer's folder, holding an original with its GPS tags and voices, is removed
+whole by the next run's sweep, where /tmp would have kept it.
+
 Process ids are this machine's: on a cluster sharing the output folder (``veil dataset
 --engine ray``), another node's temporary file is judged by a local pid. Sweeping is therefore
 done only when no writer of the run is at work: as a run starts and after all its shards.
@@ -19,8 +24,10 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,10 +58,18 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _dead_owner(name: str) -> bool:
+    """Whether ``name`` is a temporary name of another process of this machine that is gone."""
+    match = _OURS.fullmatch(name)
+    if match is None:
+        return False
+    pid = int(match.group(1))
+    return pid != os.getpid() and not _alive(pid)
+
+
 def _stale(path: Path, now: float) -> bool:
-    match = _OURS.fullmatch(path.name)
-    if match is not None:
-        return int(match.group(1)) != os.getpid() and not _alive(int(match.group(1)))
+    if _OURS.fullmatch(path.name) is not None:
+        return _dead_owner(path.name)
     try:
         return now - path.lstat().st_mtime > _UNOWNED_AGE
     except OSError:
@@ -62,62 +77,101 @@ def _stale(path: Path, now: float) -> bool:
 
 
 def sweep(root: Path, recursive: bool = True) -> int:
-    """Remove the temporary files of dead writers below ``root``; how many went.
+    """Remove the temporary files and folders of dead writers below ``root``; how many went.
 
     Writers still running (another veil into the same folder) keep theirs. Symbolic links to
-    folders are not followed, and nothing but veil's temporary names is ever touched.
+    folders are not followed, and nothing but veil's temporary names is ever touched: a folder
+    goes whole, with all it holds, only when its name carries the id of a process that is gone
+    (no veil made a temporary folder without one, so an unowned one is no leftover of ours).
     """
     if not root.is_dir():
         return 0
     now = time.time()
     removed = 0
-    for folder, _, names in os.walk(root) if recursive else [(str(root), [], _names(root))]:
+    for folder, dirs, names in os.walk(root) if recursive else [(str(root), *_listing(root))]:
+        for name in [d for d in dirs if is_temporary(d)]:
+            # Never walked into: a live writer's folder is its own, a dead one's goes whole.
+            dirs.remove(name)
+            if _dead_owner(name) and _removed(Path(folder) / name):
+                removed += 1
         for name in names:
             path = Path(folder) / name
-            if is_temporary(name) and _stale(path, now):
-                try:
-                    path.unlink()
-                    removed += 1
-                except OSError:
-                    pass  # read-only or already gone: a later run tries again
+            if is_temporary(name) and _stale(path, now) and _removed(path):
+                removed += 1
     return removed
 
 
-def _names(root: Path) -> list[str]:
+def _removed(path: Path) -> bool:
     try:
-        return [e.name for e in os.scandir(root) if not e.is_dir(follow_symlinks=False)]
+        _remove(path)
     except OSError:
-        return []
+        return False  # read-only or already gone: a later run tries again
+    return True
 
 
-#: This process's temporary files not yet published or removed: a worker told to stop removes
-#: them whatever line it was stopped at (`_lifetime`), even before a ``try`` could.
+def _listing(root: Path) -> tuple[list[str], list[str]]:
+    """The names of ``root``'s folders and of its other entries (links to folders among them)."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return [], []
+    dirs = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    return dirs, [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+
+
+def _remove(path: Path) -> None:
+    """Remove a temporary file, or a temporary folder with all it holds; a link is removed,
+    never followed. `OSError` when it cannot be."""
+    if stat.S_ISDIR(path.lstat().st_mode):
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+#: This process's temporary files and folders not yet published or removed: a worker told to
+#: stop removes them whatever line it was stopped at (`_lifetime`), even before a ``try`` could.
 _pending: set[Path] = set()
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def temporary_beside(dst: Path) -> Path:
     """A new, empty, private temporary file in ``dst``'s folder (same file system)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    return _make(dst.parent, _new_file)
+
+
+def _new_file(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600))
+
+
+def temporary_folder(parent: Path) -> Path:
+    """A new, empty, private temporary folder in ``parent``, for files that are never published;
+    `discard` removes it with all it holds, and so does `sweep` once this process is gone."""
+    return _make(parent, lambda path: os.mkdir(path, 0o700))
+
+
+def _make(parent: Path, create: Callable[[Path], None]) -> Path:
+    """A new temporary name in ``parent``, made by ``create`` (which fails if it exists)."""
+    parent.mkdir(parents=True, exist_ok=True)
     while True:
         # Named here rather than by mkstemp so that it is known before it exists.
-        path = dst.parent / f".{os.getpid()}-{secrets.token_hex(5)}{SUFFIX}"
+        path = parent / f".{os.getpid()}-{secrets.token_hex(5)}{SUFFIX}"
         _pending.add(path)
         try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC, 0o600))
+            create(path)
             return path
         except FileExistsError:
             _pending.discard(path)
-        except BaseException:  # a stop may land after the file was made: the name is ours
+        except BaseException:  # a stop may land after it was made: the name is ours
             with contextlib.suppress(OSError):
-                path.unlink()
+                _remove(path)
             _pending.discard(path)
             raise
 
 
 def discard(tmp: Path) -> None:
-    """Remove a temporary file that will not be published."""
-    tmp.unlink(missing_ok=True)
+    """Remove a temporary file (or folder, with all it holds) that will not be published."""
+    with contextlib.suppress(FileNotFoundError):
+        _remove(tmp)
     _pending.discard(tmp)
 
 
@@ -128,10 +182,10 @@ def rename(tmp: Path, dst: Path) -> None:
 
 
 def remove_pending() -> None:
-    """Remove every temporary file of this process (a worker that is being stopped)."""
+    """Remove every temporary file and folder of this process (a worker that is being stopped)."""
     for path in list(_pending):
         with contextlib.suppress(OSError):
-            path.unlink(missing_ok=True)
+            _remove(path)
     _pending.clear()
 
 

@@ -51,7 +51,8 @@ def _kind(mode: int) -> str:
 def entries(folder: Path) -> list[tuple[Path, str | None]]:
     """Every entry below ``folder`` but sub-folders, recursively, in a stable order, each with
     `not_a_file`'s reason (None for a file to clean). Symbolic links to folders are listed, not
-    followed (a link can loop, or lead out of the tree); veil's own temporary files are left out.
+    followed (a link can loop, or lead out of the tree); veil's own temporary files and folders
+    (with what they hold: a killed dataset worker's holds an uncleaned original) are left out.
     """
     found: list[tuple[Path, str | None]] = []
     for path in sorted(_walk(folder)):
@@ -65,7 +66,8 @@ def _walk(folder: Path) -> list[Path]:
     with os.scandir(folder) as listing:
         for entry in listing:
             if entry.is_dir(follow_symlinks=False):
-                paths += _walk(Path(entry.path))
+                if not is_temporary(entry.name):
+                    paths += _walk(Path(entry.path))
             else:
                 paths.append(Path(entry.path))
     return paths

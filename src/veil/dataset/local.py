@@ -27,7 +27,7 @@ def _init_worker(work: Work, parent: int) -> None:
     global _CLEANER
     _lifetime.die_with_parent(parent)
     # One onnxruntime thread per worker: the processes already fill the cores.
-    _CLEANER = Cleaner(work.settings, work.policy, threads=1)
+    _CLEANER = Cleaner(work.settings, work.policy, threads=1, scratch=work.out)
 
 
 def _clean(work: Work, shard: Shard) -> int:
@@ -39,7 +39,7 @@ def _clean(work: Work, shard: Shard) -> int:
 def run_local(work: Work, done: Callable[[int], None]) -> None:
     """Clean every shard of ``work``; ``done(records)`` after each shard."""
     if work.workers == 1:
-        cleaner = Cleaner(work.settings, work.policy, threads=None)
+        cleaner = Cleaner(work.settings, work.policy, threads=None, scratch=work.out)
         for shard in work.todo:
             done(work.clean(shard, cleaner))
         return

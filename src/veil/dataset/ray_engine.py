@@ -32,7 +32,7 @@ class ShardCleaner:
 
     def __init__(self, work: Work) -> None:
         self.work = work
-        self.cleaner = Cleaner(work.settings, work.policy, threads=1)
+        self.cleaner = Cleaner(work.settings, work.policy, threads=1, scratch=work.out)
 
     def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, list[Any]]:
         names = [str(name) for name in batch["shard"]]

@@ -6,18 +6,20 @@ so a bad record fails alone and never its shard.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..atomic import discard, temporary_folder
 from ..errors import WriteFailed, reported
 from ..formats import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 from ..pipeline import Encoded, Pipeline
 from ..result import RecordStatus, Result
 from ..settings import Settings
 from .policy import Decision, Policy
+from .writes import writing
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,18 @@ _STREAMED = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 
 
 class Cleaner:
-    """Holds the loaded models (one per worker process or Ray actor) and the policy."""
+    """Holds the loaded models (one per worker process or Ray actor) and the policy.
 
-    def __init__(self, settings: Settings, policy: Policy, threads: int | None = 1) -> None:
+    ``scratch`` is the folder a video or recording held in memory is cleaned through, on disk:
+    the run's output folder, which every run sweeps (`veil.atomic.sweep`) as it starts, so a
+    worker killed mid-record leaves no original there for good.
+    """
+
+    def __init__(
+        self, settings: Settings, policy: Policy, threads: int | None = 1, *, scratch: Path
+    ) -> None:
         self.policy = policy
+        self.scratch = scratch
         self.obscuring = Pipeline(settings, threads=threads)
         # "keep": the person consented to their face being shown; metadata still goes.
         self.keeping = Pipeline(settings.with_(faces=False, verify=False, allow_leaks=False))
@@ -92,7 +102,7 @@ class Cleaner:
         for image in images:
             try:
                 if image.ext in _STREAMED:
-                    data, result = _clean_on_disk(pipe, image)
+                    data, result = _clean_on_disk(pipe, image, self.scratch)
                     row = _add_file(row, result, len(data))
                     written.append(data)
                     continue
@@ -157,14 +167,31 @@ def _add_file(row: Row, result: Result, size: int) -> Row:
     )
 
 
-def _clean_on_disk(pipe: Pipeline, member: Image) -> tuple[bytes, Result]:
-    """A video or recording held in memory (a WebDataset member), cleaned through files: they
-    are cleaned as streams, from disk, not in memory."""
-    with tempfile.TemporaryDirectory(prefix="veil-record-") as folder:
-        src, dst = Path(folder) / f"in{member.ext}", Path(folder) / f"out{member.ext}"
-        src.write_bytes(member.data)
+def _clean_on_disk(pipe: Pipeline, member: Image, scratch: Path) -> tuple[bytes, Result]:
+    """A video or recording held in memory (a WebDataset member, a Parquet cell), cleaned
+    through files (they are cleaned as streams, from disk, not in memory) in a temporary folder
+    in ``scratch``, removed when done. Not in the system's temp folder: the original, with its
+    GPS tags and voices, would stay there for good after a SIGKILL; in ``scratch`` (the output
+    folder) the next run's sweep removes it."""
+    with _temporary_folder(scratch) as folder:
+        src, dst = folder / f"in{member.ext}", folder / f"out{member.ext}"
+        with writing(src):  # the output's disk: full, it stops the run (no record fails)
+            src.write_bytes(member.data)
         result = pipe.clean_file(src, dst)
         return dst.read_bytes(), result
+
+
+@contextmanager
+def _temporary_folder(parent: Path) -> Iterator[Path]:
+    """`temporary_folder` in ``parent``, gone (with what it holds) when the block ends."""
+    with writing(parent):
+        folder = temporary_folder(parent)
+    try:
+        yield folder
+    finally:
+        # A folder that would not go is no reason to fail the record: the next run sweeps it.
+        with suppress(OSError):
+            discard(folder)
 
 
 def _add(row: Row, encoded: Encoded) -> Row:
