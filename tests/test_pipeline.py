@@ -133,3 +133,37 @@ def test_scan_never_raises_and_says_why(tmp_path: Path) -> None:
     assert report.error and report.faces == []
     seen = pipe.scan(_photo(tmp_path / "a.png"))
     assert seen.error is None and len(seen.seen("visible")) == 1
+
+
+def test_a_variant_shares_the_speaker_model_whichever_loads_it_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The voice check's speaker model loads once for a pipeline and all its variants (the
+    review page makes one per method): before or after the variant was made, by either."""
+    import veil.verify.speaker
+    import veil.verify.voices
+    from veil.verify.voices import VoiceCheck
+
+    loads: list[object] = []
+    used: list[object] = []
+
+    class Encoder:
+        def __init__(self) -> None:
+            loads.append(self)
+
+    def check(original: Path, output: Path, encoder: object) -> VoiceCheck:
+        used.append(encoder)
+        return VoiceCheck([], 1, None, 0.1)
+
+    monkeypatch.setattr(veil.verify.speaker, "SpeakerEncoder", Encoder)
+    monkeypatch.setattr(veil.verify.voices, "check_voice_files", check)
+    sound = tmp_path / "a.wav"
+    for first_is_the_variant in (True, False):
+        pipe = Pipeline(Settings(), detector=Pinned())
+        twin = pipe.variant(method="pixelate", voice="keep")
+        users = [twin, pipe] if first_is_the_variant else [pipe, twin]
+        for user in [*users, twin.variant(method="blur")]:
+            assert user._check_voices(None, sound, sound).verdict == "protected"
+        assert len(loads) == 1 and all(encoder is loads[0] for encoder in used), used
+        loads.clear()
+        used.clear()

@@ -143,6 +143,22 @@ class ScanReport:
         return [f for f in self.faces if f.seen == how]
 
 
+class _SharedSpeaker:
+    """The voice check's speaker encoder, loaded on first use (like dlib's models) and held for
+    a pipeline and all its variants (`Pipeline.variant`): whichever checks a voice first loads
+    it for every one of them, so it loads once however many variants there are."""
+
+    def __init__(self) -> None:
+        self._encoder: SpeakerEncoder | None = None
+
+    def get(self) -> SpeakerEncoder:
+        if self._encoder is None:
+            from .verify.speaker import SpeakerEncoder
+
+            self._encoder = SpeakerEncoder()
+        return self._encoder
+
+
 class Pipeline:
     """Holds the loaded detector and obscurer; reuse one per process (model loads once).
 
@@ -160,7 +176,7 @@ class Pipeline:
         self.settings = settings or Settings()
         self._detector = detector
         self._verifier: Verifier | None = None
-        self._speaker: SpeakerEncoder | None = None
+        self._speaker = _SharedSpeaker()
         self._video: VideoCleaner | None = None
         self._threads = threads
         self.obscurer: Obscurer = get_obscurer(self.settings.method, self.settings.mask)
@@ -204,6 +220,8 @@ class Pipeline:
         twin = Pipeline(settings, self.detector if settings.faces else self._detector)
         twin._threads = self._threads
         twin._verifier = self.verifier if settings.verify else self._verifier
+        # The holder, not the encoder: one that neither has loaded yet loads once for both.
+        twin._speaker = self._speaker
         return twin
 
     # -- in memory -------------------------------------------------------------------------
@@ -480,11 +498,7 @@ class Pipeline:
         leaks: list[Leak] = []
         judged = False
         try:
-            if self._speaker is None:  # loaded on first use, like dlib's models
-                from .verify.speaker import SpeakerEncoder
-
-                self._speaker = SpeakerEncoder()
-            check = check_voice_files(original, output, self._speaker)
+            check = check_voice_files(original, output, self._speaker.get())
             leaks, note, judged = check.leaks, check.unjudged_note, check.unjudged_note is None
             if note is None:
                 note = f"{check.pieces_checked} stretches of speech compared: " + (
