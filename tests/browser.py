@@ -138,7 +138,8 @@ def scan_upload(page: Page, *paths: Path, drop: bool = False) -> list[dict[str, 
         if drop:
             drop_files(page, "#dropzone", paths)
         else:
-            page.get_by_label("Photos or videos to clean").set_input_files([str(p) for p in paths])
+            chooser = page.get_by_label("Photos, videos or recordings to clean")
+            chooser.set_input_files([str(p) for p in paths])
         deadline = time.monotonic() + 60
         while len(answers) < len(paths):
             assert time.monotonic() < deadline, f"{len(answers)} of {len(paths)} scans answered"

@@ -82,6 +82,23 @@ def test_look_at_an_animation_and_a_video(tmp_path: Path) -> None:
     assert np.array_equal(pipe.still(tmp_path / "clip.mp4"), video.still)
 
 
+def test_look_at_a_recording_has_its_tags_and_speech_and_no_picture(tmp_path: Path) -> None:
+    """A recording on the review page: its tags and how much of it is speech; no picture is
+    looked for (no detector call, no video decoder made)."""
+    pytest.importorskip("scipy", reason="the test speech is made with scipy's filters")
+    from voice_helpers import tagged_wav
+
+    tagged_wav(tmp_path / "talk.wav")
+    pinned = Pinned()
+    pipe = Pipeline(Settings(), detector=pinned)
+    look = pipe.look(tmp_path / "talk.wav")
+    assert (look.kind, look.format, look.frames) == ("recording", "WAV", 0)
+    assert look.still is None and look.faces == [] and look.opened is None
+    assert ("Artist", "Jane Doe") in [(f.name, f.value) for f in look.metadata]
+    assert look.speech is not None and look.speech > 0.5 and look.speech_note is None
+    assert pinned.calls == 0 and pipe._video is None
+
+
 def test_reopening_with_found_faces_does_not_search_again(tmp_path: Path) -> None:
     pinned = Pinned()
     pipe = Pipeline(Settings(), detector=pinned)

@@ -284,9 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="a local review page: check faces and metadata, correct, download clean copies",
         description="Start a review page in your browser's reach, on this machine only: drop "
-        "photos or short videos, see every face found and what the metadata reveals, keep "
-        "chosen faces visible, mark areas the detector missed, pick the method, preview, and "
-        "download the cleaned files. Uploads stay in a private temporary folder, are never "
+        "photos, short videos or recordings, see every face found, what the metadata reveals "
+        "and how much is speech, keep chosen faces visible, mark areas the detector missed, "
+        "pick the method, preview, hear speech with a new voice, and download the cleaned "
+        "files. Uploads stay in a private temporary folder, are never "
         "logged, and are deleted when removed, when idle, or when the server stops. "
         f"Needs the web extra: {install_command('web')}",
         epilog="The JSON API under the page is described at /api/openapi.json.",

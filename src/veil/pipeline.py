@@ -102,12 +102,14 @@ class Opened:
 class Look:
     """What a reviewer is shown of a file before cleaning it (``veil serve``)."""
 
-    #: "photo" (edits allowed), "animation" or "video" (every face obscured, tracked).
-    kind: Literal["photo", "animation", "video"]
+    #: "photo" (edits allowed), "animation" or "video" (every face obscured, tracked), or
+    #: "recording" (sound only: its tags and its voices).
+    kind: Literal["photo", "animation", "video", "recording"]
     format: str
     frames: int
-    #: A frame to show, upright and full size: an image's first, a video's middle key frame.
-    still: Pixels
+    #: A frame to show, upright and full size: an image's first, a video's middle key frame;
+    #: None for a recording, which has no picture.
+    still: Pixels | None
     #: Faces in the first frame; in a video, those of the sampled key frames.
     faces: list[FaceRecord]
     metadata: list[MetaField]
@@ -115,6 +117,10 @@ class Look:
     #: Images: decoded and searched, ready for `Pipeline.edit`; None for a video, which is
     #: cleaned as a stream (`Pipeline.clean_file`).
     opened: Opened | None
+    #: Videos and recordings with sound: the share of it that is speech, as `ScanReport`, or
+    #: None with ``speech_note`` saying why (None too when there is no sound).
+    speech: float | None = None
+    speech_note: str | None = None
 
 
 @dataclass
@@ -303,19 +309,21 @@ class Pipeline:
     def look(self, src: Path) -> Look:
         """What a reviewer sees of ``src`` before cleaning it; raises `VeilError`."""
         handler = handler_for(src)
-        if isinstance(handler, VideoHandler) and handler.sound:
-            raise UnsupportedFormat(
-                f"{handler.name} recordings are not shown on the review page yet; "
-                "veil clean gives their speech a new voice"
-            )
         if isinstance(handler, VideoHandler):
             report = ScanReport(path=str(src))
-            self._scan_video(handler, src, report)
+            self._scan_video(handler, src, report)  # a recording: its tags, no picture read
+            # The page offers to hear the new voice where there is speech.
+            speech, note = _speech(src)
+            if handler.sound:
+                return Look(
+                    "recording", handler.name, 0, None, [], report.metadata, None, None,
+                    speech, note,
+                )  # fmt: skip
             still = self.video.still(handler, src)
             faces: list[FaceRecord] = list(report.faces)
             return Look(
                 "video", handler.name, report.frames, still, faces, report.metadata,
-                report.sampled_frames, None,
+                report.sampled_frames, None, speech, note,
             )  # fmt: skip
         opened = self._open(src, handler, _read(src))
         decoded, found = opened.decoded, opened.found[0]
@@ -548,8 +556,8 @@ class Pipeline:
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             self._scan_video(handler, src, report)
-            # Here, not in _scan_video: `look` (the review page) shares that and has no use
-            # for it, and decoding a whole sound track is not free.
+            # Here, not in _scan_video, which `look` shares: decoding a whole sound track is
+            # not free, and `look` asks for it on its own.
             report.speech, report.speech_note = _speech(src)
         else:
             self._scan_image(handler, src, report)

@@ -438,7 +438,9 @@ def test_bad_uploads_are_explained_and_the_page_keeps_working(
             expect(card).to_have_attribute("data-state", "error")
             expect(card.get_by_role("heading")).to_have_text(name)
             alert = card.get_by_role("alert")
-            expect(alert).to_have_text(re.compile(r"not a photo or video|damaged or incomplete"))
+            expect(alert).to_have_text(
+                re.compile(r"not a photo, video or recording|damaged or incomplete")
+            )
             words = alert.inner_text()
             assert "{" not in words and "Traceback" not in words, words
         expect(page.get_by_role("button", name="Download all as zip")).to_be_disabled()
@@ -565,6 +567,7 @@ def test_a_video_s_new_voice_can_be_heard(
         card = page.locator("article.card")
         expect(card).to_have_attribute("data-state", "ready")
         expect(card.get_by_label("Give speech a new voice")).to_be_checked()
+        expect(card.get_by_role("button", name="Hear the new voice")).to_be_visible()
         with page.expect_download(timeout=120_000):
             card.get_by_role("button", name="Clean and download").click()
         outcome = card.locator(".outcome")
@@ -573,6 +576,60 @@ def test_a_video_s_new_voice_can_be_heard(
         expect(sound).to_have_attribute("src", re.compile(r"/api/uploads/.+/download"))
         page.screenshot(path=artifacts / "serve-flow6-voice.png", full_page=True)
         watched.check_clean()
+
+
+def playable(page: Page, audio: Locator) -> None:
+    """Wait until the browser has read how long ``audio``'s sound is (it decoded its start)."""
+    page.wait_for_function("(a) => a.readyState >= 1 && a.duration > 0", arg=audio.element_handle())
+
+
+def test_a_recording_s_new_voice_is_heard_before_cleaning(
+    browser: Browser, server: str, artifacts: Path, tmp_path: Path
+) -> None:
+    """A tagged recording of speech: a player of the original, its tag and its speech shown,
+    no face controls; "Hear the new voice" plays a preview, then it is cleaned with a new
+    voice and the cleaned sound is offered to listen to."""
+    pytest.importorskip("scipy", reason="the test speech is made with scipy's filters")
+    from voice_helpers import tagged_wav
+
+    talk = tmp_path / "talk.wav"
+    tagged_wav(talk)
+    with open_page(browser, server, viewport=LAPTOP) as watched:
+        page = watched.page
+        [scan] = scan_upload(page, talk)
+        assert scan["kind"] == "recording" and scan["speech"] > 0.5
+        card = page.locator("article.card")
+        expect(card).to_have_attribute("data-state", "ready")
+        expect(card).to_contain_text("Jane Doe")
+        expect(card).to_contain_text(re.compile(r"Speech in \d+% of the sound"))
+        original = card.get_by_label("The sound of the original talk.wav")
+        expect(original).to_have_attribute("src", re.compile(r"/api/uploads/.+/original$"))
+        playable(page, original)
+        # Nothing to hide or draw: no picture, no faces, no way of hiding them.
+        expect(card.locator("img")).to_have_count(0)
+        expect(card.locator("fieldset.methods")).to_have_count(0)
+        expect(card.get_by_label("Give speech a new voice")).to_be_checked()
+        expect(card).to_contain_text("Every clean draws its own new voice")
+
+        preview = card.get_by_label("A new voice for talk.wav")
+        expect(preview).to_be_hidden()  # nothing to play until asked for
+        card.get_by_role("button", name="Hear the new voice").click()
+        expect(card).to_have_attribute("data-voice-preview", "ready")
+        expect(preview).to_be_visible()
+        expect(preview).to_have_attribute("src", re.compile(r"^blob:"))
+        playable(page, preview)
+
+        with page.expect_download(timeout=120_000) as download_info:
+            card.get_by_role("button", name="Clean and download").click()
+        out = tmp_path / "cleaned.wav"
+        download_info.value.save_as(out)
+        outcome = card.locator(".outcome")
+        expect(outcome).to_contain_text("Speech given a new voice")
+        cleaned = outcome.get_by_label("The sound of the cleaned talk.wav")
+        expect(cleaned).to_have_attribute("src", re.compile(r"/api/uploads/.+/download"))
+        page.screenshot(path=artifacts / "serve-flow7-recording.png", full_page=True)
+        watched.check_clean()
+    assert b"Jane Doe" not in out.read_bytes() and out.read_bytes()[:4] == b"RIFF"
 
 
 def touch_drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:

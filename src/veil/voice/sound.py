@@ -13,22 +13,29 @@ from ..errors import CorruptInput
 Wave = npt.NDArray[np.float32]
 
 
-def read_mono(path: Path, rate: int) -> Wave:
-    """The first audio track of ``path``, mixed to mono and resampled to ``rate``, in [-1, 1]."""
+def read_mono(path: Path, rate: int, seconds: float | None = None) -> Wave:
+    """The first audio track of ``path``, mixed to mono and resampled to ``rate``, in [-1, 1];
+    with ``seconds``, only its first ``seconds`` (the rest is not decoded)."""
+    limit = None if seconds is None else max(0, round(seconds * rate))
+    parts: list[Wave] = []
+    count = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 raise CorruptInput(f"{path.name} has no sound")
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            parts = [
-                out.to_ndarray()[0]
-                for frame in container.decode(audio=0)
-                for out in resampler.resample(frame)
-            ]
-            parts += [out.to_ndarray()[0] for out in resampler.resample(None)]
+            for frame in container.decode(audio=0):
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray()[0])
+                    count += len(parts[-1])
+                if limit is not None and count >= limit:
+                    break
+            else:  # the whole track: what the resampler still holds belongs to it
+                parts += [out.to_ndarray()[0] for out in resampler.resample(None)]
     except (av.FFmpegError, ValueError) as exc:
         raise CorruptInput(f"cannot read the sound of {path.name}: {exc}") from exc
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    wave = np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return wave if limit is None else wave[:limit]
 
 
 def has_sound(path: Path) -> bool:

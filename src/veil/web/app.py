@@ -49,13 +49,13 @@ from ..errors import (
     VeilError,
     WriteFailed,
 )
-from ..formats import AUDIO_EXTENSIONS, supported_extensions
+from ..formats import supported_extensions
 from ..obscurers import OBSCURERS
 from ..pipeline import Pipeline
 from ..settings import Settings
 from .review import Reviewer
-from .shapes import CleanedOut, Config, Discard, EditsIn, ErrorOut, Ids, Scanned
-from .uploads import DEFAULT_HELD, Uploads
+from .shapes import CleanedOut, Config, Discard, EditsIn, ErrorOut, Ids, Scanned, VoicePreviewIn
+from .uploads import DEFAULT_HELD, Upload, Uploads
 
 #: Largest upload accepted: a 12 MP HEIC is ~3 MB, a minute of 1080p phone video ~130 MB.
 DEFAULT_MAX_UPLOAD = 256 * 1024 * 1024
@@ -89,6 +89,17 @@ _STATUS: tuple[tuple[type[VeilError], int], ...] = (
     (VeilError, 422),
 )
 _STATIC = resources.files("veil.web") / "static"
+#: What a recording is sent as, for the page's player to know it (by the stored extension,
+#: which the scan confirmed against the content).
+_SOUND_TYPES = {
+    ".m4a": "audio/mp4",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+    ".flac": "audio/flac",
+}
 _CHUNK = 1024 * 1024
 
 
@@ -140,8 +151,8 @@ def create_app(
     app = FastAPI(
         title="veil",
         version=__version__,
-        description="Review faces and metadata of photos and videos, then download cleaned "
-        "copies. Local only: nothing leaves this machine.",
+        description="Review faces, metadata and voices of photos, videos and recordings, then "
+        "download cleaned copies. Local only: nothing leaves this machine.",
         docs_url=None,  # Swagger UI loads from a CDN; the spec is at /api/openapi.json
         redoc_url=None,
         openapi_url="/api/openapi.json",
@@ -191,8 +202,7 @@ def create_app(
             voice=reviewer.pipeline.settings.voice,
             verify=reviewer.pipeline.settings.verify,
             max_upload_bytes=max_upload_bytes,
-            # Recordings are cleaned by `veil clean`; the page has nothing to show of them yet.
-            extensions=sorted(set(supported_extensions()) - AUDIO_EXTENSIONS),
+            extensions=sorted(supported_extensions()),
         )
 
     @app.post(
@@ -212,7 +222,8 @@ def create_app(
         request: Request,
         name: Annotated[str, Query(min_length=1, max_length=255, description="the file's name")],
     ) -> Scanned:
-        """Upload one photo or video (the raw bytes) and find its faces and metadata."""
+        """Upload one photo, video or recording (the raw bytes) and find its faces, its
+        metadata and how much of its sound is speech."""
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > max_upload_bytes:
             raise TooLarge(f"the file is larger than the {_mib(max_upload_bytes)} limit")
@@ -247,10 +258,51 @@ def create_app(
                 {"error": str(exc), "type": "LeakFound", "verification": found}, status_code=422
             )
 
+    @app.post(
+        "/api/voice-preview",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"audio/wav": {}},
+                "headers": {
+                    "Veil-Preview-Start": {"description": "where the stretch starts, seconds"},
+                    "Veil-Preview-Seconds": {"description": "how long it is, seconds"},
+                },
+            },
+            **_ERRORS,
+        },
+    )
+    async def voice_preview(body: VoicePreviewIn) -> Response:
+        """The first stretch of speech (at most 12 s, from the first minute) given a new
+        voice: 16 kHz mono WAV. Each call draws a new voice, and so does each clean; none is
+        kept."""
+        with uploads.use(body.id) as upload:
+            made = await run_in_threadpool(reviewer.voice_preview, upload)
+        headers = {
+            "Veil-Preview-Start": f"{made.start:.2f}",
+            "Veil-Preview-Seconds": f"{made.seconds:.2f}",
+        }
+        return Response(made.wav, media_type="audio/wav", headers=headers)
+
     @app.get("/api/uploads/{upload_id}/original.jpg", response_class=Response, responses=_ERRORS)
     def original(upload_id: str) -> Response:
         with uploads.use(upload_id) as upload:
+            if upload.recording:
+                raise Conflict("a recording has no picture; its sound plays from .../original")
             return Response(upload.picture.read_bytes(), media_type="image/jpeg")
+
+    @app.get(
+        "/api/uploads/{upload_id}/original",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"audio/*": {}}}, **_ERRORS},
+    )
+    def original_sound(upload_id: str) -> StreamingResponse:
+        """A recording as it was uploaded, for the page's player (this machine only)."""
+        with uploads.use(upload_id) as upload:
+            if not upload.recording:
+                raise Conflict("only a recording is sent to be played; see original.jpg")
+            # Opened while in use, as a download is.
+            return _send(upload.input.open("rb"), upload.name, _sound_type(upload), inline=True)
 
     @app.get("/api/uploads/{upload_id}/cleaned.jpg", response_class=Response, responses=_ERRORS)
     async def cleaned(upload_id: str) -> Response:
@@ -268,7 +320,9 @@ def create_app(
             if upload.output is None:
                 raise Conflict("the upload has not been cleaned yet")
             # Opened while in use: a discard or expiry while it is sent cannot cut it short.
-            return _send(upload.output.open("rb"), upload.name, "application/octet-stream")
+            # A recording says what it is, so that the page's player takes it.
+            kind = _sound_type(upload) if upload.recording else "application/octet-stream"
+            return _send(upload.output.open("rb"), upload.name, kind)
 
     @app.post("/api/zip", response_class=FileResponse, responses=_ERRORS)
     def zip_all(body: Ids) -> FileResponse:
@@ -343,8 +397,13 @@ async def _receive(request: Request, path: Path, limit: int) -> None:
             fh.write(chunk)
 
 
-def _send(fh: BinaryIO, name: str, media_type: str) -> StreamingResponse:
-    """A download of a file already open, in chunks, closed once sent or abandoned."""
+def _sound_type(upload: Upload) -> str:
+    return _SOUND_TYPES.get(upload.input.suffix, "application/octet-stream")
+
+
+def _send(fh: BinaryIO, name: str, media_type: str, inline: bool = False) -> StreamingResponse:
+    """A download of a file already open, in chunks, closed once sent or abandoned;
+    ``inline``: to be shown (played) on the page rather than saved."""
 
     def chunks() -> Iterator[bytes]:
         with fh:
@@ -353,10 +412,9 @@ def _send(fh: BinaryIO, name: str, media_type: str) -> StreamingResponse:
 
     size = os.fstat(fh.fileno()).st_size
     quoted = quote(name)
+    how = "inline" if inline else "attachment"
     disposition = (
-        f"attachment; filename*=utf-8''{quoted}"
-        if quoted != name
-        else f'attachment; filename="{name}"'
+        f"{how}; filename*=utf-8''{quoted}" if quoted != name else f'{how}; filename="{name}"'
     )
     headers = {"Content-Length": str(size), "Content-Disposition": disposition}
     return StreamingResponse(chunks(), media_type=media_type, headers=headers)

@@ -1,5 +1,6 @@
 """What the review page does with an upload, without the web framework: scan it, preview a
-person's edits, clean it. The same `Pipeline` as the CLI does the work.
+person's edits or its speech's new voice, clean it. The same `Pipeline` as the CLI does the
+work.
 
 One file is worked on at a time (`Reviewer.lock`): the detector already uses every core, and
 a second 12 MP photo decoded beside the first only adds memory. Only a few uploads keep their
@@ -22,6 +23,7 @@ from ..fields import CATEGORIES, LABELS, MetaField
 from ..pipeline import Cleaned, Edits, Opened, Pipeline
 from ..pixels import Pixels, rgb_view
 from ..settings import METHODS
+from ..voice.preview import Preview, voice_preview
 from .shapes import CleanedOut, Face, Reveal, Scanned
 from .uploads import Held, Upload
 
@@ -91,25 +93,34 @@ class Reviewer:
             if look.opened is not None:
                 upload.opened, upload.found = look.opened, look.opened.found
                 self.held.add(upload)
-            jpeg, scale = picture(look.still)
-            upload.picture.write_bytes(jpeg)
+            height, width, scale = 0, 0, 1.0
+            original = f"/api/uploads/{upload.id}/original"  # a recording plays itself
+            if look.still is not None:
+                jpeg, scale = picture(look.still)
+                upload.picture.write_bytes(jpeg)
+                height, width = look.still.shape[:2]
+                original += ".jpg"
         return Scanned(
             id=upload.id,
             name=upload.name,
             kind=look.kind,
             editable=upload.editable,
             format=look.format,
-            width=int(look.still.shape[1]),
-            height=int(look.still.shape[0]),
+            width=int(width),
+            height=int(height),
             frames=look.frames,
             faces=[
                 Face(index=i, box=r.box, region=r.region, score=r.score)
                 for i, r in enumerate(look.faces)
             ],
             reveals=reveals(look.metadata),
-            original=f"/api/uploads/{upload.id}/original.jpg",
+            original=original,
             scale=scale,
             sampled_frames=look.sampled_frames,
+            # Sound has a share of speech or a note saying why not; no sound has neither.
+            sound=look.speech is not None or look.speech_note is not None,
+            speech=look.speech,
+            speech_note=look.speech_note,
         )
 
     def _opened(self, upload: Upload) -> Opened:
@@ -145,7 +156,7 @@ class Reviewer:
     ) -> CleanedOut:
         """Write the cleaned file into the upload's folder (fail closed: `VeilError` and
         nothing written); the summary the page shows. ``voice``: what is done to speech in a
-        video (None: the server's ``--voice``)."""
+        video or a recording (None: the server's ``--voice``)."""
         if edits and not upload.editable:
             raise Conflict("faces can be kept or added in still photos only")
         with self.lock:
@@ -173,12 +184,24 @@ class Reviewer:
             added=len(edits.add),
             metadata_removed=result.metadata_removed,
             download=f"/api/uploads/{upload.id}/download",
-            cleaned=f"/api/uploads/{upload.id}/cleaned.jpg",
+            cleaned=None if upload.recording else f"/api/uploads/{upload.id}/cleaned.jpg",
             result=json.loads(result.to_json()),
         )
 
+    def voice_preview(self, upload: Upload) -> Preview:
+        """The upload's first stretch of speech with a new voice, drawn for this preview
+        alone (`voice.preview`); nothing of it is written to disk."""
+        if upload.kind not in ("video", "recording"):
+            what = "an animation" if upload.kind == "animation" else "a photo"
+            raise Conflict(f"{what} has no sound, so there is no voice to change")
+        with self.lock:
+            _still_there(upload)
+            return voice_preview(upload.input)
+
     def cleaned_picture(self, upload: Upload) -> bytes:
         """A JPEG of the cleaned output, read back from the written file."""
+        if upload.recording:
+            raise Conflict("a recording has no picture")
         if upload.output is None:
             raise Conflict("the upload has not been cleaned yet")
         with self.lock:

@@ -24,7 +24,8 @@ class Config(BaseModel):
     labels: dict[str, str] = Field(description="what the page calls each method")
     method: str
     voice: Literal["anonymize", "keep"] = Field(
-        description="what cleaning does to speech in videos unless a clean asks otherwise"
+        description="what cleaning does to speech in videos and recordings unless a clean "
+        "asks otherwise"
     )
     verify: bool = Field(description="outputs are independently checked before download")
     max_upload_bytes: int
@@ -48,17 +49,26 @@ class Reveal(BaseModel):
 class Scanned(BaseModel):
     id: str
     name: str
-    kind: Literal["photo", "animation", "video"]
+    kind: Literal["photo", "animation", "video", "recording"]
     editable: bool = Field(description="faces can be kept and areas added (still photos)")
     format: str
-    width: int
+    width: int = Field(description="full-size pixels; 0 for a recording")
     height: int
     frames: int
     faces: list[Face]
     reveals: list[Reveal]
-    original: str = Field(description="URL of a JPEG of the original as displayed")
+    original: str = Field(
+        description="URL of a JPEG of the original as displayed; a recording: of the "
+        "recording itself, to play"
+    )
     scale: float = Field(description="pixels of that JPEG per full-size pixel")
     sampled_frames: int | None = Field(description="videos: frames searched for faces")
+    sound: bool = Field(description="the file holds sound (videos and recordings)")
+    speech: float | None = Field(
+        description="share of the sound taken for speech, 0-1; None: no sound, or not "
+        "checked (`speech_note` says why)"
+    )
+    speech_note: str | None = None
 
 
 class EditsIn(BaseModel):
@@ -66,7 +76,8 @@ class EditsIn(BaseModel):
     method: MethodName = "fill"
     voice: Literal["anonymize", "keep"] | None = Field(
         default=None,
-        description="speech in a video: a new voice, or kept as it is; None: the server's",
+        description="speech in a video or a recording: a new voice, or kept as it is; None: "
+        "the server's",
     )
     keep: list[int] = Field(default=[], description="indices of faces to leave visible")
     add: list[tuple[int, int, int, int]] = Field(
@@ -91,8 +102,14 @@ class CleanedOut(BaseModel):
     added: int
     metadata_removed: list[str]
     download: str
-    cleaned: str
+    cleaned: str | None = Field(description="URL of a JPEG of the output; None: a recording")
     result: dict[str, Any] = Field(description="the report row, as `veil clean --report`")
+
+
+class VoicePreviewIn(BaseModel):
+    """Which upload's speech to hear with a new voice (`/api/voice-preview`)."""
+
+    id: str
 
 
 class Ids(BaseModel):

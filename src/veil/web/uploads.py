@@ -85,7 +85,7 @@ class Upload:
     users: int = 0
     #: Discarded: its folder goes as soon as no request holds it.
     gone: bool = False
-    #: Set by the scan (`Look.kind`): "photo", "animation" or "video".
+    #: Set by the scan (`Look.kind`): "photo", "animation", "video" or "recording".
     kind: str = ""
     #: Images: the faces the scan found, per frame. They outlive the pixels (`Held`), so the
     #: face numbers a person's edits refer to never change.
@@ -102,6 +102,11 @@ class Upload:
         """Faces can be kept and areas added, and a preview shows the result: still photos
         (an animation's or a video's faces are tracked through its frames)."""
         return self.kind == "photo"
+
+    @property
+    def recording(self) -> bool:
+        """Sound only: no picture to show, no face to hide."""
+        return self.kind == "recording"
 
     @property
     def picture(self) -> Path:

@@ -5,14 +5,20 @@
 // unless the person reviewing chooses to keep one; extra areas can be added by dragging or
 // with the keyboard. All coordinates sent to the API are full-size image pixels (see
 // serve-api contract); the overlay's viewBox is the full-size picture, so the browser does the
-// mapping to whatever size the picture is shown at.
+// mapping to whatever size the picture is shown at. A recording's card has a player instead of
+// pictures; the speech of a video or a recording can be heard with a new voice before cleaning.
 "use strict";
 
 (() => {
   const SVG_NS = "http://www.w3.org/2000/svg";
   const PREVIEW_DELAY_MS = 250; // debounce: one preview per burst of edits, not per keypress
   const DRAG_THRESHOLD_PX = 5; // smaller moves are clicks, not a new area
-  const KIND_WORDS = { photo: "photo", animation: "animation", video: "video" };
+  const KIND_WORDS = {
+    photo: "photo",
+    animation: "animation",
+    video: "video",
+    recording: "recording",
+  };
   // How each verdict of the independent check is shown; anything else reads "not checked".
   const VERDICT_CLASS = { protected: "ok", unconfirmed: "unconfirmed" };
 
@@ -106,7 +112,7 @@
     }
     if (err.status === 413) return `This file is too big to open here${detail}`;
     if (doing === "open" && err.status === 415) {
-      return `This is not a photo or video veil can clean${detail}`;
+      return `This is not a photo, video or recording veil can clean${detail}`;
     }
     if (doing === "open" && err.status === 422) {
       return `This file is damaged or incomplete, so veil cannot open it${detail}`;
@@ -144,7 +150,9 @@
       this.keep = new Set(); // face indices kept visible; every other face is hidden
       this.areas = []; // extra areas to hide: [x1, y1, x2, y2] in full-size pixels
       this.method = config.method;
-      this.voice = config.voice; // videos: "anonymize" (a new voice for speech) or "keep"
+      this.voice = config.voice; // sound: "anonymize" (a new voice for speech) or "keep"
+      this.voiceUrl = null; // the last preview of a new voice (a blob: URL)
+      this.voiceAbort = null;
       this.cleaned = null; // the /api/clean answer, while it matches the current edits
       this.cleaning = null; // the clean in flight, if any
       this.edition = 0; // counts edits, to tell whether a clean's answer is still current
@@ -215,11 +223,26 @@
 
     summary() {
       const s = this.scan;
-      const faces = s.faces.length ? plural(s.faces.length, "face") + " found" : "no faces found";
       const meta = s.reveals.length
         ? plural(s.reveals.length, "identifying detail")
         : "no identifying metadata";
+      if (s.kind === "recording") return `${this.speechWords()}, ${meta}`;
+      const faces = s.faces.length ? plural(s.faces.length, "face") + " found" : "no faces found";
       return `${faces}, ${meta}`;
+    }
+
+    /** Videos and recordings: whether the sound holds speech, in plain words. */
+    speechWords() {
+      const s = this.scan;
+      if (!s.sound) return "no sound";
+      if (s.speech === null) return "speech not checked";
+      if (!s.speech) return "no speech found";
+      return `speech in ${Math.max(1, Math.round(100 * s.speech))}% of the sound`;
+    }
+
+    /** A video or a recording: its sound can be given a new voice. */
+    hasSound() {
+      return this.scan.kind === "video" || this.scan.kind === "recording";
     }
 
     // -- the card once the file is scanned ---------------------------------------------------
@@ -232,13 +255,14 @@
       this.title.textContent = s.name;
       this.removeButton.setAttribute("aria-label", `Remove ${s.name}`);
       const frames = s.kind === "photo" ? "" : `, ${plural(s.frames, "frame")}`;
-      this.meta.textContent =
-        `${s.format} ${KIND_WORDS[s.kind] || s.kind}, ${s.width} × ${s.height} px${frames}` +
-        ` — ${this.summary()}`;
+      const size = s.kind === "recording" ? "" : `, ${s.width} × ${s.height} px${frames}`;
+      const kind = KIND_WORDS[s.kind] || s.kind;
+      this.meta.textContent = `${s.format} ${kind}${size} — ${this.summary()}`;
 
       const body = el("div", { class: "card-body" });
       // Reading (and tab) order: the pictures, what the metadata gives away, then the controls.
-      body.append(this.buildPictures(), this.buildReveals(), this.buildPanel());
+      const shown = s.kind === "recording" ? this.buildSound() : this.buildPictures();
+      body.append(shown, this.buildReveals(), this.buildPanel());
       this.root.append(body);
       if (s.editable) this.schedulePreview(0);
     }
@@ -312,6 +336,26 @@
         this.previewNote,
       );
       return el("div", { class: "pictures" }, original, result);
+    }
+
+    /** A recording: the original to listen to; after cleaning, the outcome holds the new one. */
+    buildSound() {
+      const s = this.scan;
+      const player = el("audio", { controls: true, preload: "metadata", src: s.original });
+      player.setAttribute("aria-label", `The sound of the original ${s.name}`);
+      const original = el(
+        "figure",
+        { class: "pane original" },
+        el("h4", {}, "Original"),
+        player,
+        el(
+          "figcaption",
+          { class: "hint" },
+          "A recording has no faces to hide. Its tags are removed, and speech gets a new " +
+            "voice unless you choose to keep it.",
+        ),
+      );
+      return el("div", { class: "pictures sound" }, original);
     }
 
     buildFace(face, i) {
@@ -543,9 +587,11 @@
       const s = this.scan;
       const panel = el("div", { class: "panel" });
 
-      this.faceSummary = el("p", { class: "face-summary" });
-      panel.append(el("section", {}, el("h4", {}, "Faces"), this.faceSummary));
-      this.updateFaceSummary();
+      if (s.kind !== "recording") {
+        this.faceSummary = el("p", { class: "face-summary" });
+        panel.append(el("section", {}, el("h4", {}, "Faces"), this.faceSummary));
+        this.updateFaceSummary();
+      }
 
       if (s.editable) {
         this.areaList = el("ul", { class: "area-list" });
@@ -570,8 +616,8 @@
         );
       }
 
-      panel.append(this.buildMethods());
-      if (s.kind === "video") panel.append(this.buildVoice());
+      if (s.kind !== "recording") panel.append(this.buildMethods());
+      if (this.hasSound()) panel.append(this.buildVoice());
 
       this.cleanButton = el("button", { type: "button", class: "button primary" });
       this.cleanButton.textContent = "Clean and download";
@@ -620,7 +666,8 @@
       return set;
     }
 
-    /** Videos: speech gets a new voice unless the person unticks it (their own voice-over). */
+    /** Videos and recordings: speech gets a new voice unless the person unticks it (their own
+     * voice-over); where there is speech, a few seconds of it can be heard with a new voice. */
     buildVoice() {
       const id = this.id("voice");
       const input = el("input", { type: "checkbox", id, checked: this.voice === "anonymize" });
@@ -639,7 +686,75 @@
         { class: "hint" },
         "A voice can name its speaker as a face can. The words stay; the speaker is changed.",
       );
-      return el("div", { class: "voice" }, el("div", { class: "choice" }, input, label), hint);
+      const found = this.speechWords();
+      const speech = el(
+        "p",
+        { class: "speech" },
+        `${found[0].toUpperCase()}${found.slice(1)}.`,
+        this.scan.speech_note ? ` (${this.scan.speech_note})` : null,
+      );
+      const section = el(
+        "section",
+        { class: "voice" },
+        el("h4", {}, "Voices"),
+        speech,
+        el("div", { class: "choice" }, input, label),
+        hint,
+      );
+      if (this.scan.speech > 0) section.append(this.buildVoicePreview());
+      return section;
+    }
+
+    /** "Hear the new voice": a few seconds of the speech with a voice drawn for the preview. */
+    buildVoicePreview() {
+      const button = el("button", { type: "button", class: "button" }, "Hear the new voice");
+      this.voicePlayer = el("audio", { controls: true, hidden: true });
+      this.voicePlayer.setAttribute("aria-label", `A new voice for ${this.scan.name}`);
+      this.voiceNote = el(
+        "p",
+        { class: "hint voice-note" },
+        "Every clean draws its own new voice, so the cleaned file will sound like a different " +
+          "new speaker than this preview.",
+      );
+      button.addEventListener("click", () => this.hearNewVoice(button));
+      return el("div", { class: "voice-preview" }, button, this.voicePlayer, this.voiceNote);
+    }
+
+    async hearNewVoice(button) {
+      this.voiceAbort?.abort();
+      const abort = (this.voiceAbort = new AbortController());
+      const where = this.voicePlayer.parentNode;
+      button.disabled = true;
+      this.root.dataset.voicePreview = "loading";
+      announce(`${this.scan.name}: making a new voice…`);
+      try {
+        const response = await api("/api/voice-preview", {
+          json: { id: this.scan.id },
+          signal: abort.signal,
+        });
+        const from = Number(response.headers.get("Veil-Preview-Start") || 0);
+        const url = URL.createObjectURL(await response.blob());
+        if (abort.signal.aborted || this.removed) {
+          URL.revokeObjectURL(url);
+          return;
+        }
+        if (this.voiceUrl) URL.revokeObjectURL(this.voiceUrl);
+        this.voiceUrl = url;
+        this.voicePlayer.src = url;
+        this.voicePlayer.hidden = false;
+        where.querySelector(":scope > .alert")?.remove();
+        this.root.dataset.voicePreview = "ready";
+        const at = from >= 1 ? ` from ${clock(from)}` : "";
+        announce(`${this.scan.name}: the speech${at} with a new voice.`);
+        // Asked for by a click, so the browser lets it play at once; if not, the controls do.
+        this.voicePlayer.play().catch(() => {});
+      } catch (err) {
+        if (err.name === "AbortError") return;
+        this.root.dataset.voicePreview = "error";
+        this.showError(`The new voice could not be made: ${explain(err)}`, where);
+      } finally {
+        button.disabled = false;
+      }
     }
 
     buildReveals() {
@@ -680,7 +795,7 @@
       return {
         id: this.scan.id,
         method: this.method,
-        voice: this.scan.kind === "video" ? this.voice : null,
+        voice: this.hasSound() ? this.voice : null,
         keep: [...this.keep].sort((a, b) => a - b),
         add: this.areas.map((a) => a.box),
       };
@@ -748,7 +863,10 @@
       const edition = this.edition;
       this.cleanButton.disabled = true;
       this.root.dataset.clean = "working";
-      const slow = this.scan.kind === "video" ? " Videos can take a while." : "";
+      const slow = {
+        video: " Videos can take a while.",
+        recording: " Recordings can take a while.",
+      }[this.scan.kind] || "";
       this.outcome.replaceChildren(el("p", {}, `Cleaning…${slow}`));
       announce(`Cleaning ${name}…${slow}`);
       let answer = null;
@@ -778,22 +896,37 @@
     }
 
     showOutcome(r) {
-      const verdicts = {
-        protected: "Checked: no face or metadata left.",
-        unconfirmed: "Checked: no face or metadata left that the check can see.",
-      };
+      const recording = this.scan.kind === "recording";
+      const verdicts = recording
+        ? {
+            protected: "Checked: no metadata left, and the new voice does not sound like the " +
+              "speaker.",
+            unconfirmed: "Checked: no metadata left, but the check could not judge the voice.",
+          }
+        : {
+            protected: "Checked: no face or metadata left.",
+            unconfirmed: "Checked: no face or metadata left that the check can see.",
+          };
       const verdict =
         verdicts[r.verified] ??
-        "Not checked independently: verification is off or not installed.";
-      // Unconfirmed: the check is blind where these faces are; a missed one would be too.
-      const caveat =
-        r.verified === "unconfirmed"
-          ? `But ${plural(r.unjudged, "hidden face is", "hidden faces are")} too small or ` +
-            "too turned away for the check to see, so a face like " +
-            `${r.unjudged === 1 ? "it" : "them"} that veil missed would go unnoticed. ` +
-            "Look at the picture before you share it."
-          : "";
-      const counts = [`${plural(r.faces_obscured, "face")} hidden`];
+        (recording && r.verified === "not checked" && r.result.voice?.action !== "anonymized"
+          ? "Not checked independently: there was no new voice to check."
+          : "Not checked independently: verification is off or not installed.");
+      // Unconfirmed: the check is blind where these faces are; a missed one would be too. With
+      // no such face, it is the voice the check could not judge: say why.
+      const voiceCheck = r.result.verification?.voices;
+      let caveat = "";
+      if (r.verified === "unconfirmed" && r.unjudged > 0) {
+        caveat =
+          `But ${plural(r.unjudged, "hidden face is", "hidden faces are")} too small or ` +
+          "too turned away for the check to see, so a face like " +
+          `${r.unjudged === 1 ? "it" : "them"} that veil missed would go unnoticed. ` +
+          "Look at the picture before you share it.";
+      } else if (r.verified === "unconfirmed" && voiceCheck) {
+        const why = voiceCheck.replace(/[.]$/, "");
+        caveat = `The voice check says: ${why}. Listen before you share it.`;
+      }
+      const counts = recording ? [] : [`${plural(r.faces_obscured, "face")} hidden`];
       if (this.scan.editable) {
         counts.push(`${r.kept} kept visible`, `${plural(r.added, "extra area")} hidden`);
       }
@@ -803,7 +936,8 @@
         none: "no speech found",
       };
       if (r.result.voice) counts.push(voices[r.result.voice.action]);
-      const summary = counts.join(", ");
+      const said = counts.join(", ");
+      const summary = said ? `${said[0].toUpperCase()}${said.slice(1)}` : "Done";
       const removed = r.metadata_removed.length
         ? `Metadata removed: ${r.metadata_removed.join(", ")}.`
         : "No metadata needed removing.";
@@ -818,7 +952,7 @@
         lines.splice(2, 0, el("p", { class: "hint" }, "Nothing needed changing in this file."));
       }
       if (caveat) lines.splice(1, 0, el("p", { class: "caveat" }, caveat));
-      if (r.result.voice && r.result.voice.action !== "none") {
+      if (r.result.voice && (recording || r.result.voice.action !== "none")) {
         // Hear what was written: the words should stay, the speaker should not.
         const sound = el("audio", { controls: true, preload: "none", src: r.download });
         sound.setAttribute("aria-label", `The sound of the cleaned ${r.name}`);
@@ -826,7 +960,7 @@
       }
       this.outcome.replaceChildren(...lines);
       announce(`${r.name} cleaned. ${summary}. ${verdict} ${caveat}`.trim());
-      if (!this.scan.editable) {
+      if (!this.scan.editable && r.cleaned) {
         // Videos have no live preview: show a frame of what was actually written.
         this.preview.src = `${r.cleaned}?v=${Date.now()}`;
         this.preview.alt = `A frame of the cleaned ${r.name}`;
@@ -846,6 +980,8 @@
       clearTimeout(this.previewTimer);
       this.previewAbort?.abort();
       if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
+      this.voiceAbort?.abort();
+      if (this.voiceUrl) URL.revokeObjectURL(this.voiceUrl);
       // Focus moves to the next card (or the file picker) so keyboard users are not lost.
       const next = this.root.nextElementSibling || this.root.previousElementSibling;
       this.root.remove();
@@ -866,6 +1002,12 @@
   }
 
   // -- page-wide ---------------------------------------------------------------------------
+
+  /** Seconds as m:ss. */
+  function clock(seconds) {
+    const s = Math.floor(seconds);
+    return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+  }
 
   function clamp(v, lo, hi) {
     return Math.min(Math.max(v, lo), hi);
