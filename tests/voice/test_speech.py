@@ -18,21 +18,23 @@ from voice_helpers import RATE, syllables
 pytest.importorskip("scipy", reason="the test vowels are made with scipy's filters")
 
 
-def _clip(path: Path, sound: np.ndarray | None) -> Path:
-    """Two seconds of a faceless picture, with ``sound`` (16 kHz mono) as AAC, or none."""
+def _clip(path: Path, *sounds: np.ndarray | None) -> Path:
+    """Two seconds of a faceless picture, with each of ``sounds`` (16 kHz mono) as an AAC
+    track of its own (None: no sound)."""
+    tracks = [s for s in sounds if s is not None]
     with av.open(str(path), "w", format="mp4") as out:
         video = out.add_stream("mpeg4", rate=10)
         video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-        audio = out.add_stream("aac", rate=RATE) if sound is not None else None
-        if audio is not None:
-            audio.layout = "mono"
+        audio = [out.add_stream("aac", rate=RATE) for _ in tracks]
+        for stream in audio:
+            stream.layout = "mono"
         for i in range(20):
             frame = av.VideoFrame.from_ndarray(backdrop(64, 96), format="rgb24")
             frame.pts = i
             out.mux(video.encode(frame))
         out.mux(video.encode())
-        if audio is not None and sound is not None:
-            size = audio.codec_context.frame_size or 1024
+        for stream, sound in zip(audio, tracks, strict=True):
+            size = stream.codec_context.frame_size or 1024
             for start in range(0, len(sound) - size + 1, size):
                 chunk = av.AudioFrame.from_ndarray(
                     sound[None, start : start + size].astype(np.float32),
@@ -40,8 +42,8 @@ def _clip(path: Path, sound: np.ndarray | None) -> Path:
                     layout="mono",
                 )
                 chunk.sample_rate, chunk.pts = RATE, start
-                out.mux(audio.encode(chunk))
-            out.mux(audio.encode())
+                out.mux(stream.encode(chunk))
+            out.mux(stream.encode())
     return path
 
 
@@ -50,6 +52,14 @@ def test_speech_in_a_video_is_found_and_said(tmp_path: Path) -> None:
     report = Pipeline(Settings(faces=False)).scan(clip)
     assert report.error is None and report.speech is not None and report.speech > 0.6
     assert "speech in" in format_scan(report) and "new voice" in format_scan(report)
+
+
+def test_speech_on_a_second_sound_track_is_found(tmp_path: Path) -> None:
+    """A quiet first track and speech on the second (a commentary): scan reports the speech,
+    as clean, which gives every track's speech a new voice, does."""
+    clip = _clip(tmp_path / "two.mp4", np.zeros(2 * RATE, np.float32), syllables(2.0))
+    report = Pipeline(Settings(faces=False)).scan(clip)
+    assert report.error is None and report.speech is not None and report.speech > 0.6
 
 
 def test_silence_a_steady_chord_and_no_sound_say_nothing_of_voices(tmp_path: Path) -> None:

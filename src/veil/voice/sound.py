@@ -13,18 +13,21 @@ from ..errors import CorruptInput
 Wave = npt.NDArray[np.float32]
 
 
-def read_mono(path: Path, rate: int, seconds: float | None = None) -> Wave:
-    """The first audio track of ``path``, mixed to mono and resampled to ``rate``, in [-1, 1];
-    with ``seconds``, only its first ``seconds`` (the rest is not decoded)."""
+def read_mono(path: Path, rate: int, seconds: float | None = None, track: int = 0) -> Wave:
+    """Audio track ``track`` (the first by default) of ``path``, mixed to mono and resampled to
+    ``rate``, in [-1, 1]; with ``seconds``, only its first ``seconds`` (the rest is not
+    decoded)."""
     limit = None if seconds is None else max(0, round(seconds * rate))
     parts: list[Wave] = []
     count = 0
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                raise CorruptInput(f"{path.name} has no sound")
+            if len(container.streams.audio) <= track:
+                raise CorruptInput(
+                    f"{path.name} has no sound" + (f" track {track}" if track else "")
+                )
             resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            for frame in container.decode(audio=0):
+            for frame in container.decode(audio=track):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray()[0])
                     count += len(parts[-1])

@@ -19,15 +19,17 @@ _SWING_S, _SWING_DB = 1.0, 3.0
 
 
 def speech_share(path: Path) -> float | None:
-    """The share of a file's sound that webrtcvad (mode 2) takes for speech; None when the file
-    has no sound. Raises `CorruptInput` when its sound cannot be decoded."""
+    """The share of a file's sound that is speech (`share_of_speech`), the most of any of its
+    sound tracks, as `clean` reports it (a commentary track counts as much as the first); None
+    when the file has no sound. Raises `CorruptInput` when its sound cannot be decoded."""
     try:
         with av.open(str(path)) as container:
-            if not container.streams.audio:
-                return None
+            tracks = len(container.streams.audio)
     except (av.FFmpegError, OSError) as exc:
         raise CorruptInput(f"cannot read the sound of {path.name}: {exc}") from exc
-    return share_of_speech(read_mono(path, VAD_RATE))
+    if not tracks:
+        return None
+    return max(share_of_speech(read_mono(path, VAD_RATE, track=i)) for i in range(tracks))
 
 
 def share_of_speech(wave: Wave) -> float:
