@@ -91,7 +91,8 @@ def _add_voice(p: argparse.ArgumentParser) -> None:
         choices=VOICES,
         default=Settings().voice,
         help="speech in videos and recordings: anonymize gives it a pseudo-speaker drawn for "
-        "each file (the words stay, the speaker cannot be recognised); keep copies the sound "
+        "each file, which a speaker recognizer cannot tell from others (words suffer too: listen "
+        "before you publish); keep copies the sound "
         "unchanged (default: %(default)s)",
     )
 

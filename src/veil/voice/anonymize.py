@@ -1,4 +1,4 @@
-"""A random pseudo-speaker for each file: speech kept understandable, its speaker not.
+"""A random pseudo-speaker for each file: its speaker hidden from speaker recognition.
 
 What a speaker-verification model keys on is the shape of the vocal tract (where the formants
 sit) and the pitch. Both are moved, and the whole sound coloured, by amounts drawn once per

@@ -8,7 +8,7 @@ original's go by (`NewVoices.until`), so sound and picture stay interleaved as t
 Speech is changed at 16 kHz, the rate the anonymiser is tuned and measured at
 (`benchmarks/voice.py`): the mix of all channels is anonymised there and brought back to the
 track's rate and every channel, so in speech the sound is mono and stops at 8 kHz (what a
-wide-band phone call carries; the words stay), while away from speech every channel keeps the
+wide-band phone call carries), while away from speech every channel keeps the
 original's full band. A channel kept apart would keep the voice it holds.
 
 A whole track is held decoded (10 minutes of 48 kHz stereo: 230 MB); the anonymiser works

@@ -684,7 +684,8 @@
       const hint = el(
         "p",
         { class: "hint" },
-        "A voice can name its speaker as a face can. The words stay; the speaker is changed.",
+        "A voice can name its speaker as a face can. The new voice hides who speaks; words can " +
+        "become hard to follow, so listen before you publish.",
       );
       const found = this.speechWords();
       const speech = el(
