@@ -130,12 +130,8 @@ def method(name: str) -> Method:
 
     if name == "veil":
         return lambda wave, rng: anonymize(wave, RATE, Voice.draw(rng))
-    if name == "veil-uncoloured":  # what the colour adds: the same draws without it
-        return lambda wave, rng: anonymize(wave, RATE, replace(Voice.draw(rng), colour=()))
     if name == "pitch":  # a gentle change: veil's pitch shift alone (formants move with it)
-        return lambda wave, rng: anonymize(
-            wave, RATE, replace(Voice.draw(rng), alpha=1.0, colour=())
-        )
+        return lambda wave, rng: anonymize(wave, RATE, replace(Voice.draw(rng), alpha=1.0))
     if name == "veil-2026-12-02":  # the previous draw: pitch 3-6 semitones, alpha 0.45-0.65
         return lambda wave, rng: anonymize(wave, RATE, _previous(rng))
     if name == "veil-clean":  # the whole door: a FLAC recording through `veil clean`
@@ -324,9 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--methods",
-        default="hiss,mcadams,pitch,veil-2026-12-02,veil-uncoloured,veil,veil-clean",
+        default="hiss,mcadams,pitch,veil-2026-12-02,veil,veil-clean",
         help="comma-separated: hiss, mcadams, pitch (veil's pitch shift alone), "
-        "veil-2026-12-02 (the previous draw), veil-uncoloured (veil without its colour), "
+        "veil-2026-12-02 (the previous draw), "
         "veil (the anonymiser on the whole utterance), "
         "veil-clean (a FLAC recording through veil clean: speech found, new voice, re-encoded; "
         "its voices are drawn from fresh entropy, so reruns differ) (default: %(default)s)",

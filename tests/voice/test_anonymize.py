@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.voice.anonymize import COLOUR_HZ, Voice, anonymize, anonymize_speech
+from veil.voice.anonymize import Voice, anonymize, anonymize_speech
 from voice_helpers import RATE, envelope_peak, pitch_of, vowel
 
 pytest.importorskip("scipy", reason="the test vowels are made with scipy's filters")
@@ -40,30 +40,9 @@ def test_alpha_moves_a_formant_where_mcadams_puts_it() -> None:
 def test_every_file_gets_a_voice_of_its_own() -> None:
     rng = np.random.default_rng(0)
     voices = [Voice.draw(rng) for _ in range(200)]
-    assert len({(v.pitch, v.alpha, v.colour) for v in voices}) == 200
+    assert len({(v.pitch, v.alpha) for v in voices}) == 200
     assert all(4 <= abs(v.pitch) <= 7 and 0.40 <= v.alpha <= 0.60 for v in voices)
-    assert all(len(v.colour) == len(COLOUR_HZ) for v in voices)
-    assert all(-9 <= g <= 9 for v in voices for g in v.colour)
     assert 60 < sum(v.pitch > 0 for v in voices) < 140, "up and down alike"
-
-
-def test_the_colour_lifts_and_lowers_the_bands_it_names() -> None:
-    """White noise through a colour of +9 dB at the lowest point and -9 dB at the highest,
-    nothing else moved: the band near each point comes out louder or softer by about that."""
-    noise = np.random.default_rng(2).normal(0, 0.1, 4 * RATE).astype(np.float32)
-    gains = (9.0, 0.0, 0.0, 0.0, 0.0, -9.0)
-    flat = anonymize(noise, RATE, Voice(pitch=0.0, alpha=1.0))
-    coloured = anonymize(noise, RATE, Voice(pitch=0.0, alpha=1.0, colour=gains))
-
-    def band_db(wave: np.ndarray, low: float, high: float) -> float:
-        power = np.abs(np.fft.rfft(wave)) ** 2
-        hz = np.fft.rfftfreq(len(wave), 1 / RATE)
-        return float(10 * np.log10(power[(hz >= low) & (hz < high)].mean()))
-
-    def tilt(wave: np.ndarray) -> float:  # low band over high band; loudness is matched
-        return band_db(wave, 80, 120) - band_db(wave, 7000, 7900)
-
-    assert tilt(coloured) - tilt(flat) == pytest.approx(18.0, abs=3.0)
 
 
 def test_too_short_to_analyse_is_returned_as_it_was() -> None:

@@ -1,19 +1,14 @@
 """A random pseudo-speaker for each file: its speaker hidden from speaker recognition.
 
 What a speaker-verification model keys on is the shape of the vocal tract (where the formants
-sit) and the pitch. Both are moved, and the whole sound coloured, by amounts drawn once per
-file and never stored:
+sit) and the pitch. Both are moved, by amounts drawn once per file and never stored:
 
 1. pitch: a phase-vocoder time stretch and a resampling shift every harmonic by 4 to 7
    semitones, up or down;
 2. vocal tract: each 20 ms frame's linear-prediction poles (the formants) are moved along the
    unit circle, angle to the power alpha (McAdams' transform, the VoicePrivacy baseline B2),
    alpha drawn from 0.40 to 0.60: further than the baseline's 0.5 to 0.9, which
-   `benchmarks/voice.py` measured as too easy to see through (docs/benchmarks.md, Voices);
-3. colour: a smooth gain curve over frequency, up to 9 dB up or down at six points from
-   100 Hz to 8 kHz. On its own it hides nobody (the attacker's error rate stays at 1%), but
-   after 1 and 2 it takes away part of what they leave (2 to 3 points of error rate, measured
-   over four draws of the dev voices).
+   `benchmarks/voice.py` measured as too easy to see through (docs/benchmarks.md, Voices).
 
 Moving the formants this far costs words: recognizers lose most of them (docs/benchmarks.md
 measures the cost beside McAdams and gentler transforms that keep words and keep the speaker).
@@ -33,8 +28,6 @@ Wave = npt.NDArray[np.float32]
 _FRAME_S = 0.032  # phase vocoder window (512 samples at 16 kHz)
 _LPC_FRAME_S, _LPC_STEP_S, _LPC_ORDER = 0.020, 0.010, 20  # McAdams' analysis
 _SPEECH_MARGIN_S, _FADE_S = 0.3, 0.02
-#: Where `Voice.colour`'s gains are set: six points evenly spaced in log frequency.
-COLOUR_HZ = tuple(float(f) for f in np.geomspace(100.0, 8000.0, 6))
 
 
 @dataclass(frozen=True)
@@ -46,17 +39,11 @@ class Voice:
     #: Formant warp: each pole's angle (radians) to this power; below 1 squeezes the formants
     #: towards 2.5 kHz (at 16 kHz), which no real vocal tract does.
     alpha: float
-    #: Gains in dB at `COLOUR_HZ`, joined smoothly on a log-frequency scale; () for none.
-    colour: tuple[float, ...] = ()
 
     @classmethod
     def draw(cls, rng: np.random.Generator) -> Voice:
         pitch = rng.uniform(4.0, 7.0)
-        return cls(
-            pitch=pitch if rng.random() < 0.5 else -pitch,
-            alpha=rng.uniform(0.40, 0.60),
-            colour=tuple(float(g) for g in rng.uniform(-9.0, 9.0, len(COLOUR_HZ))),
-        )
+        return cls(pitch=pitch if rng.random() < 0.5 else -pitch, alpha=rng.uniform(0.40, 0.60))
 
 
 def anonymize(wave: Wave, rate: int, voice: Voice) -> Wave:
@@ -67,8 +54,6 @@ def anonymize(wave: Wave, rate: int, voice: Voice) -> Wave:
     n_fft = 1 << int(np.ceil(np.log2(_FRAME_S * rate)))
     shifted = _pitch_shift(wave.astype(np.float32), 2.0 ** (voice.pitch / 12.0), n_fft, n_fft // 4)
     out = _warp_formants(shifted, rate, voice.alpha)
-    if voice.colour:
-        out = _colour(out, rate, voice.colour, n_fft)
     before = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
     after = float(np.sqrt(np.mean(np.square(out, dtype=np.float64))))
     if after > 0:
@@ -135,18 +120,6 @@ def _warp_formants(wave: npt.NDArray[np.float32], rate: int, alpha: float) -> Wa
     for i, frame in enumerate(rebuilt):  # overlap-add; cheap next to the transforms
         out[i * step : i * step + length] += frame
     return out.astype(np.float32)
-
-
-def _colour(
-    wave: npt.NDArray[np.float32], rate: int, gains_db: tuple[float, ...], n_fft: int
-) -> npt.NDArray[np.float32]:
-    """``wave`` through a fixed filter: `COLOUR_HZ`'s gains, linear in log frequency between
-    them and flat beyond them."""
-    hop = n_fft // 4
-    spectrum = _stft(wave, n_fft, hop)
-    hz = np.maximum(np.arange(spectrum.shape[1]) * rate / n_fft, COLOUR_HZ[0])
-    curve = np.interp(np.log(hz), np.log(COLOUR_HZ), gains_db)
-    return _istft(spectrum * 10.0 ** (curve / 20.0), n_fft, hop, len(wave))
 
 
 def _levinson(autocorr: npt.NDArray[np.float64], order: int) -> npt.NDArray[np.float64]:
