@@ -27,7 +27,9 @@ import numpy.typing as npt
 Wave = npt.NDArray[np.float32]
 _FRAME_S = 0.032  # phase vocoder window (512 samples at 16 kHz)
 _LPC_FRAME_S, _LPC_STEP_S, _LPC_ORDER = 0.020, 0.010, 20  # McAdams' analysis
-_SPEECH_MARGIN_S, _FADE_S = 0.3, 0.02
+#: How far each stretch of speech is widened before it is changed.
+SPEECH_MARGIN_S = 0.3
+_FADE_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def speech_weight(wave: Wave, rate: int) -> npt.NDArray[np.float64]:
 
     at_vad_rate = _resample(wave, max(1, round(len(wave) * VAD_RATE / rate)))
     found = speech_found(at_vad_rate).astype(np.float64)
-    reach = round(_SPEECH_MARGIN_S * VAD_RATE / WINDOW)
+    reach = round(SPEECH_MARGIN_S * VAD_RATE / WINDOW)
     windows = np.convolve(found, np.ones(2 * reach + 1), "same") > 0
     per_sample = np.zeros(len(wave))
     window_samples = WINDOW * rate / VAD_RATE

@@ -17,17 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from .anonymize import Voice, anonymize_speech
+from .anonymize import SPEECH_MARGIN_S, Voice, anonymize_speech
 from .sound import Wave, has_sound, read_mono
 from .speech import VAD_RATE, WINDOW, speech_found
+from .track import MIN_SPEECH_S
 
 #: The preview's longest length, and how far into the sound its speech is looked for.
 PREVIEW_S, SEARCH_S = 12.0, 60.0
-#: Speech in the second after a stretch's start, so that a cough or a door is not taken for
-#: where people start to speak (as `voice.track.MIN_SPEECH_S` for a whole file).
-MIN_SPEECH_S = 0.3
-#: Sound kept before the first word, as cleaning widens each stretch of speech.
-LEAD_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -59,8 +55,10 @@ def voice_preview(path: Path) -> Preview:
 
 
 def first_speech(sound: Wave) -> int | None:
-    """The sample (16 kHz) a little before the first 30 ms window of speech followed by at
-    least `MIN_SPEECH_S` of speech within a second; None when there is none."""
+    """The sample (16 kHz) `SPEECH_MARGIN_S` before the first 30 ms window of speech followed
+    by at least `MIN_SPEECH_S` of speech within a second; None when there is none. The floor
+    is the one a whole file needs to count as speech (`voice.track`), so a cough or a door is
+    not taken for where people start to speak; the margin is the one cleaning widens by."""
     found = speech_found(sound)
     per_second = round(VAD_RATE / WINDOW)
     needed = int(np.ceil(MIN_SPEECH_S * VAD_RATE / WINDOW))
@@ -69,7 +67,7 @@ def first_speech(sound: Wave) -> int | None:
     starts = np.flatnonzero(found & (ahead >= needed))
     if not len(starts):
         return None
-    return max(0, int(starts[0]) * WINDOW - round(LEAD_S * VAD_RATE))
+    return max(0, int(starts[0]) * WINDOW - round(SPEECH_MARGIN_S * VAD_RATE))
 
 
 def to_wav(sound: Wave, rate: int) -> bytes:
