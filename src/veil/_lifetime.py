@@ -86,6 +86,15 @@ def working() -> Iterator[None]:
         _busy = False
 
 
+def stop_if_told() -> None:
+    """Raise `Stop` if this worker was told to stop. For ``except Exception`` blocks that would
+    blame their input: a library can catch the `Stop` raised inside it and raise its own error
+    instead (onnxruntime's module init turns it into ``ImportError: initialization failed``),
+    and that error is the stop's, not the file's, so no file may be marked failed for it."""
+    if _stopping and _busy:
+        raise Stop
+
+
 def run_stoppable(fn: Callable[[], T]) -> T:
     """``fn()`` in a worker; if it is stopped, its temporary files are gone when this exits."""
     try:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from ._lifetime import stop_if_told
 from .atomic import atomic_output, atomic_write
 from .detectors import Detector, default_detector
 from .errors import (
@@ -539,6 +540,7 @@ class Pipeline:
         except UnsupportedFormat as exc:
             return Result(input=str(src), output=None, status="skipped", error=str(exc))
         except Exception as exc:  # fail closed and alone: one file never ends a batch
+            stop_if_told()
             leak = exc.verification if isinstance(exc, LeakFound) else None
             return Result(str(src), None, "failed", error=reported(exc), verification=leak)
 

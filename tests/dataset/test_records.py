@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from veil import _lifetime
 from veil.atomic import is_temporary, sweep
 from veil.dataset.policy import Policy
 from veil.dataset.records import Cleaner, Image, _clean_on_disk
@@ -129,3 +130,50 @@ def test_a_worker_killed_mid_record_leaves_nothing_the_next_run_does_not_remove(
         time.sleep(0.05)
     assert sweep(out) == 1
     assert list(out.iterdir()) == []
+
+
+class Swallows:
+    """A stand-in pipeline whose library caught the worker's `Stop` and raised its own error,
+    as onnxruntime's module init does (``ImportError: initialization failed``)."""
+
+    def clean_bytes(self, data: bytes, ext: str, name: str) -> None:
+        raise ImportError("initialization failed")
+
+    def clean_file(self, src: Path, dst: Path) -> None:
+        raise ImportError("initialization failed")
+
+
+@pytest.fixture
+def told_to_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as a busy worker that has just been sent SIGTERM."""
+    monkeypatch.setattr(_lifetime, "_busy", True)
+    monkeypatch.setattr(_lifetime, "_stopping", True)
+
+
+def _cleaner(tmp_path: Path) -> Cleaner:
+    cleaner = Cleaner(Settings(), Policy(), scratch=tmp_path)
+    cleaner.obscuring = Swallows()  # type: ignore[assignment]
+    return cleaner
+
+
+def test_an_error_raised_while_the_worker_stops_is_the_stop_s_not_the_record_s(
+    tmp_path: Path, told_to_stop: None
+) -> None:
+    """Marked failed, the record would be written into its shard as failed and kept out of
+    every resumed run (a CI run caught a whole shard of them)."""
+    photo = Image("000001.jpg", b"\xff\xd8 a photo", ".jpg")
+    with pytest.raises(_lifetime.Stop):
+        _cleaner(tmp_path).record("000001", "000000.tar", {}, [photo])
+    src = tmp_path / "a.jpg"
+    src.write_bytes(photo.data)
+    with pytest.raises(_lifetime.Stop):
+        _cleaner(tmp_path).file("000001", "000000", {}, src, tmp_path / "b.jpg")
+
+
+def test_the_same_error_in_a_worker_not_told_to_stop_fails_the_record_alone(
+    tmp_path: Path,
+) -> None:
+    photo = Image("000001.jpg", b"\xff\xd8 a photo", ".jpg")
+    outcome = _cleaner(tmp_path).record("000001", "000000.tar", {}, [photo])
+    assert outcome.row.status == "failed" and "initialization failed" in (outcome.row.error or "")
+    assert not outcome.written

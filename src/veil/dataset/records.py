@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._lifetime import stop_if_told
 from ..atomic import discard, temporary_folder
 from ..errors import WriteFailed, reported
 from ..formats import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
@@ -110,6 +111,7 @@ class Cleaner:
             except WriteFailed:
                 raise  # the disk's fault, not the record's: the run stops and resumes this shard
             except Exception as exc:  # fail closed and alone: one record never ends its shard
+                stop_if_told()
                 return Outcome(_failed(row, image, reported(exc)), None, None)
             row = _add(row, encoded)
             written.append(encoded.data)
@@ -128,6 +130,7 @@ class Cleaner:
         except WriteFailed:
             raise  # the disk's fault, not the record's: the run stops and resumes this shard
         except Exception as exc:  # fail closed and alone: one record never ends its shard
+            stop_if_told()
             return replace(row, status="failed", error=reported(exc)), None
         return _add_file(row, result, _size(dst)), pruned
 
