@@ -5,6 +5,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The PP-OCR models veil finds plates and text with; src/veil/text/ocr.py checks their hashes.
+RAPIDOCR := rapidocr==3.10.0
 
 .PHONY: demo test setup setup-test lint
 
@@ -13,13 +15,17 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # demo: scikit-image, for the sample pictures of examples/make_samples.py.
+# rapidocr only for PP-OCR's model files (plates and text): --no-deps keeps its code's
+# dependencies (requests, a second OpenCV build) out; veil runs the models itself.
 setup: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[verify,demo]"
+	$(BIN)/python -m pip install --quiet --no-deps "$(RAPIDOCR)"
 
 # resemblyzer only for the speaker encoder's weights: --no-deps keeps torch and librosa out.
 setup-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray]"
 	$(BIN)/python -m pip install --quiet --no-deps "resemblyzer==0.1.4"
+	$(BIN)/python -m pip install --quiet --no-deps "$(RAPIDOCR)"
 	bash scripts/install-test-tools.sh
 
 demo: setup

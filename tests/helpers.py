@@ -532,3 +532,28 @@ def make_shards(
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))
+
+
+# -- plates and text -----------------------------------------------------------------------
+PLATE_TEXT = "BA 302 OZ"
+SIGN_TEXT = "Main Street"
+Box = tuple[int, int, int, int]
+
+
+def plate_scene(height: int = 480, width: int = 640) -> tuple[Array, Box, Box]:
+    """A faceless street-like picture holding an EU-style licence plate (white, black border,
+    blue band, black characters) and a street sign in mixed case; returns the picture and the
+    boxes (x1, y1, x2, y2) of the plate and of the sign."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.fromarray(backdrop(height, width))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=34)
+    plate: Box = (200, 300, 420, 350)
+    draw.rectangle(plate, fill="white", outline="black", width=3)
+    draw.rectangle((plate[0] + 3, plate[1] + 3, plate[0] + 22, plate[3] - 3), fill=(0, 51, 153))
+    draw.text((plate[0] + 32, plate[1] + 5), PLATE_TEXT, fill="black", font=font)
+    sign: Box = (40, 40, 280, 90)
+    draw.rectangle(sign, fill=(250, 240, 200))
+    draw.text((sign[0] + 12, sign[1] + 5), SIGN_TEXT, fill=(20, 20, 90), font=font)
+    return np.asarray(image), plate, sign

@@ -544,4 +544,6 @@ def summary(results: list[Result]) -> dict[str, int]:
     for r in results:
         counts[r.status] += 1
     counts["faces"] = sum(len(r.faces) for r in results)
+    counts["plates"] = sum(len(r.plates) for r in results)
+    counts["text"] = sum(len(r.text) for r in results)
     return counts

@@ -24,7 +24,7 @@ from .fields import CATEGORIES
 from .files import given_entries
 from .formats import supported_extensions
 from .pipeline import Pipeline, ScanReport
-from .result import VERIFY_STATUSES, Result, json_text
+from .result import VERIFY_STATUSES, Result, TextRecord, json_text
 from .settings import MASKS, METHODS, VOICES, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -105,6 +105,22 @@ def _add_detection(p: argparse.ArgumentParser) -> None:
         default=True,
         metavar="on|off",
         help="detect and obscure faces (default: on); off only strips metadata",
+    )
+    p.add_argument(
+        "--plates",
+        type=_on_off,
+        default=d.plates,
+        metavar="on|off",
+        help="find and obscure licence plates too (default: off; what it finds and costs is "
+        "in docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--text",
+        type=_on_off,
+        default=d.text,
+        metavar="on|off",
+        help="find and obscure all other text too: name badges, street signs, screens "
+        "(default: off: a protest sign's words are its message)",
     )
     p.add_argument(
         "--preset",
@@ -401,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return Settings(
         faces=args.faces,
+        plates=args.plates,
+        text=args.text,
         preset=args.preset,
         threshold=args.threshold,
         max_pixels=max(1, int(args.max_megapixels * 1e6)),
@@ -443,7 +461,14 @@ def _clean(args: argparse.Namespace) -> int:
     print(
         f"{_count(len(results), 'file')}: {counts['cleaned']} cleaned, {counts['unchanged']} "
         f"unchanged, {counts['skipped']} skipped, {counts['failed']} failed; "
-        f"{_count(counts['faces'], 'face')} obscured"
+        f"{_count(counts['faces'], 'face')}"
+        + (f", {_count(counts['plates'], 'plate')}" if settings.plates else "")
+        + (
+            f", {counts['text']} piece{'' if counts['text'] == 1 else 's'} of text"
+            if settings.text
+            else ""
+        )
+        + " obscured"
         + _voices(results)
         + (f"; {_verified(results)}" if settings.verify else "")
         + (f"; report: {args.report}" if args.report else ""),
@@ -674,6 +699,9 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     lines = [f"{report.path}  ({size})"]
     if faces_on:
         lines.append(f"  {'faces':<16} {_faces_line(report)}")
+    for label, marks in (("plates", report.plates), ("text", report.text)):
+        if marks is not None:
+            lines.append(f"  {label:<16} {_text_line(marks, report.sampled_frames)}")
     if report.speech_note:
         lines.append(f"  {'voices':<16} {report.speech_note}")
     elif report.speech:
@@ -692,6 +720,15 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     elif report.metadata:
         lines.append(f"  {'':<16} clean would remove all {len(report.metadata)} of these")
     return "\n".join(lines) + "\n"
+
+
+def _text_line(marks: list[TextRecord], sampled: int | None) -> str:
+    """What scan says of plates or text: how many, how tall; never what they say."""
+    where = f" in {_count(sampled, 'sampled key frame')}" if sampled is not None else ""
+    if not marks:
+        return f"none found{where}"
+    heights = [float(m.region[3] - m.region[1]) for m in marks]
+    return f"{len(marks)} found{where}, {_span(heights, '{:.0f} px')} tall: would be obscured"
 
 
 def _faces_line(report: ScanReport) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,12 +31,13 @@ from .formats import FormatHandler, VideoHandler, handler_for, handler_for_bytes
 from .formats.base import Decoded
 from .obscurers import Obscurer, get_obscurer
 from .pixels import Pixels, rgb_view
-from .result import Checked, FaceRecord, Leak, Result, Verdict, Verification
+from .result import Checked, FaceRecord, Leak, Result, TextRecord, Verdict, Verification
 from .settings import Settings
 from .tracking import SceneCuts, Tracker
 from .voice.sound import has_sound
 
 if TYPE_CHECKING:
+    from .text import Marks, TextFinder
     from .transcode import Progress, VideoCleaner
     from .verify import Verifier
     from .verify.speaker import SpeakerEncoder
@@ -50,9 +52,15 @@ class Cleaned:
     regions: npt.NDArray[np.int32]
     #: Faces a person chose to leave visible (`Edits.keep`); verification leaves them be.
     shown: Faces = field(default_factory=Faces.empty)
+    #: Plates and text obscured (``--plates``, ``--text``), and their regions, in order.
+    text: Marks | None = None
+    text_regions: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros((0, 4), np.int32))
 
     def records(self) -> list[FaceRecord]:
         return self.faces.records(self.regions)
+
+    def text_records(self, kind: Literal["plate", "text"]) -> list[TextRecord]:
+        return self.text.records(self.text_regions, kind) if self.text else []
 
 
 Box = tuple[int, int, int, int]
@@ -84,6 +92,8 @@ class Encoded:
     faces: list[FaceRecord]
     metadata_removed: list[str]
     verification: Verification | None
+    plates: list[TextRecord] = field(default_factory=list)
+    text: list[TextRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -97,6 +107,8 @@ class Opened:
     handler: FormatHandler
     decoded: Decoded
     found: list[Faces]
+    #: The plates and text of each frame (``--plates``, ``--text``); None when both are off.
+    text: list[Marks] | None = None
 
 
 @dataclass
@@ -144,6 +156,10 @@ class ScanReport:
     #: or None when there is no sound or it was not checked (``speech_note`` says why).
     speech: float | None = None
     speech_note: str | None = None
+    #: Licence plates and other text found (``--plates on``, ``--text on``): regions clean
+    #: would obscure; None when not looked for.
+    plates: list[TextRecord] | None = None
+    text: list[TextRecord] | None = None
 
     def seen(self, how: Seen) -> list[ScannedFace]:
         """The faces marked ``how``: ``report.seen("visible")`` are those clean would obscure."""
@@ -185,6 +201,7 @@ class Pipeline:
         self._verifier: Verifier | None = None
         self._speaker = _SharedSpeaker()
         self._video: VideoCleaner | None = None
+        self._text: TextFinder | None = None
         self._threads = threads
         self.obscurer: Obscurer = get_obscurer(self.settings.method, self.settings.mask)
         #: Called with the number of video frames written, as they are (progress bars).
@@ -195,6 +212,20 @@ class Pipeline:
         if self._detector is None:  # loaded on first use: `--faces off` never pays for it
             self._detector = default_detector(self.settings.strategy, self._threads)
         return self._detector
+
+    @property
+    def _finds_text(self) -> bool:
+        return self.settings.plates or self.settings.text
+
+    @property
+    def text_finder(self) -> TextFinder:
+        """The OCR models, loaded on first use (with plates or text on, or to verify them)."""
+        if self._text is None:
+            from .text import PRESET_SIDES, TextFinder
+
+            plates, text = self.settings.plates, self.settings.text
+            self._text = TextFinder(plates, text, PRESET_SIDES[self.settings.preset], self._threads)
+        return self._text
 
     @property
     def verifier(self) -> Verifier:
@@ -217,6 +248,9 @@ class Pipeline:
                 self.settings.strategy,
                 self.settings.hold,
                 self.settings.max_pixels,
+                self.text_finder if self._finds_text else None,
+                get_obscurer(self.settings.method, "box"),
+                self.settings.faces,
             )
         return self._video
 
@@ -229,22 +263,55 @@ class Pipeline:
         twin._verifier = self.verifier if settings.verify else self._verifier
         # The holder, not the encoder: one that neither has loaded yet loads once for both.
         twin._speaker = self._speaker
+        same_text = (settings.plates, settings.text, settings.preset) == (
+            self.settings.plates, self.settings.text, self.settings.preset,
+        )  # fmt: skip
+        twin._text = self._text if same_text else None
         return twin
 
     # -- in memory -------------------------------------------------------------------------
     def clean_array(self, pixels: Pixels) -> Cleaned:
         """Detect and obscure faces in an RGB(A) or grey uint8 array; returns a new array."""
-        cleaned = self._obscure(pixels, self.detect_frames([pixels])[0])
-        if not len(cleaned.faces):
+        [cleaned] = self.clean_frames([pixels])
+        if not len(cleaned.faces) and not len(cleaned.text_regions):
             cleaned.pixels = pixels.copy()  # a new array even when nothing changed
         return cleaned
 
-    def clean_frames(self, frames: list[Pixels], found: list[Faces] | None = None) -> list[Cleaned]:
+    def clean_frames(
+        self,
+        frames: list[Pixels],
+        found: list[Faces] | None = None,
+        text: list[Marks] | None = None,
+    ) -> list[Cleaned]:
         """`clean_array` for each frame of an image; in an animation, faces are also tracked
         through the frames, so a face the detector misses in one frame stays obscured.
-        ``found``: the faces of each frame when they were already detected."""
+        ``found``, ``text``: the faces, plates and text of each frame when already found."""
         if found is None:
             found = self.detect_frames(frames)
+        if text is None:
+            text = self.find_text(frames)
+        return self._obscure_text(self._obscure_faces(frames, found), text)
+
+    def find_text(self, frames: list[Pixels]) -> list[Marks] | None:
+        """The plates and text of each frame that the settings ask for; None when neither."""
+        if not self._finds_text:
+            return None
+        return [self.text_finder.find(frame) for frame in frames]
+
+    def _obscure_text(self, cleaned: list[Cleaned], text: list[Marks] | None) -> list[Cleaned]:
+        """Plates and text obscured over the whole box (a word's first and last letters sit
+        in the corners an ellipse would leave), by the faces' method."""
+        if text is None:
+            return cleaned
+        box = get_obscurer(self.settings.method, "box")
+        for each, marks in zip(cleaned, text, strict=True):
+            each.text = marks
+            each.text_regions = marks.regions(each.pixels.shape[1], each.pixels.shape[0])
+            if len(marks):
+                each.pixels = box.apply(each.pixels, marks.areas())
+        return cleaned
+
+    def _obscure_faces(self, frames: list[Pixels], found: list[Faces]) -> list[Cleaned]:
         if not self.settings.faces or len(frames) < 2:
             return [self._obscure(f, faces) for f, faces in zip(frames, found, strict=True)]
         tracker, cuts = Tracker(self.settings.hold), SceneCuts()
@@ -278,7 +345,7 @@ class Pipeline:
         visible and each ``edits.add`` box is obscured too. Edits apply to still photos only
         (in an animation every face is tracked through the frames)."""
         if not edits:
-            return self.clean_frames(opened.decoded.frames, opened.found)
+            return self.clean_frames(opened.decoded.frames, opened.found, opened.text)
         if len(opened.decoded.frames) != 1:
             raise UsageError("faces can be kept or added in still photos only")
         frame, faces = opened.decoded.frames[0], opened.found[0]
@@ -295,7 +362,7 @@ class Pipeline:
         box = get_obscurer(self.settings.method, "box")
         cleaned.pixels = box.apply(cleaned.pixels, added.astype(np.int32))
         cleaned.shown = faces[kept]
-        return [cleaned]
+        return self._obscure_text([cleaned], opened.text)
 
     # -- files -----------------------------------------------------------------------------
     def open(self, src: Path, found: list[Faces] | None = None) -> Opened:
@@ -359,12 +426,14 @@ class Pipeline:
         decoded = handler.decode(data, self.settings.max_pixels)
         if found is None:
             found = self.detect_frames(decoded.frames)
-        return Opened(source, handler, decoded, found)
+        return Opened(source, handler, decoded, found, self.find_text(decoded.frames))
 
     def clean_bytes(self, data: bytes, ext: str, name: str = "record") -> Encoded:
         """Clean an image in memory: `open_bytes`, obscure, `encode`; raises `VeilError`."""
         opened = self.open_bytes(data, ext, name)
-        return self.encode(opened, self.clean_frames(opened.decoded.frames, opened.found))
+        return self.encode(
+            opened, self.clean_frames(opened.decoded.frames, opened.found, opened.text)
+        )
 
     def clean_file(self, src: Path, dst: Path) -> Result:
         """Clean one file into ``dst`` atomically; on failure raise `VeilError`, write nothing."""
@@ -372,7 +441,8 @@ class Pipeline:
         if isinstance(handler, VideoHandler):
             return self._clean_video(handler, src, dst)
         opened = self.open(src)
-        return self.write(opened, self.clean_frames(opened.decoded.frames, opened.found), dst)
+        cleaned = self.clean_frames(opened.decoded.frames, opened.found, opened.text)
+        return self.write(opened, cleaned, dst)
 
     def encode(self, opened: Opened, cleaned: list[Cleaned]) -> Encoded:
         """Encode cleaned frames in the input's format and check them (and verify them with
@@ -383,7 +453,9 @@ class Pipeline:
         verification = None
         if self.settings.verify:
             shown = Faces.merge([c.shown for c in cleaned])
-            verification = self._check(handler, decoded, [c.faces for c in cleaned], data, shown)
+            verification = self._check(
+                handler, decoded, [c.faces for c in cleaned], data, shown, opened.text
+            )
             if verification.verdict == "leak" and not self.settings.allow_leaks:
                 raise LeakFound(verification)
         return Encoded(
@@ -392,6 +464,8 @@ class Pipeline:
             [record for c in cleaned for record in c.records()],
             sorted({f.name for f in decoded.metadata}),
             verification,
+            [record for c in cleaned for record in c.text_records("plate")],
+            [record for c in cleaned for record in c.text_records("text")],
         )
 
     def write(self, opened: Opened, cleaned: list[Cleaned], dst: Path) -> Result:
@@ -408,6 +482,8 @@ class Pipeline:
             faces=encoded.faces,
             metadata_removed=encoded.metadata_removed,
             verification=encoded.verification,
+            plates=encoded.plates,
+            text=encoded.text,
         )
 
     def _check(
@@ -417,6 +493,7 @@ class Pipeline:
         found: list[Faces],
         data: bytes,
         shown: Faces | None = None,
+        text: list[Marks] | None = None,
     ) -> Verification:
         """Verify an encoded output against the decoded original, from the output's bytes."""
         output = handler.decode(data, self.settings.max_pixels)
@@ -430,7 +507,30 @@ class Pipeline:
                 f"not the same picture as the original ({original.width}x{original.height}, "
                 f"{len(original.frames)} frames)"
             )
-        return self.verifier.check(original.frames, output.frames, found, output.metadata, shown)
+        faces = self.verifier.check(original.frames, output.frames, found, output.metadata, shown)
+        leaks = [
+            leak
+            for index, (frame, marks) in enumerate(zip(output.frames, text or [], strict=False))
+            for leak in self._text_leaks(index, marks, frame)
+        ]
+        return _with_leaks(faces, leaks)
+
+    def _text_leaks(self, index: int, marks: Marks, output: Pixels) -> list[Leak]:
+        """An OCR pass over frame ``index`` of an output where ``marks`` (plates, text) were
+        obscured: four letters of a plate, or a word of three, still legible there is a leak.
+        What it reads is not reported (the report would carry it); only where and how much."""
+        if not len(marks):
+            return []
+        regions = marks.regions(output.shape[1], output.shape[0])
+        return [
+            Leak(
+                marks.kinds[r],
+                f"{sum(c.isalnum() for c in reading)} characters still legible",
+                index,
+                [int(v) for v in regions[r]],
+            )
+            for r, reading in self.text_finder.readable(output, regions, marks.kinds)
+        ]
 
     def verify_file(self, original: Path, output: Path) -> Checked:
         """`veil verify` for one pair: find the faces in the original as `clean` would, then
@@ -449,8 +549,8 @@ class Pipeline:
                     raise UnsupportedFormat(f"{handler.name} file without sound: nothing to check")
                 return Checked(str(original), str(output), faces.verdict, None, faces)
             decoded = handler.decode(_read(original), self.settings.max_pixels)
-            found = self.detect_frames(decoded.frames)
-            verification = self._check(handler, decoded, found, _read(output))
+            found, text = self.detect_frames(decoded.frames), self.find_text(decoded.frames)
+            verification = self._check(handler, decoded, found, _read(output), None, text)
         except UnsupportedFormat as exc:
             return Checked(str(original), str(output), "skipped", str(exc))
         except VeilError as exc:
@@ -467,13 +567,16 @@ class Pipeline:
         sound, voice = NewVoices.prepare(src, handler.name, self.settings.voice == "anonymize")
         try:
             with atomic_output(dst) as tmp:
-                if not self.settings.faces or handler.sound:
+                plates: list[TextRecord] = []
+                text: list[TextRecord] = []
+                if not (self.settings.faces or self._finds_text) or handler.sound:
                     removed, faces = handler.fields(src), []
                     handler.reread(tmp, handler.clean(src, tmp, sound))
                 else:
                     written = self.video.clean(handler, src, tmp, self.frame_progress, sound)
                     self.video.reread(handler, tmp, written)
                     removed, faces = written.removed, written.faces
+                    plates, text = written.plates, written.text
                     if self.settings.verify:
                         verification = self._check_video(handler, src, tmp)
                 if self.settings.verify and sound is not None:
@@ -494,6 +597,8 @@ class Pipeline:
             metadata_removed=sorted({f.name for f in removed}),
             verification=verification,
             voice=voice,
+            plates=plates,
+            text=text,
         )
 
     def _check_voices(
@@ -527,11 +632,15 @@ class Pipeline:
 
     def _check_video(self, handler: VideoHandler, original: Path, output: Path) -> Verification:
         """`Verifier.check` on evenly spaced frames of a video and its cleaned output."""
-        frames = (
-            (number, before, after, self.video.detect(before))
-            for number, before, after in self.video.pairs(handler, original, output)
-        )
-        return self.verifier.check_frames(frames, handler.fields(output))
+        text: list[Leak] = []
+
+        def frames() -> Iterator[tuple[int, Pixels, Pixels, Faces]]:
+            for number, before, after in self.video.pairs(handler, original, output):
+                if self._finds_text:  # where the original has plates or text, at full size
+                    text.extend(self._text_leaks(number, self.text_finder.find(before), after))
+                yield number, before, after, self.video.detect(before)
+
+        return _with_leaks(self.verifier.check_frames(frames(), handler.fields(output)), text)
 
     def run(self, src: Path, dst: Path) -> Result:
         """`clean_file` for the doors: every `VeilError` becomes a skipped or failed row."""
@@ -572,14 +681,32 @@ class Pipeline:
         report.metadata = decoded.metadata
         for frame, faces in zip(decoded.frames, self.detect_frames(decoded.frames), strict=True):
             report.faces += judge(frame, faces, faces.regions(decoded.width, decoded.height))
+        text = self.find_text(decoded.frames)
+        if text is not None:
+            regions = [m.regions(decoded.width, decoded.height) for m in text]
+
+            def records(kind: Literal["plate", "text"]) -> list[TextRecord]:
+                pairs = zip(text, regions, strict=True)
+                return [r for marks, where in pairs for r in marks.records(where, kind)]
+
+            report.plates = records("plate") if self.settings.plates else None
+            report.text = records("text") if self.settings.text else None
 
     def _scan_video(self, handler: VideoHandler, src: Path, report: ScanReport) -> None:
         probe = handler.probe(src)
         report.format, report.frames = handler.name, probe.frames
         report.width, report.height = probe.width, probe.height
         report.metadata = probe.fields
-        if self.settings.faces and not handler.sound:
-            report.faces, report.sampled_frames = self.video.scan(handler, src)
+        if (self.settings.faces or self._finds_text) and not handler.sound:
+            report.faces, report.sampled_frames, marks = self.video.scan(handler, src)
+            report.plates, report.text = marks.get("plate"), marks.get("text")
+
+
+def _with_leaks(verification: Verification, leaks: list[Leak]) -> Verification:
+    """``verification`` with ``leaks`` (of plates, text) added: a leak if there are any."""
+    if not leaks:
+        return verification
+    return replace(verification, verdict="leak", leaks=[*verification.leaks, *leaks])
 
 
 def _speech(src: Path) -> tuple[float | None, str | None]:

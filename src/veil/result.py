@@ -36,16 +36,30 @@ class FaceRecord:
 
 
 @dataclass(frozen=True)
+class TextRecord:
+    """One licence plate or piece of text in the report (``plates``, ``text``): the area
+    obscured (displayed pixels, the text's box grown by a fifth of its height) and the text
+    detector's mean score over it. What it said is never written: the report would leak it."""
+
+    region: list[int]
+    score: float
+    #: In a video, one record is one tracked plate or text: its first and last frame, and
+    #: ``region`` the extent of all its boxes (as `FaceRecord`); None in photos.
+    frames: list[int] | None = None
+
+
+@dataclass(frozen=True)
 class Leak:
     """One thing an output still gives away.
 
     ``kind`` is ``face`` (a face a recognizer matches to the original, or one left unobscured),
-    ``metadata`` (identifying fields still in the file) or ``voice`` (speech whose speaker
+    ``metadata`` (identifying fields still in the file), ``plate`` or ``text`` (characters
+    still legible where a plate or text was obscured) or ``voice`` (speech whose speaker
     prints as the original's, `veil.verify.voices`; the detail says when); ``box`` is x1, y1,
     x2, y2 in displayed pixels of frame ``frame`` (None for metadata and voices).
     """
 
-    kind: Literal["face", "metadata", "voice"]
+    kind: Literal["face", "metadata", "voice", "plate", "text"]
     detail: str
     frame: int | None = None
     box: list[int] | None = None
@@ -168,12 +182,21 @@ class Result:
     verification: Verification | None = None
     #: Set for a file with sound: whether speech was found and what was done to it.
     voice: VoiceRecord | None = None
+    #: Licence plates and other text obscured (``--plates on``, ``--text on``).
+    plates: list[TextRecord] = field(default_factory=list)
+    text: list[TextRecord] = field(default_factory=list)
 
     def to_json(self) -> str:
         row = asdict(self)
         for key in ("verification", "voice"):  # there only when they say something
             if row[key] is None:
                 del row[key]
+        for key in ("plates", "text"):  # the contract of METRICS.md, unchanged without them
+            if not row[key]:
+                del row[key]
+            for mark in row.get(key, []):
+                if mark["frames"] is None:
+                    del mark["frames"]
         for face in row["faces"]:
             if face["frames"] is None:  # photos: the contract of METRICS.md, unchanged
                 del face["frames"]
@@ -193,6 +216,8 @@ class Result:
             if row.get("verification")
             else None,
             voice=VoiceRecord(**row["voice"]) if row.get("voice") else None,
+            plates=[TextRecord(**t) for t in row.get("plates") or []],
+            text=[TextRecord(**t) for t in row.get("text") or []],
         )
 
 

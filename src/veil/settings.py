@@ -42,6 +42,8 @@ class Cleaning:
     max_pixels: int
     hold: int
     voice: VoiceMode
+    plates: bool
+    text: bool
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,13 @@ class Settings:
     #: Speech in videos and recordings: ``anonymize`` gives it a pseudo-speaker drawn for each
     #: file (voices name people as faces do); ``keep`` copies the sound unchanged.
     voice: VoiceMode = "anonymize"
+    #: Find and obscure licence plates (`veil.text`). Off by default: the plates found are
+    #: text of a plate's shape, measured on one dev set of street photos only, and finding
+    #: them costs up to twice the face-only time (README, "Plates and text").
+    plates: bool = False
+    #: Find and obscure all other text too: name badges, street and shop signs, screens. Off
+    #: by default: a protest sign's words are the message its bearer wants published.
+    text: bool = False
     #: Worker processes for batches; None: one per core for batches of 8 files or more (two
     #: single-threaded detectors outrun one two-threaded detector, 20 against 37 ms per photo
     #: on 2 cores), one process otherwise (starting workers costs about a second).

@@ -20,11 +20,11 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from itertools import zip_longest
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import cv2
@@ -58,8 +58,11 @@ from .formats.video import (
 )
 from .obscurers import Obscurer
 from .pixels import Pixels
-from .result import FaceRecord
+from .result import FaceRecord, TextRecord
 from .tracking import SceneCuts, Track, Tracker
+
+if TYPE_CHECKING:
+    from .text import Kind, TextFinder
 
 #: Called as frames are written: (frames written, frames expected or None when unknown).
 Progress = Callable[[int, int | None], None]
@@ -107,6 +110,9 @@ class Transcoded:
     carried: dict[int, str] = field(default_factory=dict)
     #: Sound tracks written anew (new voices), not copied.
     rewritten: int = 0
+    #: Plates and text (``--plates``, ``--text``), one record per track, as faces.
+    plates: list[TextRecord] = field(default_factory=list)
+    text: list[TextRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -116,6 +122,8 @@ class _Pending:
     index: int
     frame: VideoFrame
     faces: Faces  # in displayed (upright) full-size pixels
+    #: Plates and text by kind, as boxes already grown to what is obscured (`Marks.areas`).
+    text: dict[Kind, Faces] = field(default_factory=dict)
 
 
 class _Thread(threading.Thread):
@@ -169,16 +177,34 @@ class VideoCleaner:
     """Obscures the faces of every frame of a video; one per pipeline (the detector is shared).
 
     ``hold``: frames a face's region is kept through missed detections (`Tracker`).
+    ``text``: finds plates and text too, tracked as faces are and obscured as whole boxes by
+    ``box``; ``faces`` False: only those.
     """
 
     def __init__(
-        self, detector: Detector, obscurer: Obscurer, strategy: Strategy, hold: int, max_pixels: int
+        self,
+        detector: Detector,
+        obscurer: Obscurer,
+        strategy: Strategy,
+        hold: int,
+        max_pixels: int,
+        text: TextFinder | None = None,
+        box: Obscurer | None = None,
+        faces: bool = True,
     ) -> None:
         self.detector = detector
         self.obscurer = obscurer
         self.strategy = strategy
         self.hold = hold
         self.max_pixels = max_pixels
+        self.text, self.box, self.faces = text, box, faces
+
+    @property
+    def text_kinds(self) -> tuple[Kind, ...]:
+        if self.text is None:
+            return ()
+        kinds: tuple[Kind, ...] = ("plate",) if self.text.plates else ()
+        return (*kinds, "text") if self.text.text else kinds
 
     def clean(
         self,
@@ -240,10 +266,11 @@ class VideoCleaner:
 
     def scan(
         self, handler: VideoHandler, src: Path, samples: int = SCAN_SAMPLES
-    ) -> tuple[list[ScannedFace], int]:
+    ) -> tuple[list[ScannedFace], int, dict[Kind, list[TextRecord]]]:
         """Faces in up to ``samples`` evenly spaced key frames (decoding only key frames keeps
-        a scan of a long video short), and how many frames were looked at; ``frames`` of each
-        record is its frame number, ``seen`` whether it is on one of veil's fills."""
+        a scan of a long video short), how many frames were looked at, and the plates and text
+        there by kind (with ``text``); ``frames`` of each record is its frame number, ``seen``
+        of a face whether it is on one of veil's fills."""
         with open_input(src, handler.name) as container:
             video = _video_stream(container, handler.name)
             video.codec_context.skip_frame = "NONKEY"
@@ -252,12 +279,21 @@ class VideoCleaner:
         step = max(1, -(-len(keys) // samples))
         records = []
         looked = keys[::step]
+        marks: dict[Kind, list[TextRecord]] = {kind: [] for kind in self.text_kinds}
         for frame in looked:
             rgb = _rgb(frame)
-            faces = self.detect(rgb)
             number = round(float((frame.time or 0) * rate))
-            records += judge(rgb, faces, faces.regions(rgb.shape[1], rgb.shape[0]), number)
-        return records, len(looked)
+            if self.faces:
+                faces = self.detect(rgb)
+                records += judge(rgb, faces, faces.regions(rgb.shape[1], rgb.shape[0]), number)
+            if self.text is not None:
+                found = self.text.find(rgb)
+                regions = found.regions(rgb.shape[1], rgb.shape[0])
+                for kind in marks:
+                    marks[kind] += [
+                        replace(r, frames=[number, number]) for r in found.records(regions, kind)
+                    ]
+        return records, len(looked), marks
 
     @staticmethod
     def still(handler: VideoHandler, src: Path) -> Pixels:
@@ -355,6 +391,7 @@ class _Job:
         self.frames = 0
         self.packets_out = 0
         self.faces: list[FaceRecord] = []
+        self.marks: dict[Kind, list[TextRecord]] = {kind: [] for kind in cleaner.text_kinds}
 
     def transcode(self) -> Transcoded:
         reader = _Thread(self._read, "veil-video-read")
@@ -385,7 +422,13 @@ class _Job:
             if i != self.video.index and i not in self.rewritten
         }
         return Transcoded(
-            self.faces, [], self.packets_out, carried=carried, rewritten=len(self.rewritten)
+            self.faces,
+            [],
+            self.packets_out,
+            carried=carried,
+            rewritten=len(self.rewritten),
+            plates=self.marks.get("plate", []),
+            text=self.marks.get("text", []),
         )
 
     # -- reader thread ---------------------------------------------------------------------
@@ -416,6 +459,8 @@ class _Job:
     # -- caller's thread: detection and tracking -------------------------------------------
     def _detect(self) -> None:
         tracker = Tracker(self.cleaner.hold)
+        # Plates and text are tracked as faces are, one tracker per kind (for the report).
+        self.trackers = {kind: Tracker(self.cleaner.hold) for kind in self.cleaner.text_kinds}
         cuts = SceneCuts()
         pending: deque[_Pending] = deque()
         index = 0
@@ -424,23 +469,62 @@ class _Job:
                 self.to_write.put(item)
                 continue
             frame, small = item
-            faces = self.cleaner.detector.detect(small)
             height, width = _upright_size(frame)
-            faces = faces.scaled(width / small.shape[1], height / small.shape[0])
-            tracker.update(index, faces, cuts.is_cut(small))
-            pending.append(_Pending(index, frame, faces))
+            sx, sy = width / small.shape[1], height / small.shape[0]
+            faces = self.cleaner.detector.detect(small) if self.cleaner.faces else Faces.empty()
+            faces = faces.scaled(sx, sy)
+            cut = cuts.is_cut(small)
+            tracker.update(index, faces, cut)
+            text = self._text(small, sx, sy)
+            for kind, found in text.items():
+                self.trackers[kind].update(index, found, cut)
+            pending.append(_Pending(index, frame, faces, text))
             index += 1
             while pending and tracker.final(pending[0].index):
                 self._release(pending.popleft(), tracker)
         while pending:
             self._release(pending.popleft(), tracker)
         self._report(tracker.forget(index + self.cleaner.hold))
+        for kind, each in self.trackers.items():
+            self._report_text(kind, each.forget(index + self.cleaner.hold))
         self.to_write.put(_END)
+
+    def _text(self, small: Pixels, sx: float, sy: float) -> dict[Kind, Faces]:
+        """The plates and text of a frame at the working size, by kind, as the full-size
+        boxes to obscure. Found at the faces' working size: a frame at full size would cost
+        the OCR detector a second or more per frame."""
+        if self.cleaner.text is None:
+            return {}
+        marks = self.cleaner.text.find(small)
+        out = {}
+        for kind in self.cleaner.text_kinds:
+            mine = marks.of(kind)
+            out[kind] = Faces(mine.areas().astype(np.float32), mine.scores).scaled(sx, sy)
+        return out
 
     def _release(self, item: _Pending, tracker: Tracker) -> None:
         """Hand a frame whose boxes are final to the writer, with the areas to obscure."""
-        self.to_write.put((item.frame, tracker.covered(item.index, item.faces).areas()))
+        text = [
+            self.trackers[kind].covered(item.index, found).xyxy for kind, found in item.text.items()
+        ]
+        boxes = np.concatenate([np.zeros((0, 4), np.float32), *text])
+        areas = np.round(boxes).astype(np.int32)
+        self.to_write.put((item.frame, tracker.covered(item.index, item.faces).areas(), areas))
         self._report(tracker.forget(item.index))
+        for kind, each in self.trackers.items():
+            self._report_text(kind, each.forget(item.index))
+
+    def _report_text(self, kind: Kind, ended: list[Track]) -> None:
+        for track in ended:
+            boxes = np.stack(track.boxes)
+            box = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
+            self.marks[kind].append(
+                TextRecord(
+                    region=[round(float(v)) for v in box],
+                    score=round(max(track.scores), 4),
+                    frames=[track.first, track.last],
+                )
+            )
 
     def _report(self, ended: list[Track]) -> None:
         for track in ended:
@@ -469,8 +553,8 @@ class _Job:
                     item.stream = self.targets[index]
                     self._mux([item])
                     continue
-                frame, areas = item
-                self._mux(self.encoder.encode(self._obscured(frame, areas)))
+                frame, areas, text = item
+                self._mux(self.encoder.encode(self._obscured(frame, areas, text)))
                 self.frames += 1
                 if self.progress is not None:
                     self.progress(self.frames, self.expected)
@@ -482,9 +566,12 @@ class _Job:
             self.stop.set()
             raise
 
-    def _obscured(self, frame: VideoFrame, areas: npt.NDArray[np.int32]) -> VideoFrame:
-        """The frame to encode: as decoded where nothing is obscured, else through RGB."""
-        if len(areas) == 0:
+    def _obscured(
+        self, frame: VideoFrame, areas: npt.NDArray[np.int32], text: npt.NDArray[np.int32]
+    ) -> VideoFrame:
+        """The frame to encode: as decoded where nothing is obscured, else through RGB; faces
+        in ``areas``, plates and text (whole boxes) in ``text``."""
+        if len(areas) == 0 and len(text) == 0:
             out = frame
         else:
             # The same colour matrix and range both ways, so that the frame's untouched pixels
@@ -495,6 +582,9 @@ class _Job:
                 frame.reformat(format="rgb24", src_colorspace=space, src_color_range=span)
             )
             hidden = self.cleaner.obscurer.apply(_upright(rgb, frame.rotation), areas)
+            if len(text):
+                assert self.cleaner.box is not None
+                hidden = self.cleaner.box.apply(hidden, text)
             stored = np.ascontiguousarray(_upright(hidden, -frame.rotation))
             out = VideoFrame.from_ndarray(stored, format="rgb24").reformat(
                 format=self.encoder.codec_context.pix_fmt,

@@ -43,6 +43,8 @@ SCHEMA = pa.schema(
         ("bytes_out", pa.int64()),
         ("speech", pa.float32()),
         ("voice", pa.string()),
+        ("plates", pa.int32()),
+        ("text", pa.int32()),
     ]
 )
 STATUSES = RECORD_STATUSES

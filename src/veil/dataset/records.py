@@ -47,6 +47,10 @@ class Row:
     #: and what was done to it (`veil.result.VoiceRecord`); None without sound.
     speech: float | None = None
     voice: str | None = None
+    #: Licence plates and other text obscured (``--plates on``, ``--text on``); what they
+    #: said is never kept.
+    plates: int = 0
+    text: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,8 @@ def _add_file(row: Row, result: Result, size: int) -> Row:
         bytes_out=row.bytes_out + size,
         speech=result.voice.speech if result.voice else row.speech,
         voice=result.voice.action if result.voice else row.voice,
+        plates=row.plates + len(result.plates),
+        text=row.text + len(result.text),
     )
 
 
@@ -204,6 +210,8 @@ def _add(row: Row, encoded: Encoded) -> Row:
         boxes=row.boxes + [list(f.box) for f in encoded.faces],
         metadata_removed=sorted({*row.metadata_removed, *encoded.metadata_removed}),
         bytes_out=row.bytes_out + len(encoded.data),
+        plates=row.plates + len(encoded.plates),
+        text=row.text + len(encoded.text),
     )
 
 

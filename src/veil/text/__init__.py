@@ -1,0 +1,217 @@
+"""Licence plates and other text in a picture: found (PP-OCR, `veil.text.ocr`), kept apart by
+kind, and read back from an output to check that none is readable any more.
+
+A face hidden, a person is still named by the plate of the car beside them, a name badge, the
+street sign behind them. Plates are text with a shape: a box 1.8 to 7.5 times as long as tall
+that reads as 2-10 Latin letters and digits. No plate-detector wheel ships permissively licensed
+weights, so plates are found as text and told apart by that shape and reading; a strict plate
+pattern loses vanity and split plates, and colour rules lose dirty and small ones (measured:
+benchmarks/plates.py and the plates study in docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ..faces import clip_areas
+from ..pixels import Pixels
+from ..result import TextRecord
+from .ocr import Quads, Reading, Recognizer, TextDetector, bgr, crop, sides
+
+Kind = Literal["plate", "text"]
+
+#: A plate's box, long side over short (EU, UK and US plates read 3.0-4.3; two-line and
+#: motorcycle plates lower, a long EU plate cut by its band higher).
+PLATE_ASPECT = (1.8, 7.5)
+#: Each box grows by this share of its text height on every side: a plate's border and the
+#: strokes PaddleOCR's box leaves out (0.1 lost big plates, 0.3 gained nothing: plates study).
+MARGIN = 0.2
+#: The recognizer reads at most this many candidate boxes of one picture (~15 ms each); any
+#: beyond are taken for plates unread: a shop street of 500 words must not take a minute, and
+#: an unread box is obscured, never left.
+MAX_READS = 64
+#: Small pictures are enlarged until their short side is this long: plates 10-14 px tall are
+#: found 88% of the time at their own size, and nearly always twice as large.
+MIN_SHORT_SIDE = 736
+#: The detector's input by preset: pictures with a longer side than the first are shrunk to it
+#: (a 12 MP photo at full size takes 4 s, 2x the face-only run; None: never shrunk), and those
+#: with a shorter short side than the second are enlarged to it (2.5x the time on a small
+#: photo; 0: never enlarged). The check of an output always enlarges, as an attacker would.
+PRESET_SIDES: dict[str, tuple[int | None, int]] = {
+    "fast": (1920, 0),
+    "balanced": (2560, 0),
+    "thorough": (None, MIN_SHORT_SIDE),
+}
+
+#: A reading the recognizer is less sure of than this is taken for no reading: plates read at
+#: 0.9-1.0, while veil's own grain fill reads as a digit or three at 0.3-0.4.
+MIN_CONFIDENCE = 0.5
+
+_SEPARATORS = re.compile(r"[\s\-\u00b7.:|=]")
+
+
+def plate_like(reading: Reading) -> bool:
+    """Could ``reading`` be a plate: 2-10 Latin letters and digits once spaces, dashes and dots
+    are dropped, in nearly all of the reading (no other script), at most 2 lower-case."""
+    if reading.confidence < MIN_CONFIDENCE:
+        return False
+    raw = _SEPARATORS.sub("", reading.text)
+    latin = re.sub(r"[^A-Z0-9]", "", reading.text.upper())
+    if not 2 <= len(latin) <= 10 or len(latin) < 0.75 * len(raw):
+        return False
+    return sum(c.islower() for c in raw) <= 2
+
+
+def legible(reading: Reading, kind: Kind) -> bool:
+    """A reading of an obscured area that still names something: four letters or digits of a
+    plate (enough to narrow one down), or a word of three of any text."""
+    letters = [c for c in reading.text if c.isalnum()]
+    enough = len(letters) >= (4 if kind == "plate" else 3)
+    return enough and reading.confidence >= MIN_CONFIDENCE
+
+
+def readable(reading: Reading) -> bool:
+    """Text the recognizer can read at all: what ``--text`` obscures. A box it reads nothing
+    in is the texture of a wall, foliage or veil's own grain fill, not writing."""
+    return reading.confidence >= MIN_CONFIDENCE and any(c.isalnum() for c in reading.text)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Plates and text found in one picture: ``quads`` as the detector drew them, ``kinds``
+    what each was taken for, ``scores`` the detector's mean score over each."""
+
+    quads: Quads
+    scores: npt.NDArray[np.float32]
+    kinds: tuple[Kind, ...] = field(default=())
+
+    @classmethod
+    def empty(cls) -> Marks:
+        return cls(np.zeros((0, 4, 2), np.float32), np.zeros(0, np.float32), ())
+
+    def __len__(self) -> int:
+        return len(self.kinds)
+
+    def of(self, kind: Kind) -> Marks:
+        keep = np.array([k == kind for k in self.kinds], bool)
+        return Marks(self.quads[keep], self.scores[keep], tuple(k for k in self.kinds if k == kind))
+
+    def areas(self) -> npt.NDArray[np.int32]:
+        """Axis-aligned boxes around each, grown by `MARGIN` of its text height."""
+        out = np.zeros((len(self), 4), np.int32)
+        for i, quad in enumerate(self.quads):
+            grow = MARGIN * min(sides(quad))
+            x1, y1 = quad.min(axis=0) - grow
+            x2, y2 = quad.max(axis=0) + grow
+            out[i] = [np.floor(x1), np.floor(y1), np.ceil(x2), np.ceil(y2)]
+        return out
+
+    def regions(self, width: int, height: int) -> npt.NDArray[np.int32]:
+        return clip_areas(self.areas(), width, height)
+
+    def records(self, regions: npt.NDArray[np.int32], kind: Kind) -> list[TextRecord]:
+        """The report rows of the marks of ``kind`` (``regions``: of all marks, in order)."""
+        return [
+            TextRecord(region=[int(v) for v in region], score=round(float(score), 4))
+            for region, score, k in zip(regions, self.scores, self.kinds, strict=True)
+            if k == kind
+        ]
+
+
+class TextFinder:
+    """Finds plates (``plates``), other text (``text``) or both in pictures."""
+
+    def __init__(
+        self,
+        plates: bool,
+        text: bool,
+        sides: tuple[int | None, int] = PRESET_SIDES["balanced"],
+        threads: int | None = None,
+    ) -> None:
+        self.plates, self.text, self.sides = plates, text, sides
+        self.detector = TextDetector(threads)
+        self.recognizer = Recognizer(threads)
+
+    def scale(self, height: int, width: int, least: int | None = None) -> float:
+        """The detector's input scale for a picture of this size (`PRESET_SIDES`);
+        ``least``: the short side to enlarge to instead of the preset's."""
+        most, short = self.sides
+        if most is not None and max(height, width) > most:
+            return most / max(height, width)
+        return max(1.0, (short if least is None else least) / min(height, width))
+
+    def find(self, pixels: Pixels) -> Marks:
+        """The plates and text of one picture that this finder was asked for."""
+        image = bgr(pixels)
+        quads, scores = self.detector.detect(image, self.scale(*image.shape[:2]))
+        kinds = self._kinds(image, quads)
+        chosen = [i for i, kind in enumerate(kinds) if kind is not None]
+        return Marks(
+            quads[chosen],
+            np.array(scores, np.float32)[chosen],
+            tuple(k for k in kinds if k is not None),
+        )
+
+    def _kinds(self, image: npt.NDArray[np.uint8], quads: Quads) -> list[Kind | None]:
+        """What each box is taken for; None: nothing asked for (not readable, or text when
+        only plates are asked for). Boxes beyond `MAX_READS` are taken for what was asked
+        for unread: obscured, never left."""
+        wanted = [i for i, q in enumerate(quads) if self.text or (self.plates and _plate_shaped(q))]
+        read, unread = wanted[:MAX_READS], wanted[MAX_READS:]
+        kinds: list[Kind | None] = [None] * len(quads)
+        readings = self.recognizer.read([crop(image, quads[i]) for i in read])
+        for i, reading in zip(read, readings, strict=True):
+            if self.plates and _plate_shaped(quads[i]) and plate_like(reading):
+                kinds[i] = "plate"
+            elif self.text and readable(reading):
+                kinds[i] = "text"
+        for i in unread:
+            kinds[i] = "plate" if self.plates and _plate_shaped(quads[i]) else "text"
+        return kinds
+
+    def readable(
+        self, pixels: Pixels, regions: npt.NDArray[np.int32], kinds: tuple[Kind, ...]
+    ) -> list[tuple[int, str]]:
+        """What can still be read in ``pixels`` inside each of ``regions`` (where text was
+        obscured): (index of the region, reading) for every legible reading."""
+        if not len(regions):
+            return []
+        image = bgr(pixels)
+        height, width = image.shape[:2]
+        quads, _ = self.detector.detect(image, self.scale(height, width, MIN_SHORT_SIDE))
+        hits: list[tuple[int, int]] = []  # (region, quad)
+        for q, quad in enumerate(quads):
+            for r, region in enumerate(regions):
+                if _overlap(quad, region) >= 0.5:
+                    hits.append((r, q))
+                    break
+        readings = self.recognizer.read([crop(image, quads[q]) for _, q in hits])
+        return [
+            (r, reading.text)
+            for (r, _), reading in zip(hits, readings, strict=True)
+            if legible(reading, kinds[r])
+        ]
+
+
+def _plate_shaped(quad: npt.NDArray[np.float32]) -> bool:
+    along, across = sides(quad)
+    aspect = max(along, across) / max(1.0, min(along, across))
+    return PLATE_ASPECT[0] <= aspect <= PLATE_ASPECT[1]
+
+
+def _overlap(quad: npt.NDArray[np.float32], region: npt.NDArray[np.int32]) -> float:
+    """The share of ``quad``'s bounding box that lies inside ``region``."""
+    x1, y1 = quad.min(axis=0)
+    x2, y2 = quad.max(axis=0)
+    area = max(1e-6, (x2 - x1) * (y2 - y1))
+    w = min(x2, region[2]) - max(x1, region[0])
+    h = min(y2, region[3]) - max(y1, region[1])
+    return float(max(0.0, w) * max(0.0, h) / area)
+
+
+__all__ = ["MARGIN", "Kind", "Marks", "TextFinder", "legible", "plate_like"]

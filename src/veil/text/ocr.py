@@ -1,0 +1,237 @@
+"""PP-OCR's text detector (DB) and recognizer (CTC) run through onnxruntime.
+
+The ONNX files are PaddleOCR's PP-OCRv6 small models (Apache-2.0, (c) Baidu), as shipped inside
+the ``rapidocr`` wheel, which veil installs without its dependencies: veil reads the two files
+and runs them itself, so rapidocr's own code (and the ``requests`` it would pull in) is never
+imported. Their SHA-256 is checked before they are loaded: a file that changed between releases
+would change what is found, unmeasured.
+
+Both models take BGR, scaled to -1..1, channels first. The detector outputs a text probability
+map at the input's size; boxes are read from it as PaddleOCR does (threshold, contours, mean
+score, then the rectangle grown by ``area * 1.6 / perimeter``). The recognizer reads a crop 48
+px tall into 18,710 characters of many scripts (the list is in the model's metadata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shlex
+import sys
+from dataclasses import dataclass
+from importlib import metadata, util
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import UsageError
+from ..pixels import Pixels
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+#: The models, with the SHA-256 of the files measured in benchmarks/plates.py (rapidocr 3.10.0).
+DETECTOR = ("PP-OCRv6_det_small.onnx", "090f04ab")
+RECOGNIZER = ("PP-OCRv6_rec_small.onnx", "6f327246")
+RAPIDOCR = "rapidocr==3.10.0"
+# Without its dependencies: veil reads only the model files (the Makefile does the same).
+_INSTALL = f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-reinstall '{RAPIDOCR}'"
+
+Quads = npt.NDArray[np.float32]  # (N, 4, 2): corners of each text box, clockwise from top left
+
+# The detector's post-processing. ``BOX_THRESHOLD`` 0.3, not PaddleOCR's 0.5 or 0.6: clean,
+# frontal plates score 0.45 on average over their box (plates study, benchmarks/plates.py).
+_PIXEL_THRESHOLD = 0.3
+BOX_THRESHOLD = 0.3
+_UNCLIP = 1.6
+_MIN_SIDE = 3
+_MAX_BOXES = 1000
+_REC_HEIGHT = 48
+_REC_BATCH = 8
+
+
+def model_path(name: str, digest: str) -> Path:
+    """The installed wheel's copy of model ``name``, checked against ``digest`` (a prefix of
+    its SHA-256). Found without importing rapidocr, whose dependencies veil does not install."""
+    spec = util.find_spec("rapidocr")
+    if spec is None or not spec.submodule_search_locations:
+        raise UsageError(f"finding plates and text needs the OCR models: {_INSTALL}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
+    try:
+        found = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise UsageError(
+            f"the OCR model {name} cannot be read ({exc.strerror}): {_INSTALL}"
+        ) from exc
+    if not found.startswith(digest):
+        version = _version()
+        raise UsageError(
+            f"the OCR model {name} of rapidocr {version} is not the one veil was measured "
+            f"with: {_INSTALL}"
+        )
+    return path
+
+
+def _version() -> str:
+    try:
+        return metadata.version("rapidocr")
+    except metadata.PackageNotFoundError:
+        return "(unknown version)"
+
+
+def _session(path: Path, threads: int | None) -> ort.InferenceSession:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _normalised(bgr: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    scaled = bgr.astype(np.float32) * np.float32(2 / 255) - np.float32(1)
+    return np.ascontiguousarray(scaled.transpose(2, 0, 1))
+
+
+def bgr(pixels: Pixels) -> npt.NDArray[np.uint8]:
+    """An RGB(A) or grey frame as the BGR the models were trained on."""
+    if pixels.ndim == 2:
+        code = cv2.COLOR_GRAY2BGR
+    else:
+        code = cv2.COLOR_RGBA2BGR if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    out: npt.NDArray[np.uint8] = cv2.cvtColor(pixels, code)
+    return out
+
+
+class TextDetector:
+    """Where text is in a picture: quadrilaterals and their mean scores."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.session = _session(model_path(*DETECTOR), threads)
+        self._input = self.session.get_inputs()[0].name
+
+    def detect(self, image: npt.NDArray[np.uint8], scale: float) -> tuple[Quads, list[float]]:
+        """Text in BGR ``image`` run at ``scale`` times its size (sides rounded to a multiple
+        of 32, as the network needs); the quads are in ``image``'s pixels."""
+        height, width = image.shape[:2]
+        h = max(32, round(height * scale / 32) * 32)
+        w = max(32, round(width * scale / 32) * 32)
+        # Bilinear, not INTER_AREA, when shrinking: area averaging costs small plates 1-15
+        # points of recall (plates study).
+        resized = cv2.resize(image, (w, h)) if (h, w) != (height, width) else image
+        heat = self.session.run(None, {self._input: _normalised(resized)[None]})[0][0, 0]
+        quads, scores = _boxes(heat)
+        if len(quads):
+            quads *= np.array([width / w, height / h], np.float32)
+        return quads, scores
+
+
+def _boxes(heat: npt.NDArray[np.float32]) -> tuple[Quads, list[float]]:
+    """Text boxes of the detector's probability map, in its pixels."""
+    mask = cv2.dilate((heat > _PIXEL_THRESHOLD).astype(np.uint8), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    quads, scores = [], []
+    for contour in contours[:_MAX_BOXES]:
+        rect = cv2.minAreaRect(contour)
+        if min(rect[1]) < _MIN_SIDE:
+            continue
+        corners = cv2.boxPoints(rect)
+        score = _mean_inside(heat, corners)
+        if score < BOX_THRESHOLD:
+            continue
+        (cx, cy), (rw, rh), angle = rect
+        # PaddleOCR grows the polygon by area * ratio / perimeter on every side (the map
+        # marks a shrunk core of each word); for a rectangle that is a rectangle again.
+        grow = rw * rh * _UNCLIP / (2 * (rw + rh))
+        grown = ((cx, cy), (rw + 2 * grow, rh + 2 * grow), angle)
+        if min(grown[1]) < _MIN_SIDE + 2:
+            continue
+        quads.append(_ordered(cv2.boxPoints(grown)))
+        scores.append(score)
+    if not quads:
+        return np.zeros((0, 4, 2), np.float32), []
+    return np.stack(quads).astype(np.float32), scores
+
+
+def _mean_inside(heat: npt.NDArray[np.float32], corners: npt.NDArray[np.float32]) -> float:
+    h, w = heat.shape
+    x1, y1 = np.clip(np.floor(corners.min(axis=0)).astype(int), 0, [w - 1, h - 1])
+    x2, y2 = np.clip(np.ceil(corners.max(axis=0)).astype(int), 0, [w - 1, h - 1])
+    mask = np.zeros((y2 - y1 + 1, x2 - x1 + 1), np.uint8)
+    cv2.fillPoly(mask, [np.round(corners - [x1, y1]).astype(np.int32)], 1)
+    return float(cv2.mean(heat[y1 : y2 + 1, x1 : x2 + 1], mask)[0])
+
+
+def _ordered(corners: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Corners as top left, top right, bottom right, bottom left."""
+    by_x = corners[np.argsort(corners[:, 0], kind="stable")]
+    left = by_x[:2][np.argsort(by_x[:2, 1], kind="stable")]
+    right = by_x[2:][np.argsort(by_x[2:, 1], kind="stable")]
+    return np.array([left[0], right[0], right[1], left[1]], np.float32)
+
+
+def sides(quad: npt.NDArray[np.float32]) -> tuple[float, float]:
+    """A quad's mean length along the text and across it (its height for level text)."""
+    along = (np.linalg.norm(quad[0] - quad[1]) + np.linalg.norm(quad[3] - quad[2])) / 2
+    across = (np.linalg.norm(quad[0] - quad[3]) + np.linalg.norm(quad[1] - quad[2])) / 2
+    return float(along), float(across)
+
+
+def crop(image: npt.NDArray[np.uint8], quad: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """The text in ``quad``, straightened (a perspective warp) and turned level when the box
+    stands upright."""
+    along, across = sides(quad)
+    w, h = max(2, int(along)), max(2, int(across))
+    target = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    warp = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+    out = cv2.warpPerspective(
+        image, warp, (w, h), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
+    )
+    if h >= 1.5 * w:
+        out = np.rot90(out)
+    return np.ascontiguousarray(out)
+
+
+@dataclass(frozen=True)
+class Reading:
+    text: str
+    confidence: float
+
+
+class Recognizer:
+    """What text crops say (CTC, greedy), in batches of crops of similar width."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.session = _session(model_path(*RECOGNIZER), threads)
+        self._input = self.session.get_inputs()[0].name
+        meta: dict[str, Any] = self.session.get_modelmeta().custom_metadata_map
+        self.alphabet = ["", *meta["character"].splitlines(), " "]  # CTC blank first
+
+    def read(self, crops: list[npt.NDArray[np.uint8]]) -> list[Reading]:
+        ratios = [c.shape[1] / max(1, c.shape[0]) for c in crops]
+        order = np.argsort(ratios, kind="stable")
+        out: list[Reading] = [Reading("", 0.0)] * len(crops)
+        for start in range(0, len(crops), _REC_BATCH):
+            batch = order[start : start + _REC_BATCH]
+            width = int(_REC_HEIGHT * max(320 / _REC_HEIGHT, *(ratios[i] for i in batch)))
+            x = np.zeros((len(batch), 3, _REC_HEIGHT, width), np.float32)
+            for k, i in enumerate(batch):
+                w = min(width, math.ceil(_REC_HEIGHT * ratios[i]))
+                x[k, :, :, :w] = _normalised(cv2.resize(crops[i], (w, _REC_HEIGHT)))
+            probs = self.session.run(None, {self._input: x})[0]
+            for k, i in enumerate(batch):
+                out[i] = self._decode(probs[k])
+        return out
+
+    def _decode(self, probs: npt.NDArray[np.float32]) -> Reading:
+        best, conf = probs.argmax(axis=1), probs.max(axis=1)
+        keep = np.ones(len(best), bool)
+        keep[1:] = best[1:] != best[:-1]
+        keep &= best != 0
+        text = "".join(self.alphabet[i] for i in best[keep] if i < len(self.alphabet))
+        return Reading(text, float(conf[keep].mean()) if keep.any() else 0.0)
