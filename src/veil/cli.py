@@ -97,6 +97,28 @@ def _add_voice(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_text(p: argparse.ArgumentParser, checking: bool = False) -> None:
+    """--plates and --text; ``checking``: for `veil verify`, which reads the copies again."""
+    d = Settings()
+    doing = "check that the copy shows none of the originals'" if checking else "find and obscure"
+    p.add_argument(
+        "--plates",
+        type=_on_off,
+        default=d.plates,
+        metavar="on|off",
+        help=f"{doing} licence plates too (default: off; what it finds and costs is in "
+        "docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--text",
+        type=_on_off,
+        default=d.text,
+        metavar="on|off",
+        help=f"{doing} other text too: name badges, street signs, screens (default: off: a "
+        "protest sign's words are its message)",
+    )
+
+
 def _add_detection(p: argparse.ArgumentParser) -> None:
     d = Settings()
     p.add_argument(
@@ -106,22 +128,7 @@ def _add_detection(p: argparse.ArgumentParser) -> None:
         metavar="on|off",
         help="detect and obscure faces (default: on); off only strips metadata",
     )
-    p.add_argument(
-        "--plates",
-        type=_on_off,
-        default=d.plates,
-        metavar="on|off",
-        help="find and obscure licence plates too (default: off; what it finds and costs is "
-        "in docs/benchmarks.md)",
-    )
-    p.add_argument(
-        "--text",
-        type=_on_off,
-        default=d.text,
-        metavar="on|off",
-        help="find and obscure all other text too: name badges, street signs, screens "
-        "(default: off: a protest sign's words are its message)",
-    )
+    _add_text(p)
     p.add_argument(
         "--preset",
         choices=tuple(PRESETS),
@@ -295,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=Settings().preset,
         help="how the originals' faces are found, as `veil clean` did (default: %(default)s)",
     )
+    _add_text(verify, checking=True)
     _add_progress(verify)
 
     serve = sub.add_parser(
@@ -538,7 +546,7 @@ def _require_verify() -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     _require_verify()
-    settings = Settings(preset=args.preset)
+    settings = Settings(preset=args.preset, plates=args.plates, text=args.text)
     pairs = verify_pairs(args.originals, args.outputs)
     if args.report is not None and any(
         os.path.realpath(args.report) in (os.path.realpath(a), os.path.realpath(b))

@@ -73,13 +73,16 @@ class Edits:
     ``keep``: indices into the faces found of faces to leave visible (the person's own, say).
     ``add``: areas the detector missed, x1, y1, x2, y2 in displayed pixels; each is obscured
     as drawn, a whole rectangle, because a person draws the area they want gone.
+    ``keep_marks``: indices into the plates and text found (`Look.marks`) to leave visible
+    (a shop's name that says nothing of anyone, say).
     """
 
     keep: frozenset[int] = frozenset()
     add: tuple[Box, ...] = ()
+    keep_marks: frozenset[int] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.keep or self.add)
+        return bool(self.keep or self.add or self.keep_marks)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,9 @@ class Look:
     #: None with ``speech_note`` saying why (None too when there is no sound).
     speech: float | None = None
     speech_note: str | None = None
+    #: Plates and text in the first frame (``--plates``, ``--text``), in the order
+    #: `Edits.keep_marks` numbers them; in a video, those of the sampled key frames.
+    marks: list[tuple[Literal["plate", "text"], TextRecord]] = field(default_factory=list)
 
 
 @dataclass
@@ -341,9 +347,10 @@ class Pipeline:
         return Cleaned(unchanged, faces, regions)
 
     def edit(self, opened: Opened, edits: Edits) -> list[Cleaned]:
-        """`clean_frames` with a person's corrections: the faces in ``edits.keep`` are left
-        visible and each ``edits.add`` box is obscured too. Edits apply to still photos only
-        (in an animation every face is tracked through the frames)."""
+        """`clean_frames` with a person's corrections: the faces in ``edits.keep`` and the
+        plates and text in ``edits.keep_marks`` are left visible and each ``edits.add`` box is
+        obscured too. Edits apply to still photos only (in an animation every face is tracked
+        through the frames)."""
         if not edits:
             return self.clean_frames(opened.decoded.frames, opened.found, opened.text)
         if len(opened.decoded.frames) != 1:
@@ -362,17 +369,27 @@ class Pipeline:
         box = get_obscurer(self.settings.method, "box")
         cleaned.pixels = box.apply(cleaned.pixels, added.astype(np.int32))
         cleaned.shown = faces[kept]
-        return self._obscure_text([cleaned], opened.text)
+        text = opened.text
+        if edits.keep_marks:
+            marks = text[0] if text else None
+            count = len(marks) if marks is not None else 0
+            if marks is None or any(not 0 <= i < count for i in edits.keep_marks):
+                raise UsageError(f"a kept plate or text is not one of the {count} found")
+            text = [marks.without(edits.keep_marks)]
+        return self._obscure_text([cleaned], text)
 
     # -- files -----------------------------------------------------------------------------
-    def open(self, src: Path, found: list[Faces] | None = None) -> Opened:
+    def open(
+        self, src: Path, found: list[Faces] | None = None, text: list[Marks] | None = None
+    ) -> Opened:
         """Decode an image (not a video) and find its faces, for `edit` and `write`.
-        ``found``: the faces of each frame from an earlier `open` of the same file (decoded
-        again, not searched again: the face numbers a person's edits use stay the same)."""
+        ``found``, ``text``: the faces, plates and text of each frame from an earlier `open`
+        of the same file (decoded again, not searched again: the numbers a person's edits use
+        stay the same)."""
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             raise UsageError("a video is cleaned as a stream (clean_file), not opened whole")
-        return self._open(src, handler, _read(src), found)
+        return self._open(src, handler, _read(src), found, text)
 
     def look(self, src: Path) -> Look:
         """What a reviewer sees of ``src`` before cleaning it; raises `VeilError`."""
@@ -389,12 +406,17 @@ class Pipeline:
                 )  # fmt: skip
             still = self.video.still(handler, src)
             faces: list[FaceRecord] = list(report.faces)
+            marks: list[tuple[Literal["plate", "text"], TextRecord]] = [
+                *(("plate", r) for r in report.plates or []),
+                *(("text", r) for r in report.text or []),
+            ]
             return Look(
                 "video", handler.name, report.frames, still, faces, report.metadata,
-                report.sampled_frames, None, speech, note,
+                report.sampled_frames, None, speech, note, marks,
             )  # fmt: skip
         opened = self._open(src, handler, _read(src))
         decoded, found = opened.decoded, opened.found[0]
+        first = opened.text[0] if opened.text else None
         return Look(
             "animation" if len(decoded.frames) > 1 else "photo",
             decoded.format,
@@ -404,6 +426,7 @@ class Pipeline:
             decoded.metadata,
             None,
             opened,
+            marks=first.listed(decoded.width, decoded.height) if first is not None else [],
         )
 
     def still(self, src: Path) -> Pixels:
@@ -421,12 +444,19 @@ class Pipeline:
         return self._open(Path(name), handler, data)
 
     def _open(
-        self, source: Path, handler: FormatHandler, data: bytes, found: list[Faces] | None = None
+        self,
+        source: Path,
+        handler: FormatHandler,
+        data: bytes,
+        found: list[Faces] | None = None,
+        text: list[Marks] | None = None,
     ) -> Opened:
         decoded = handler.decode(data, self.settings.max_pixels)
         if found is None:
             found = self.detect_frames(decoded.frames)
-        return Opened(source, handler, decoded, found, self.find_text(decoded.frames))
+        if text is None:
+            text = self.find_text(decoded.frames)
+        return Opened(source, handler, decoded, found, text)
 
     def clean_bytes(self, data: bytes, ext: str, name: str = "record") -> Encoded:
         """Clean an image in memory: `open_bytes`, obscure, `encode`; raises `VeilError`."""
@@ -453,8 +483,10 @@ class Pipeline:
         verification = None
         if self.settings.verify:
             shown = Faces.merge([c.shown for c in cleaned])
+            # The plates and text obscured, not all found: those kept visible are no leak.
+            text = [c.text for c in cleaned if c.text is not None] or None
             verification = self._check(
-                handler, decoded, [c.faces for c in cleaned], data, shown, opened.text
+                handler, decoded, [c.faces for c in cleaned], data, shown, text
             )
             if verification.verdict == "leak" and not self.settings.allow_leaks:
                 raise LeakFound(verification)

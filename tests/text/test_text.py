@@ -286,3 +286,19 @@ def test_marks_of_one_kind() -> None:
     assert marks.of("text").kinds == ("text",) and len(Marks.empty()) == 0
     # Grown by a fifth of the text's height on every side.
     assert marks.areas()[0].tolist() == [-2, -2, 42, 12]
+
+
+def test_verify_with_plates_finds_a_plate_left_legible(
+    tmp_path: Path, cli: Any, scene: tuple[np.ndarray, Box, Box]
+) -> None:
+    pytest.importorskip("dlib", reason="veil verify needs the verify extra")
+    original, copy, cleaned = tmp_path / "a.png", tmp_path / "b" / "a.png", tmp_path / "c"
+    copy.parent.mkdir()
+    Image.fromarray(scene[0]).save(original)
+    Image.fromarray(scene[0]).save(copy)  # "cleaned" without plates: the plate is still there
+    leaked = cli("verify", original, copy, "--plates", "on")
+    assert leaked.code == 1 and "plate at [" in leaked.err and "legible" in leaked.err
+    assert "302" not in leaked.err
+    assert cli("clean", original, "-o", cleaned, "--plates", "on").code == 0
+    done = cli("verify", original, cleaned / "a.png", "--plates", "on")
+    assert done.code == 0 and "1 protected" in done.err, done.err

@@ -101,6 +101,20 @@ class Marks:
         keep = np.array([k == kind for k in self.kinds], bool)
         return Marks(self.quads[keep], self.scores[keep], tuple(k for k in self.kinds if k == kind))
 
+    def without(self, indices: frozenset[int]) -> Marks:
+        """These marks less those at ``indices`` (kept visible by a reviewer)."""
+        keep = np.array([i not in indices for i in range(len(self))], bool)
+        kinds = tuple(k for i, k in enumerate(self.kinds) if i not in indices)
+        return Marks(self.quads[keep], self.scores[keep], kinds)
+
+    def listed(self, width: int, height: int) -> list[tuple[Kind, TextRecord]]:
+        """Each mark's kind and report row, in order (the numbers `Edits.keep_marks` uses)."""
+        regions = self.regions(width, height)
+        return [
+            (kind, TextRecord([int(v) for v in region], round(float(score), 4)))
+            for kind, region, score in zip(self.kinds, regions, self.scores, strict=True)
+        ]
+
     def areas(self) -> npt.NDArray[np.int32]:
         """Axis-aligned boxes around each, grown by `MARGIN` of its text height."""
         out = np.zeros((len(self), 4), np.int32)
