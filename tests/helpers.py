@@ -557,3 +557,26 @@ def plate_scene(height: int = 480, width: int = 640) -> tuple[Array, Box, Box]:
     draw.rectangle(sign, fill=(250, 240, 200))
     draw.text((sign[0] + 12, sign[1] + 5), SIGN_TEXT, fill=(20, 20, 90), font=font)
     return np.asarray(image), plate, sign
+
+
+def us_plate_scene(scale: float = 1.0) -> tuple[Array, Box]:
+    """A US-style plate (twice as wide as tall; characters half its height, the state's name
+    above them and a web address below) on a faceless background; the picture and the
+    plate's box. The characters' own box covers under 70% of such a plate."""
+    from PIL import ImageDraw, ImageFont
+
+    image = Image.fromarray(backdrop(480, 640))
+    draw = ImageDraw.Draw(image)
+    width, height, x, y = int(240 * scale), int(120 * scale), 200, 250
+    plate: Box = (x, y, x + width, y + height)
+    draw.rounded_rectangle(plate, radius=int(8 * scale), fill=(245, 245, 240), outline=(40, 40, 40),
+                           width=max(1, int(3 * scale)))  # fmt: skip
+    big, small = (ImageFont.load_default(size=int(s * scale)) for s in (56, 20))
+    for text, font, top, colour in (
+        ("7ABC123", big, 0.28, (20, 30, 110)),
+        ("California", small, 0.06, (190, 20, 20)),
+        ("dmv.ca.gov", small, 0.8, (20, 30, 110)),
+    ):
+        left = x + (width - draw.textlength(text, font=font)) / 2
+        draw.text((left, y + height * top), text, fill=colour, font=font)
+    return np.asarray(image), plate

@@ -426,7 +426,7 @@ class Pipeline:
             decoded.metadata,
             None,
             opened,
-            marks=first.listed(decoded.width, decoded.height) if first is not None else [],
+            marks=first.listed(first.regions(decoded.width, decoded.height)) if first else [],
         )
 
     def still(self, src: Path) -> Pixels:

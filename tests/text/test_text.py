@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import PLATE_TEXT, Box, central, plate_scene, ssim_grey
+from helpers import PLATE_TEXT, Box, central, plate_scene, ssim_grey, us_plate_scene
 from veil import Pipeline, Settings
 from veil.errors import UsageError
 from veil.text import Marks, TextFinder, legible, plate_like, readable
@@ -284,8 +284,9 @@ def test_marks_of_one_kind() -> None:
     quads = np.array([[[0, 0], [40, 0], [40, 10], [0, 10]]] * 2, np.float32)
     marks = Marks(quads, np.array([0.9, 0.8], np.float32), ("plate", "text"))
     assert marks.of("text").kinds == ("text",) and len(Marks.empty()) == 0
-    # Grown by a fifth of the text's height on every side.
-    assert marks.areas()[0].tolist() == [-2, -2, 42, 12]
+    # Grown on every side by a tenth of the text's height for a plate (its panel reaches its
+    # edge), a fifth for other text.
+    assert marks.areas().tolist() == [[-1, -1, 41, 11], [-2, -2, 42, 12]]
 
 
 def test_verify_with_plates_finds_a_plate_left_legible(
@@ -302,3 +303,19 @@ def test_verify_with_plates_finds_a_plate_left_legible(
     assert cli("clean", original, "-o", cleaned, "--plates", "on").code == 0
     done = cli("verify", original, cleaned / "a.png", "--plates", "on")
     assert done.code == 0 and "1 protected" in done.err, done.err
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_a_plate_is_obscured_to_its_edges_not_only_its_characters(scale: float) -> None:
+    """On a US plate the characters are half its height: their box alone covers under 70% of
+    it. The panel around them is taken in, up to the plate's border."""
+    pixels, plate = us_plate_scene(scale)
+    marks = TextFinder(plates=True, text=False).find(pixels)
+    assert marks.kinds == ("plate",)
+    characters = Marks(marks.quads, marks.scores, marks.kinds)  # extents: the quads' hulls
+    assert covered(characters.regions(640, 480), plate) < 0.7
+    assert covered(marks.regions(640, 480), plate) >= 0.95
+    # ... and not much past it: the panel stops at the plate's border.
+    [(x1, y1, x2, y2)] = marks.regions(640, 480)
+    inside = (min(x2, plate[2]) - max(x1, plate[0])) * (min(y2, plate[3]) - max(y1, plate[1]))
+    assert (x2 - x1) * (y2 - y1) <= 1.3 * inside

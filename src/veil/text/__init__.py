@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -52,6 +53,14 @@ PRESET_SIDES: dict[str, tuple[int | None, int]] = {
 #: 0.9-1.0, while veil's own grain fill reads as a digit or three at 0.3-0.4.
 MIN_CONFIDENCE = 0.5
 
+#: How far a plate's panel may reach beyond its characters, in text heights (`plate_panel`):
+#: a US plate is about twice as tall as its characters.
+PANEL_REACH = 0.8
+#: A plate's panel grows by this share of its text height on every side: its border.
+PLATE_MARGIN = 0.1
+#: A row (column) is the plate's while this share of it is the characters' background colour.
+PANEL_SHARE = 0.7
+
 _SEPARATORS = re.compile(r"[\s\-\u00b7.:|=]")
 
 
@@ -84,11 +93,19 @@ def readable(reading: Reading) -> bool:
 @dataclass(frozen=True)
 class Marks:
     """Plates and text found in one picture: ``quads`` as the detector drew them, ``kinds``
-    what each was taken for, ``scores`` the detector's mean score over each."""
+    what each was taken for, ``scores`` the detector's mean score over each, ``extents`` the
+    axis-aligned box each takes up (x1, y1, x2, y2): a plate's whole panel (`plate_panel`),
+    the text's own box otherwise (the default)."""
 
     quads: Quads
     scores: npt.NDArray[np.float32]
-    kinds: tuple[Kind, ...] = field(default=())
+    kinds: tuple[Kind, ...] = ()
+    extents: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+
+    def __post_init__(self) -> None:
+        if len(self.extents) != len(self.quads):
+            hulls = np.concatenate([self.quads.min(axis=1), self.quads.max(axis=1)], axis=1)
+            object.__setattr__(self, "extents", hulls.astype(np.float32).reshape(-1, 4))
 
     @classmethod
     def empty(cls) -> Marks:
@@ -98,43 +115,81 @@ class Marks:
         return len(self.kinds)
 
     def of(self, kind: Kind) -> Marks:
-        keep = np.array([k == kind for k in self.kinds], bool)
-        return Marks(self.quads[keep], self.scores[keep], tuple(k for k in self.kinds if k == kind))
+        """The marks of one kind."""
+        return self._only([k == kind for k in self.kinds])
 
     def without(self, indices: frozenset[int]) -> Marks:
         """These marks less those at ``indices`` (kept visible by a reviewer)."""
-        keep = np.array([i not in indices for i in range(len(self))], bool)
-        kinds = tuple(k for i, k in enumerate(self.kinds) if i not in indices)
-        return Marks(self.quads[keep], self.scores[keep], kinds)
+        return self._only([i not in indices for i in range(len(self))])
 
-    def listed(self, width: int, height: int) -> list[tuple[Kind, TextRecord]]:
-        """Each mark's kind and report row, in order (the numbers `Edits.keep_marks` uses)."""
-        regions = self.regions(width, height)
+    def _only(self, keep: list[bool]) -> Marks:
+        chosen = np.array(keep, bool).reshape(-1)
+        kinds = tuple(k for k, kept in zip(self.kinds, keep, strict=True) if kept)
+        return Marks(self.quads[chosen], self.scores[chosen], kinds, self.extents[chosen])
+
+    def areas(self) -> npt.NDArray[np.int32]:
+        """Each extent grown on every side by a share of its text height: `PLATE_MARGIN` for
+        a plate (its panel already reaches the plate's edge), `MARGIN` for other text."""
+        shares = [PLATE_MARGIN if k == "plate" else MARGIN for k in self.kinds]
+        grow = np.array([m * min(sides(q)) for m, q in zip(shares, self.quads, strict=True)])
+        grow = grow.astype(np.float32).reshape(-1, 1)
+        grown = self.extents + np.concatenate([-grow, -grow, grow, grow], axis=1)
+        return np.concatenate([np.floor(grown[:, :2]), np.ceil(grown[:, 2:])], 1).astype(np.int32)
+
+    def regions(self, width: int, height: int) -> npt.NDArray[np.int32]:
+        return clip_areas(self.areas(), width, height)
+
+    def listed(self, regions: npt.NDArray[np.int32]) -> list[tuple[Kind, TextRecord]]:
+        """Each mark's kind and report row, in order (the numbers `Edits.keep_marks` uses);
+        ``regions``: the marks' `regions`."""
         return [
             (kind, TextRecord([int(v) for v in region], round(float(score), 4)))
             for kind, region, score in zip(self.kinds, regions, self.scores, strict=True)
         ]
 
-    def areas(self) -> npt.NDArray[np.int32]:
-        """Axis-aligned boxes around each, grown by `MARGIN` of its text height."""
-        out = np.zeros((len(self), 4), np.int32)
-        for i, quad in enumerate(self.quads):
-            grow = MARGIN * min(sides(quad))
-            x1, y1 = quad.min(axis=0) - grow
-            x2, y2 = quad.max(axis=0) + grow
-            out[i] = [np.floor(x1), np.floor(y1), np.ceil(x2), np.ceil(y2)]
-        return out
-
-    def regions(self, width: int, height: int) -> npt.NDArray[np.int32]:
-        return clip_areas(self.areas(), width, height)
-
     def records(self, regions: npt.NDArray[np.int32], kind: Kind) -> list[TextRecord]:
         """The report rows of the marks of ``kind`` (``regions``: of all marks, in order)."""
-        return [
-            TextRecord(region=[int(v) for v in region], score=round(float(score), 4))
-            for region, score, k in zip(regions, self.scores, self.kinds, strict=True)
-            if k == kind
-        ]
+        return [record for k, record in self.listed(regions) if k == kind]
+
+
+def plate_panel(
+    grey: npt.NDArray[np.uint8], quad: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    """The plate around a plate's characters: their box grown, row by row and column by
+    column, while at least half of the row (column) is the colour of the characters'
+    background, up to `PANEL_REACH` text heights up and down and half that sideways.
+
+    The detector boxes the characters; the plate is more. On an EU plate the characters fill
+    it, but a US plate's are half its height, with the state's name above and a slogan below:
+    the characters' box alone covers under 70% of such a plate (measured on rendered ones,
+    tests/text). The background is the larger of the two grey levels Otsu splits the box into.
+    """
+    height, width = grey.shape
+    x1, y1 = np.floor(quad.min(axis=0)).astype(int).clip(0, [width - 1, height - 1])
+    x2, y2 = np.ceil(quad.max(axis=0)).astype(int).clip([x1 + 1, y1 + 1], [width, height])
+    inside = grey[y1:y2, x1:x2]
+    text_height = min(sides(quad))
+    split, _ = cv2.threshold(inside, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light = inside > split
+    background = inside[light] if light.mean() >= 0.5 else inside[~light]
+    ink = inside[~light] if light.mean() >= 0.5 else inside[light]
+    if not background.size or not ink.size:
+        return np.array([x1, y1, x2, y2], np.float32)
+    level = float(np.median(background))
+    tolerance = max(20.0, 0.4 * abs(level - float(np.median(ink))))
+    plate = np.abs(grey.astype(np.float32) - level) < tolerance
+    reach = round(PANEL_REACH * text_height)
+    top, bottom = y1, y2
+    while top > max(0, y1 - reach) and plate[top - 1, x1:x2].mean() >= PANEL_SHARE:
+        top -= 1
+    while bottom < min(height, y2 + reach) and plate[bottom, x1:x2].mean() >= PANEL_SHARE:
+        bottom += 1
+    left, right = x1, x2
+    while left > max(0, x1 - reach // 2) and plate[top:bottom, left - 1].mean() >= PANEL_SHARE:
+        left -= 1
+    while right < min(width, x2 + reach // 2) and plate[top:bottom, right].mean() >= PANEL_SHARE:
+        right += 1
+    return np.array([left, top, right, bottom], np.float32)
 
 
 class TextFinder:
@@ -165,11 +220,17 @@ class TextFinder:
         quads, scores = self.detector.detect(image, self.scale(*image.shape[:2]))
         kinds = self._kinds(image, quads)
         chosen = [i for i, kind in enumerate(kinds) if kind is not None]
-        return Marks(
+        marks = Marks(
             quads[chosen],
             np.array(scores, np.float32)[chosen],
             tuple(k for k in kinds if k is not None),
         )
+        if "plate" in marks.kinds:
+            grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+            for i, kind in enumerate(marks.kinds):
+                if kind == "plate":
+                    marks.extents[i] = plate_panel(grey, marks.quads[i])
+        return marks
 
     def _kinds(self, image: npt.NDArray[np.uint8], quads: Quads) -> list[Kind | None]:
         """What each box is taken for; None: nothing asked for (not readable, or text when
