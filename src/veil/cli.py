@@ -422,7 +422,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _require_text_models(args: argparse.Namespace) -> None:
+    """With --plates or --text: the OCR models are there, or one clear error before any work."""
+    if args.plates or args.text:
+        from .text.ocr import require_models
+
+        require_models()
+
+
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    _require_text_models(args)
     return Settings(
         faces=args.faces,
         plates=args.plates,
@@ -546,6 +555,7 @@ def _require_verify() -> None:
 
 def _verify(args: argparse.Namespace) -> int:
     _require_verify()
+    _require_text_models(args)
     settings = Settings(preset=args.preset, plates=args.plates, text=args.text)
     pairs = verify_pairs(args.originals, args.outputs)
     if args.report is not None and any(

@@ -319,3 +319,15 @@ def test_a_plate_is_obscured_to_its_edges_not_only_its_characters(scale: float) 
     [(x1, y1, x2, y2)] = marks.regions(640, 480)
     inside = (min(x2, plate[2]) - max(x1, plate[0])) * (min(y2, plate[3]) - max(y1, plate[1]))
     assert (x2 - x1) * (y2 - y1) <= 1.3 * inside
+
+
+def test_without_the_models_the_cli_stops_at_once_with_one_line(
+    tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ocr_module.util, "find_spec", lambda name: None)
+    (tmp_path / "in").mkdir()
+    for command in (["clean", tmp_path / "in", "-o", tmp_path / "out"], ["scan", tmp_path / "in"]):
+        done = cli(*command, "--plates", "on")
+        assert done.code == 2 and "Traceback" not in done.err
+        assert "pip install --no-deps" in done.err
+    assert not (tmp_path / "out").exists()

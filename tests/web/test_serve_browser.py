@@ -58,7 +58,9 @@ from helpers import (
     grey,
     jpeg_with_segments,
     mean_abs_diff,
+    plate_scene,
 )
+from veil.settings import Settings
 from veil.web.app import create_app
 
 if not CHROMIUM.is_file():
@@ -367,6 +369,56 @@ def test_keyboard_only(browser: Browser, server: str, photo: Photo, artifacts: P
         page.keyboard.press("Enter")
         expect(area).to_have_count(0)
         assert page.evaluate("document.activeElement.textContent") == "Add region"
+        watched.check_clean()
+
+
+def test_a_plate_is_outlined_and_kept_by_click_or_keyboard(
+    browser: Browser, artifacts: Path, tmp_path: Path
+) -> None:
+    """``--plates on``: the plate is outlined as a plate, not a face; a click, or Tab and
+    Space, keeps it visible, and the preview and the outcome follow. Text was not looked
+    for, and the card says so and how to ask for it."""
+    pixels, plate, _ = plate_scene()
+    src = tmp_path / "street.png"
+    Image.fromarray(pixels).save(src)
+    with (
+        serving(create_app(Settings(plates=True))) as base,
+        open_page(browser, base, viewport=LAPTOP) as watched,
+    ):
+        page = watched.page
+        [scan] = scan_upload(page, src)
+        card = page.locator("article.card")
+        expect(card).to_have_attribute("data-preview-count", "1")
+        expect(card.locator(".card-meta")).to_contain_text("no faces found, 1 plate found")
+        expect(card).to_contain_text("Text: not looked for (start veil serve with --text on")
+        mark = card.locator('.mark[data-kind="plate"]')
+        expect(mark).to_have_count(1)
+        expect(card.locator(".face")).to_have_count(0)
+        expect(mark.locator("text")).to_have_text("Plate 1 Hidden")
+        expect(mark).to_have_attribute("aria-label", "Plate 1: hidden — press to keep visible")
+        assert rect_box(mark.locator(".outline")) == tuple(scan["marks"][0]["region"])
+
+        index = scan["marks"][0]["index"]
+        kept = {"keep_marks": [index], "keep": []}
+        preview_done(page, card, mark.locator(".shade").click, kept)
+        expect(mark).to_have_attribute("aria-pressed", "true")
+        expect(mark.locator("text")).to_have_text("Plate 1 Kept")
+        expect(card.locator(".mark-summary")).to_contain_text("Plates: 0 hidden, 1 kept visible")
+        shown = picture_of(card.locator("img.preview"))
+        assert changed(shown, pixels, plate) < KEPT_MAX_DIFF + 4  # JPEG q85 preview
+
+        # The keyboard way: Tab from the file picker reaches it, Space flips it.
+        page.get_by_label("Photos, videos or recordings to clean").focus()
+        tab_to(page, "el.classList.contains('mark')")
+        preview_done(page, card, lambda: page.keyboard.press("Space"), {"keep_marks": []})
+        expect(mark).to_have_attribute("aria-pressed", "false")
+        preview_done(page, card, lambda: page.keyboard.press("Space"), kept)
+        expect(mark).to_have_attribute("aria-pressed", "true")
+        page.screenshot(path=artifacts / "serve-flow8-plate.png")
+
+        with page.expect_download(timeout=90_000):
+            card.get_by_role("button", name="Clean and download").click()
+        expect(card.locator(".outcome")).to_contain_text("0 plates hidden, 1 kept visible")
         watched.check_clean()
 
 

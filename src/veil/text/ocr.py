@@ -75,6 +75,13 @@ def model_path(name: str, digest: str) -> Path:
     return path
 
 
+def require_models() -> None:
+    """`UsageError` now, with the command that installs them, if the models are missing or
+    not the ones measured: a batch should stop at once, not fail each of its files."""
+    for name, digest in (DETECTOR, RECOGNIZER):
+        model_path(name, digest)
+
+
 def _version() -> str:
     try:
         return metadata.version("rapidocr")

@@ -151,8 +151,8 @@ def create_app(
     app = FastAPI(
         title="veil",
         version=__version__,
-        description="Review faces, metadata and voices of photos, videos and recordings, then "
-        "download cleaned copies. Local only: nothing leaves this machine.",
+        description="Review faces, licence plates, text, metadata and voices of photos, videos "
+        "and recordings, then download cleaned copies. Local only: nothing leaves this machine.",
         docs_url=None,  # Swagger UI loads from a CDN; the spec is at /api/openapi.json
         redoc_url=None,
         openapi_url="/api/openapi.json",

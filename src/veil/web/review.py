@@ -1,6 +1,6 @@
 """What the review page does with an upload, without the web framework: scan it, preview a
-person's edits or its speech's new voice, clean it. The same `Pipeline` as the CLI does the
-work.
+person's edits (faces, plates and text kept, areas added) or its speech's new voice, clean
+it. The same `Pipeline` as the CLI does the work.
 
 One file is worked on at a time (`Reviewer.lock`): the detector already uses every core, and
 a second 12 MP photo decoded beside the first only adds memory. Only a few uploads keep their
@@ -24,7 +24,7 @@ from ..pipeline import Cleaned, Edits, Opened, Pipeline
 from ..pixels import Pixels, rgb_view
 from ..settings import METHODS
 from ..voice.preview import Preview, voice_preview
-from .shapes import CleanedOut, Face, Reveal, Scanned
+from .shapes import CleanedOut, Face, Mark, Reveal, Scanned
 from .uploads import Held, Upload
 
 #: Long side of the pictures the page shows: enough for a laptop screen, and a 12 MP photo
@@ -81,17 +81,20 @@ class Reviewer:
         """Load the models now, so the first upload does not wait for them."""
         with self.lock:
             self.pipeline.detector.detect(np.zeros((64, 64, 3), np.uint8))
+            self.pipeline.find_text([np.zeros((64, 64, 3), np.uint8)])  # PP-OCR, if asked for
             for method in METHODS:
                 self._pipe(method)
 
     def scan(self, upload: Upload) -> Scanned:
-        """Find the faces and the metadata of a stored upload; keeps what the edits need."""
+        """Find the faces, plates, text and metadata of a stored upload; keeps what the edits
+        need."""
         with self.lock:
             _still_there(upload)
             look = self.pipeline.look(upload.input)
             upload.kind = look.kind
             if look.opened is not None:
                 upload.opened, upload.found = look.opened, look.opened.found
+                upload.text = look.opened.text
                 self.held.add(upload)
             height, width, scale = 0, 0, 1.0
             original = f"/api/uploads/{upload.id}/original"  # a recording plays itself
@@ -113,6 +116,12 @@ class Reviewer:
                 Face(index=i, box=r.box, region=r.region, score=r.score)
                 for i, r in enumerate(look.faces)
             ],
+            marks=[
+                Mark(index=i, kind=kind, region=r.region, score=r.score)
+                for i, (kind, r) in enumerate(look.marks)
+            ],
+            plates=self.pipeline.settings.plates,
+            text=self.pipeline.settings.text,
             reveals=reveals(look.metadata),
             original=original,
             scale=scale,
@@ -124,12 +133,13 @@ class Reviewer:
         )
 
     def _opened(self, upload: Upload) -> Opened:
-        """The upload's pixels and faces, decoded again from its file if they were dropped
-        (the faces are the scan's, so the numbers the edits use stay the same)."""
+        """The upload's pixels, faces, plates and text, decoded again from its file if they
+        were dropped (what was found is the scan's, so the numbers the edits use stay the
+        same)."""
         if not upload.editable or upload.found is None:
             raise Conflict("only a still photo, once scanned, can be edited")
         if upload.opened is None:
-            upload.opened = self.pipeline.open(upload.input, upload.found)
+            upload.opened = self.pipeline.open(upload.input, upload.found, upload.text)
         self.held.add(upload)
         return upload.opened
 
@@ -158,7 +168,9 @@ class Reviewer:
         nothing written); the summary the page shows. ``voice``: what is done to speech in a
         video or a recording (None: the server's ``--voice``)."""
         if edits and not upload.editable:
-            raise Conflict("faces can be kept or added in still photos only")
+            raise Conflict(
+                "faces, plates and text can be kept, and areas added, in still photos only"
+            )
         with self.lock:
             _still_there(upload)
             pipe = self._pipe(method, voice)
@@ -182,6 +194,9 @@ class Reviewer:
             faces_obscured=len(result.faces),
             kept=len(edits.keep),
             added=len(edits.add),
+            plates_obscured=len(result.plates),
+            text_obscured=len(result.text),
+            marks_kept=len(edits.keep_marks),
             metadata_removed=result.metadata_removed,
             download=f"/api/uploads/{upload.id}/download",
             cleaned=None if upload.recording else f"/api/uploads/{upload.id}/cleaned.jpg",

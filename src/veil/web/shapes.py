@@ -39,6 +39,18 @@ class Face(BaseModel):
     score: float
 
 
+class Mark(BaseModel):
+    """A licence plate or a piece of other text (``--plates on``, ``--text on``)."""
+
+    index: int = Field(description="its number in `keep_marks` (a photo's marks only)")
+    kind: Literal["plate", "text"]
+    region: list[int] = Field(
+        description="the area that is obscured, a whole box: x1, y1, x2, y2 in full-size "
+        "displayed pixels (the text's box, grown)"
+    )
+    score: float
+
+
 class Reveal(BaseModel):
     category: str
     label: str
@@ -56,6 +68,13 @@ class Scanned(BaseModel):
     height: int
     frames: int
     faces: list[Face]
+    marks: list[Mark] = Field(
+        description="plates and text found: a photo's, numbered as `keep_marks` counts them; "
+        "a video's, those of its sampled frames"
+    )
+    # The server's settings, in each answer: the page says what was not looked for, and why.
+    plates: bool = Field(description="licence plates were looked for (`--plates on`)")
+    text: bool = Field(description="other text was looked for (`--text on`)")
     reveals: list[Reveal]
     original: str = Field(
         description="URL of a JPEG of the original as displayed; a recording: of the "
@@ -83,9 +102,12 @@ class EditsIn(BaseModel):
     add: list[tuple[int, int, int, int]] = Field(
         default=[], description="areas to obscure as well: x1, y1, x2, y2, full-size pixels"
     )
+    keep_marks: list[int] = Field(
+        default=[], description="indices of plates and text (`marks`) to leave visible"
+    )
 
     def edits(self) -> Edits:
-        return Edits(frozenset(self.keep), tuple(self.add))
+        return Edits(frozenset(self.keep), tuple(self.add), frozenset(self.keep_marks))
 
 
 class CleanedOut(BaseModel):
@@ -98,8 +120,11 @@ class CleanedOut(BaseModel):
     )
     unjudged: int = Field(description="hidden faces beyond the check's reach (0: none)")
     faces_obscured: int
-    kept: int
+    kept: int = Field(description="faces left visible")
     added: int
+    plates_obscured: int = Field(description="licence plates obscured (a video: tracked plates)")
+    text_obscured: int = Field(description="pieces of other text obscured")
+    marks_kept: int = Field(description="plates and text left visible (`keep_marks`)")
     metadata_removed: list[str]
     download: str
     cleaned: str | None = Field(description="URL of a JPEG of the output; None: a recording")

@@ -10,7 +10,8 @@ Three things keep the server from holding more than it should:
   sweep never takes one in use, and its idle time counts from when its last request ended. A
   discard while in use takes effect when the last request ends.
 - Only the most recently used few uploads keep their decoded pixels in memory (`Held`); the
-  others keep their file and their faces and are decoded again when next needed.
+  others keep their file, their faces, plates and text, and are decoded again when next
+  needed.
 - The folder names its server (pid and start time); a server that starts removes the folders
   of servers that died without cleaning up (SIGKILL, power loss), originals and all.
 """
@@ -41,6 +42,7 @@ from ..errors import UnknownUpload
 if TYPE_CHECKING:
     from ..faces import Faces
     from ..pipeline import Cleaned, Opened
+    from ..text import Marks
 
 _ID = re.compile(r"[A-Za-z0-9_-]{22}")
 _EXTENSION = re.compile(r"\.[a-z0-9]{1,5}")
@@ -90,6 +92,9 @@ class Upload:
     #: Images: the faces the scan found, per frame. They outlive the pixels (`Held`), so the
     #: face numbers a person's edits refer to never change.
     found: list[Faces] | None = None
+    #: Images: the plates and text the scan found, per frame (None: not looked for); kept
+    #: with the faces for the same reason (`Edits.keep_marks` numbers them).
+    text: list[Marks] | None = None
     #: Images: decoded pixels and faces, kept for the edits while in `Held`.
     opened: Opened | None = None
     #: The last edits previewed and their pixels: a clean with the same edits writes exactly

@@ -1,9 +1,10 @@
 // veil serve: the review page. Plain JavaScript, no build step, nothing from the network.
 //
-// Every file becomes a card: the picture with its faces outlined, what its metadata reveals,
-// a live preview of the cleaned result and a "Clean and download" button. Faces are hidden
-// unless the person reviewing chooses to keep one; extra areas can be added by dragging or
-// with the keyboard. All coordinates sent to the API are full-size image pixels (see
+// Every file becomes a card: the picture with its faces (and, with `veil serve --plates on` or
+// `--text on`, its licence plates and text) outlined, what its metadata reveals, a live
+// preview of the cleaned result and a "Clean and download" button. Faces, plates and text are
+// hidden unless the person reviewing chooses to keep one; extra areas can be added by dragging
+// or with the keyboard. All coordinates sent to the API are full-size image pixels (see
 // serve-api contract); the overlay's viewBox is the full-size picture, so the browser does the
 // mapping to whatever size the picture is shown at. A recording's card has a player instead of
 // pictures; the speech of a video or a recording can be heard with a new voice before cleaning.
@@ -21,6 +22,28 @@
   };
   // How each verdict of the independent check is shown; anything else reads "not checked".
   const VERDICT_CLASS = { protected: "ok", unconfirmed: "unconfirmed" };
+  // Plates and text (the scan's `marks`): how the page names each kind (one on the picture,
+  // a line of the panel, counts), and the scan's flag and the server's option that say
+  // whether it was looked for.
+  const MARK_KINDS = ["plate", "text"];
+  const MARK_WORDS = {
+    plate: {
+      title: "Plate",
+      heading: "Plates",
+      one: "plate",
+      many: "plates",
+      none: "no plates",
+      flag: "plates",
+    },
+    text: {
+      title: "Text",
+      heading: "Text",
+      one: "piece of text",
+      many: "pieces of text",
+      none: "no text",
+      flag: "text",
+    },
+  };
 
   // Filled from /api/config: the methods and their labels come from the server's registry, so
   // the page never keeps a list of its own (none offered if the server cannot be asked).
@@ -61,6 +84,12 @@
 
   function plural(n, one, many = `${one}s`) {
     return `${n} ${n === 1 ? one : many}`;
+  }
+
+  /** ["a", "b", "c"] as "a, b and c". */
+  function listed(words) {
+    if (words.length < 2) return words.join("");
+    return `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
   }
 
   class ApiError extends Error {
@@ -148,6 +177,7 @@
       this.file = file;
       this.scan = null; // the /api/scan answer
       this.keep = new Set(); // face indices kept visible; every other face is hidden
+      this.keepMarks = new Set(); // plate and text indices kept visible (`keep_marks`)
       this.areas = []; // extra areas to hide: [x1, y1, x2, y2] in full-size pixels
       this.method = config.method;
       this.voice = config.voice; // sound: "anonymize" (a new voice for speech) or "keep"
@@ -228,7 +258,27 @@
         : "no identifying metadata";
       if (s.kind === "recording") return `${this.speechWords()}, ${meta}`;
       const faces = s.faces.length ? plural(s.faces.length, "face") + " found" : "no faces found";
-      return `${faces}, ${meta}`;
+      // Plates and text only where the server looks for them (the panel says where not).
+      const marks = MARK_KINDS.filter((kind) => this.lookedFor(kind)).map((kind) => {
+        const n = this.marksOf(kind).length;
+        const w = MARK_WORDS[kind];
+        return n ? `${plural(n, w.one, w.many)} found` : `${w.none} found`;
+      });
+      return [faces, ...marks, meta].join(", ");
+    }
+
+    /** Whether the server looked for plates ("plate") or text ("text") in this file. */
+    lookedFor(kind) {
+      return Boolean(this.scan[MARK_WORDS[kind].flag]);
+    }
+
+    marksOf(kind) {
+      return this.scan.marks.filter((m) => m.kind === kind);
+    }
+
+    /** "Plate 1", "Text 2": numbered within its kind, as a person counts them. */
+    markName(mark) {
+      return `${MARK_WORDS[mark.kind].title} ${this.marksOf(mark.kind).indexOf(mark) + 1}`;
     }
 
     /** Videos and recordings: whether the sound holds speech, in plain words. */
@@ -272,10 +322,15 @@
       // The picture and its overlay share one box; the overlay's user units are full-size
       // pixels, so face boxes from the API are drawn as they are. (`scale` only relates
       // original.jpg's own pixels to those, which the viewBox makes unnecessary here.)
+      const counted = [plural(s.faces.length, "face")];
+      for (const kind of MARK_KINDS) {
+        const n = this.marksOf(kind).length;
+        if (n) counted.push(plural(n, MARK_WORDS[kind].one, MARK_WORDS[kind].many));
+      }
       this.picture = el("img", {
         class: "picture",
         src: s.original,
-        alt: `${s.name}, with ${plural(s.faces.length, "face")} outlined`,
+        alt: `${s.name}, with ${listed(counted)} outlined`,
         width: Math.round(s.width * s.scale),
         height: Math.round(s.height * s.scale),
       });
@@ -284,21 +339,27 @@
         viewBox: `0 0 ${s.width} ${s.height}`,
         preserveAspectRatio: "none",
         role: "group",
-        "aria-label": `Faces in ${s.name}`,
+        "aria-label": `${s.marks.length ? "Faces, plates and text" : "Faces"} in ${s.name}`,
       });
       this.areaLayer = svg("g", { class: "areas" });
       this.faceEls = s.faces.map((face, i) => this.buildFace(face, i));
-      this.overlay.append(...this.faceEls, this.areaLayer);
+      // Plates and text under the faces: where a face overlaps a sign or a badge, the face is
+      // drawn on top, unshaded by the sign, and a click there toggles the face.
+      this.markEls = s.marks.map((mark) => this.buildMark(mark));
+      this.overlay.append(...this.markEls, ...this.faceEls, this.areaLayer);
       const stage = el("div", { class: "stage" }, this.picture, this.overlay);
       // Labels and strokes keep one on-screen size whatever size the picture is shown at.
       new ResizeObserver(() => this.layoutOverlay()).observe(stage);
 
+      const found = MARK_KINDS.filter((k) => this.marksOf(k).length);
+      const things = listed(["faces", ...found.map((k) => MARK_WORDS[k].heading.toLowerCase())]);
       const howTo = s.editable
-        ? "Outlined faces will be hidden: click one (or Tab to it, press Space) to keep it " +
-          "visible. Drag across the picture to hide an area veil missed."
+        ? `Outlined ${things} will be hidden: click one (or Tab to it, press Space) to keep ` +
+          "it visible. Drag across the picture to hide an area veil missed."
         : s.kind === "video"
-          ? "A frame from the video, with the faces found in it outlined."
-          : "The first frame, with the faces found in it outlined.";
+          ? "A frame from the video, with the faces found in it outlined." +
+            (s.marks.length ? " So are the plates and text of the frames veil looked at." : "")
+          : `The first frame, with the ${things} found in it outlined.`;
       const original = el(
         "figure",
         { class: "pane original" },
@@ -325,8 +386,8 @@
       if (!s.editable) {
         this.previewNote.textContent =
           `This is ${s.kind === "video" ? "a video" : "an animation"}: every face in every ` +
-          "frame will be hidden. Single faces cannot be kept and areas cannot be added. " +
-          "After cleaning, a frame of the result is shown here.";
+          `frame will be hidden.${this.alsoHidden()} Single faces cannot be kept and areas ` +
+          "cannot be added. After cleaning, a frame of the result is shown here.";
       }
       const result = el(
         "figure",
@@ -358,13 +419,24 @@
       return el("div", { class: "pictures sound" }, original);
     }
 
-    buildFace(face, i) {
-      const [x1, y1, x2, y2] = face.box;
-      const g = svg("g", { class: "face", "data-index": face.index });
+    /** A video's or an animation's cards: what else is hidden besides faces, in words. */
+    alsoHidden() {
+      const looked = MARK_KINDS.filter((kind) => this.lookedFor(kind));
+      if (!looked.length) return "";
+      const every = looked.map((kind) => MARK_WORDS[kind].one).join(" and ");
+      return ` So will every ${every} veil finds.`;
+    }
+
+    /** One outlined thing on the overlay, a face or a plate or text: a ring for keyboard focus,
+     * a shade, the outline and a label; in a photo also a toggle button (click, Space, Enter)
+     * that calls `toggle`. */
+    outlined(kind, [x1, y1, x2, y2], toggle) {
+      const box = { x: x1, y: y1, width: x2 - x1, height: y2 - y1 };
+      const g = svg("g", { class: kind });
       g.append(
-        svg("rect", { class: "ring", x: x1, y: y1, width: x2 - x1, height: y2 - y1 }),
-        svg("rect", { class: "shade", x: x1, y: y1, width: x2 - x1, height: y2 - y1 }),
-        svg("rect", { class: "outline", x: x1, y: y1, width: x2 - x1, height: y2 - y1 }),
+        svg("rect", { class: "ring", ...box }),
+        svg("rect", { class: "shade", ...box }),
+        svg("rect", { class: "outline", ...box }),
       );
       const label = svg("g", { class: "label" });
       label.append(
@@ -376,16 +448,31 @@
         g.setAttribute("tabindex", "0");
         g.setAttribute("role", "button");
         g.addEventListener("click", () => {
-          if (performance.now() - this.dragEndedAt > 100) this.toggleFace(face.index);
+          if (performance.now() - this.dragEndedAt > 100) toggle();
         });
         g.addEventListener("keydown", (e) => {
           if ((e.key === "Enter" || e.key === " ") && !e.repeat) {
             e.preventDefault(); // Space would scroll the page
-            this.toggleFace(face.index);
+            toggle();
           }
         });
       }
+      return g;
+    }
+
+    buildFace(face, i) {
+      const g = this.outlined("face", face.box, () => this.toggleFace(face.index));
+      g.setAttribute("data-index", face.index);
       this.paintFace(g, face, i);
+      return g;
+    }
+
+    /** A plate or text: outlined as a whole box (as it is hidden), not as a face's oval. */
+    buildMark(mark) {
+      const g = this.outlined("mark", mark.region, () => this.toggleMark(mark.index));
+      g.setAttribute("data-index", mark.index);
+      g.setAttribute("data-kind", mark.kind);
+      this.paintMark(g, mark);
       return g;
     }
 
@@ -414,6 +501,36 @@
       this.layoutOverlay(); // the label's width changed with its word
       this.updateFaceSummary();
       announce(`Face ${i + 1} will be ${this.keep.has(index) ? "kept visible" : "hidden"}.`);
+      this.edited();
+    }
+
+    /** Outline, label and ARIA state of a plate or text: "Plate 1 Hidden" or "Plate 1 Kept". */
+    paintMark(g, mark) {
+      const kept = this.keepMarks.has(mark.index);
+      const name = this.markName(mark);
+      g.classList.toggle("kept", kept);
+      g.querySelector("text").textContent = `${name} ${kept ? "Kept" : "Hidden"}`;
+      if (this.scan.editable) {
+        g.setAttribute("aria-pressed", String(kept));
+        g.setAttribute(
+          "aria-label",
+          kept
+            ? `${name}: kept visible — press to hide`
+            : `${name}: hidden — press to keep visible`,
+        );
+      }
+    }
+
+    toggleMark(index) {
+      const i = this.scan.marks.findIndex((m) => m.index === index);
+      const mark = this.scan.marks[i];
+      if (this.keepMarks.has(index)) this.keepMarks.delete(index);
+      else this.keepMarks.add(index);
+      this.paintMark(this.markEls[i], mark);
+      this.layoutOverlay(); // the label's width changed with its word
+      this.updateMarkSummary();
+      const will = this.keepMarks.has(index) ? "kept visible" : "hidden";
+      announce(`${this.markName(mark)} will be ${will}.`);
       this.edited();
     }
 
@@ -591,6 +708,10 @@
         this.faceSummary = el("p", { class: "face-summary" });
         panel.append(el("section", {}, el("h4", {}, "Faces"), this.faceSummary));
         this.updateFaceSummary();
+        // Also when neither is looked for: the page says so, and how to ask for them.
+        this.markSummary = el("div", { class: "mark-summary" });
+        panel.append(el("section", {}, el("h4", {}, "Plates and text"), this.markSummary));
+        this.updateMarkSummary();
       }
 
       if (s.editable) {
@@ -642,6 +763,37 @@
         text += ` Faces were looked for in ${plural(s.sampled_frames, "sampled frame")}.`;
       }
       this.faceSummary.textContent = text;
+    }
+
+    /** One line per kind: not looked for (and how to ask), none found, or hidden and kept;
+     * one line in all where neither was looked for (the default). */
+    updateMarkSummary() {
+      const s = this.scan;
+      if (!MARK_KINDS.some((kind) => this.lookedFor(kind))) {
+        const start = "start veil serve with --plates on or --text on";
+        this.markSummary.replaceChildren(el("p", { class: "hint" }, `Not looked for (${start}).`));
+        return;
+      }
+      const lines = MARK_KINDS.map((kind) => {
+        const w = MARK_WORDS[kind];
+        if (!this.lookedFor(kind)) {
+          const start = `start veil serve with --${w.flag} on`;
+          return el("p", { class: "hint" }, `${w.heading}: not looked for (${start}).`);
+        }
+        const found = this.marksOf(kind);
+        let text;
+        if (!found.length) {
+          text = "none found.";
+        } else if (!s.editable) {
+          const where = s.kind === "video" ? " in the sampled frames" : " in the first frame";
+          text = `${found.length} found${where}; every ${w.one} in every frame is hidden.`;
+        } else {
+          const kept = found.filter((m) => this.keepMarks.has(m.index)).length;
+          text = `${found.length - kept} hidden, ${kept} kept visible.`;
+        }
+        return el("p", { class: "marks-found", "data-kind": kind }, `${w.heading}: ${text}`);
+      });
+      this.markSummary.replaceChildren(...lines);
     }
 
     buildMethods() {
@@ -799,6 +951,7 @@
         voice: this.hasSound() ? this.voice : null,
         keep: [...this.keep].sort((a, b) => a - b),
         add: this.areas.map((a) => a.box),
+        keep_marks: [...this.keepMarks].sort((a, b) => a - b),
       };
     }
 
@@ -927,17 +1080,15 @@
         const why = voiceCheck.replace(/[.]$/, "");
         caveat = `The voice check says: ${why}. Listen before you share it.`;
       }
-      const counts = recording ? [] : [`${plural(r.faces_obscured, "face")} hidden`];
-      if (this.scan.editable) {
-        counts.push(`${r.kept} kept visible`, `${plural(r.added, "extra area")} hidden`);
-      }
+      // One group per kind of thing: "1 face hidden, 1 kept visible; 2 plates hidden, …".
+      const counts = recording ? [] : this.hiddenCounts(r);
       const voices = {
         anonymized: "speech given a new voice",
         kept: "voices kept as they are",
         none: "no speech found",
       };
       if (r.result.voice) counts.push(voices[r.result.voice.action]);
-      const said = counts.join(", ");
+      const said = counts.join("; ");
       const summary = said ? `${said[0].toUpperCase()}${said.slice(1)}` : "Done";
       const removed = r.metadata_removed.length
         ? `Metadata removed: ${r.metadata_removed.join(", ")}.`
@@ -968,6 +1119,27 @@
         this.preview.hidden = false;
         this.previewNote.textContent = "A frame of the cleaned file.";
       }
+    }
+
+    /** What a clean hid and left visible, by kind; plates and text where looked for. The
+     * plates and text kept are this card's (`cleaned` is only kept while it matches them). */
+    hiddenCounts(r) {
+      const editable = this.scan.editable;
+      const faces = [`${plural(r.faces_obscured, "face")} hidden`];
+      if (editable) faces.push(`${r.kept} kept visible`);
+      const groups = [faces.join(", ")];
+      for (const kind of MARK_KINDS.filter((k) => this.lookedFor(k))) {
+        const w = MARK_WORDS[kind];
+        const hidden = kind === "plate" ? r.plates_obscured : r.text_obscured;
+        const group = [`${plural(hidden, w.one, w.many)} hidden`];
+        const found = this.marksOf(kind);
+        if (editable && found.length) {
+          group.push(`${found.filter((m) => this.keepMarks.has(m.index)).length} kept visible`);
+        }
+        groups.push(group.join(", "));
+      }
+      if (editable) groups.push(`${plural(r.added, "extra area")} hidden`);
+      return groups;
     }
 
     async cleanAndDownload() {
