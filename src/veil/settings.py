@@ -8,10 +8,10 @@ writing) and `Running` (how a batch is executed, which never changes an output).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, TypeVar
 
+from . import cores
 from .detectors import PRESETS, Strategy
 from .errors import UsageError
 from .obscurers import OBSCURERS
@@ -65,7 +65,7 @@ class Running:
         """Processes to clean ``files`` files with."""
         if self.jobs is not None:
             return max(1, min(self.jobs, files))
-        return min(os.cpu_count() or 1, files) if files >= 8 else 1
+        return min(cores.available(), files) if files >= 8 else 1
 
 
 @dataclass(frozen=True)

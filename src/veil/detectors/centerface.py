@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.resources
-import os
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .. import cores
 from ..cache import cached
 from ..errors import DetectionFailed
 from ..faces import Faces
@@ -227,7 +227,7 @@ class CenterFace:
         self.threshold = self.strategy.threshold
         self._options = ort.SessionOptions()
         self._options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._options.intra_op_num_threads = threads or os.cpu_count() or 1
+        self._options.intra_op_num_threads = threads or cores.available()
         self._options.inter_op_num_threads = 1
         self._options.log_severity_level = 3  # the model's unused batch-norm counters warn
         if _share_cpu_arena():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import cores
 from ..cache import cached
 from ..detectors import Strategy
 from ..detectors.centerface import CenterFace
@@ -123,7 +123,7 @@ class Recognizer:
     def __init__(self, threads: int | None = None) -> None:
         dlib = _dlib()
         self._dlib = dlib
-        self._threads = threads or os.cpu_count() or 1
+        self._threads = threads or cores.available()
         self._landmarks = dlib.shape_predictor(str(model_file(_LANDMARKS)))
         self._mean = (0.0, 0.0, 0.0)
         self._session: Any = None
