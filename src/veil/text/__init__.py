@@ -5,8 +5,8 @@ A face hidden, a person is still named by the plate of the car beside them, a na
 street sign behind them. Plates are text with a shape: a box 1.8 to 7.5 times as long as tall
 that reads as 2-10 Latin letters and digits. No plate-detector wheel ships permissively licensed
 weights, so plates are found as text and told apart by that shape and reading; a strict plate
-pattern loses vanity and split plates, and colour rules lose dirty and small ones (measured:
-benchmarks/plates.py and the plates study in docs/benchmarks.md).
+pattern loses vanity and split plates, and colour rules lose dirty and small ones (measured by
+benchmarks/plates.py; docs/benchmarks.md, "Plates and text").
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ Kind = Literal["plate", "text"]
 #: A plate's box, long side over short (EU, UK and US plates read 3.0-4.3; two-line and
 #: motorcycle plates lower, a long EU plate cut by its band higher).
 PLATE_ASPECT = (1.8, 7.5)
-#: Each box grows by this share of its text height on every side: a plate's border and the
-#: strokes PaddleOCR's box leaves out (0.1 lost big plates, 0.3 gained nothing: plates study).
+#: Each text box grows by this share of its text height on every side: the strokes the
+#: detector's box leaves out (for plates, 0.1 lost big ones and 0.3 gained nothing; plates now
+#: grow to their panel and take `PLATE_MARGIN`).
 MARGIN = 0.2
-#: The recognizer reads at most this many candidate boxes of one picture (~15 ms each); any
-#: beyond are taken for plates unread: a shop street of 500 words must not take a minute, and
-#: an unread box is obscured, never left.
+#: The recognizer reads at most this many candidate boxes of one picture (~10 ms each); any
+#: beyond are taken, unread, for what was asked for: a shop street of 500 words must not take
+#: a minute, and an unread box is obscured, never left.
 MAX_READS = 64
 #: Small pictures are enlarged until their short side is this long: plates 10-14 px tall are
 #: found 88% of the time at their own size, and nearly always twice as large.
@@ -53,6 +54,10 @@ PRESET_SIDES: dict[str, tuple[int | None, int]] = {
 #: Other text must score this much on the detector (plates, told apart by their reading, take
 #: `ocr.BOX_THRESHOLD`): a 0.34 box over a masked face, read "KO", took 67% of a photo.
 TEXT_MIN_SCORE = 0.5
+#: Text taller than this share of the picture's short side must score `TEXT_MIN_SCORE` too,
+#: plates included: on a crowd photo a 0.34 box over 96% of it read as "336024", while the
+#: dev plates that large (up to 0.21 of the short side) score 0.69-0.92.
+LARGE_TEXT = 0.15
 #: A reading the recognizer is less sure of than this is taken for no reading: plates read at
 #: 0.9-1.0, while veil's own grain fill reads as a digit or three at 0.3-0.4.
 MIN_CONFIDENCE = 0.5
@@ -246,9 +251,16 @@ class TextFinder:
         self, image: npt.NDArray[np.uint8], quads: Quads, scores: list[float]
     ) -> list[Kind | None]:
         """What each box is taken for; None: nothing asked for (not readable, or text when
-        only plates are asked for). Boxes beyond `MAX_READS` are taken for what was asked
-        for unread: obscured, never left."""
-        wanted = [i for i, q in enumerate(quads) if self.text or (self.plates and _plate_shaped(q))]
+        only plates are asked for, or a large box the detector is unsure of: `LARGE_TEXT`).
+        Boxes beyond `MAX_READS` are taken for what was asked for unread: obscured, never
+        left."""
+        short = min(image.shape[:2])
+        wanted = [
+            i
+            for i, q in enumerate(quads)
+            if (self.text or (self.plates and _plate_shaped(q)))
+            and (scores[i] >= TEXT_MIN_SCORE or min(sides(q)) <= LARGE_TEXT * short)
+        ]
         read, unread = wanted[:MAX_READS], wanted[MAX_READS:]
         kinds: list[Kind | None] = [None] * len(quads)
         readings = self.recognizer.read([crop(image, quads[i]) for i in read])
