@@ -385,3 +385,15 @@ def test_a_large_box_the_detector_is_unsure_of_is_no_plate(
             finder.detector, "detect", lambda image, scale, q=quads, s=score: (q, [s])
         )
         assert len(finder.find(pixels).of("plate")) == found, (quads.tolist(), score)
+
+
+def test_large_text_must_read_as_a_word(
+    finder: TextFinder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Boxes over whole crowd photos scored 0.62-0.73 and read as "ha": not a sign."""
+    giant = np.array([_quad(0, 20, 380, 200)], np.float32)
+    pixels = np.full((226, 400, 3), 128, np.uint8)
+    monkeypatch.setattr(finder.detector, "detect", lambda image, scale: (giant, [0.7]))
+    for text, found in (("ha", 0), ("EXIT", 1)):
+        monkeypatch.setattr(finder.recognizer, "read", lambda crops, t=text: [Reading(t, 0.9)])
+        assert len(finder.find(pixels)) == found, text  # "EXIT" reads as a plate too

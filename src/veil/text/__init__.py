@@ -56,7 +56,9 @@ PRESET_SIDES: dict[str, tuple[int | None, int]] = {
 TEXT_MIN_SCORE = 0.5
 #: Text taller than this share of the picture's short side must score `TEXT_MIN_SCORE` too,
 #: plates included: on a crowd photo a 0.34 box over 96% of it read as "336024", while the
-#: dev plates that large (up to 0.21 of the short side) score 0.69-0.92.
+#: dev plates that large (up to 0.21 of the short side) score 0.69-0.92. And it must read as
+#: a word (`legible`: four characters of a plate, three of other text): boxes over whole
+#: crowd photos scored 0.62-0.73 and read as "ha", "al", "a".
 LARGE_TEXT = 0.15
 #: A reading the recognizer is less sure of than this is taken for no reading: plates read at
 #: 0.9-1.0, while veil's own grain fill reads as a digit or three at 0.3-0.4.
@@ -255,19 +257,30 @@ class TextFinder:
         Boxes beyond `MAX_READS` are taken for what was asked for unread: obscured, never
         left."""
         short = min(image.shape[:2])
+        large = [min(sides(q)) > LARGE_TEXT * short for q in quads]
         wanted = [
             i
             for i, q in enumerate(quads)
             if (self.text or (self.plates and _plate_shaped(q)))
-            and (scores[i] >= TEXT_MIN_SCORE or min(sides(q)) <= LARGE_TEXT * short)
+            and (scores[i] >= TEXT_MIN_SCORE or not large[i])
         ]
         read, unread = wanted[:MAX_READS], wanted[MAX_READS:]
         kinds: list[Kind | None] = [None] * len(quads)
         readings = self.recognizer.read([crop(image, quads[i]) for i in read])
         for i, reading in zip(read, readings, strict=True):
-            if self.plates and _plate_shaped(quads[i]) and plate_like(reading):
+            if (
+                self.plates
+                and _plate_shaped(quads[i])
+                and plate_like(reading)
+                and (not large[i] or legible(reading, "plate"))
+            ):
                 kinds[i] = "plate"
-            elif self.text and scores[i] >= TEXT_MIN_SCORE and readable(reading):
+            elif (
+                self.text
+                and scores[i] >= TEXT_MIN_SCORE
+                and readable(reading)
+                and (not large[i] or legible(reading, "text"))
+            ):
                 kinds[i] = "text"
         for i in unread:
             kinds[i] = "plate" if self.plates and _plate_shaped(quads[i]) else "text"
