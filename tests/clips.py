@@ -118,3 +118,17 @@ def frames_of(path: Path) -> list[Array]:
             rgb = frame.to_ndarray(format="rgb24")
             out.append(np.rot90(rgb, round(frame.rotation / 90) % 4))
         return out
+
+
+def plate_clip(path: Path, scene: Array, frames: int = 12) -> None:
+    """``scene`` (a picture with a plate, `helpers.plate_scene`) sliding right by 4 px a frame,
+    10 fps H.264: frame i shows it moved by 4 * i."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = scene.shape[1], scene.shape[0], "yuv420p"
+        for i in range(frames):
+            picture = np.ascontiguousarray(np.roll(scene, 4 * i, axis=1))
+            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)

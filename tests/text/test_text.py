@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clips import plate_clip
 from helpers import PLATE_TEXT, Box, central, plate_scene, ssim_grey, us_plate_scene
 from veil import Pipeline, Settings
 from veil.errors import UsageError
@@ -214,25 +215,12 @@ def test_cli_clean_and_scan_with_plates(
     assert "--plates on|off" in cli("clean", "--help").out
 
 
-def _plate_clip(path: Path, scene: np.ndarray, frames: int = 12) -> None:
-    """The scene sliding right by 4 px a frame, 10 fps H.264."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = scene.shape[1], scene.shape[0], "yuv420p"
-        for i in range(frames):
-            picture = np.ascontiguousarray(np.roll(scene, 4 * i, axis=1))
-            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-
-
 def test_a_plate_in_a_video_is_tracked_and_obscured_in_every_frame(
     tmp_path: Path, scene: tuple[np.ndarray, Box, Box]
 ) -> None:
     pixels, plate, _ = scene
     src, dst = tmp_path / "street.mp4", tmp_path / "out" / "street.mp4"
-    _plate_clip(src, pixels)
+    plate_clip(src, pixels)
     result = Pipeline(Settings(plates=True)).clean_file(src, dst)
     assert [r.frames for r in result.plates] == [[0, 11]]
     with av.open(str(src)) as a, av.open(str(dst)) as b:

@@ -21,6 +21,7 @@ pytest.importorskip("fastapi", reason="the web extra is not installed: pip insta
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from clips import plate_clip
 from helpers import Array, Box, central, crop, mean_abs_diff, plate_scene
 from veil.pipeline import Pipeline
 from veil.settings import Settings
@@ -200,21 +201,6 @@ def test_the_api_describes_marks_and_keep_marks(client: TestClient) -> None:
     assert counts <= set(schemas["CleanedOut"]["properties"])
 
 
-def _plate_clip(path: Path, scene: Array, frames: int = 6) -> None:
-    """The scene sliding right by 4 px a frame, 10 fps H.264."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = scene.shape[1], scene.shape[0], "yuv420p"
-        for i in range(frames):
-            picture = np.ascontiguousarray(np.roll(scene, 4 * i, axis=1))
-            for packet in video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")):
-                out.mux(packet)
-        for packet in video.encode(None):
-            out.mux(packet)
-
-
 @pytest.mark.video
 def test_a_video_s_plates_are_shown_not_kept(
     client: TestClient, scene: tuple[Array, Box, Box], tmp_path: Path
@@ -223,7 +209,7 @@ def test_a_video_s_plates_are_shown_not_kept(
     none can be kept (as no face can): each is hidden in every frame."""
     pixels, plate, _ = scene
     clip = tmp_path / "street.mp4"
-    _plate_clip(clip, pixels)
+    plate_clip(clip, pixels, frames=6)
     scanned = upload(client, "street.mp4", clip.read_bytes())
     assert (scanned["kind"], scanned["editable"]) == ("video", False)
     assert inside(plate, mark_of(scanned, "plate")["region"])
