@@ -75,6 +75,12 @@ class Track:
     def last(self) -> int:
         return self.frames[-1]
 
+    @property
+    def extent(self) -> Box:
+        """The box around all its boxes: where it was over its frames (for the report)."""
+        boxes = np.stack(self.boxes)
+        return np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
+
     def predict(self, frame: int) -> Box:
         return self.boxes[-1] + self.velocity * (frame - self.last)
 

@@ -516,11 +516,9 @@ class _Job:
 
     def _report_text(self, kind: Kind, ended: list[Track]) -> None:
         for track in ended:
-            boxes = np.stack(track.boxes)
-            box = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
             self.marks[kind].append(
                 TextRecord(
-                    region=[round(float(v)) for v in box],
+                    region=[round(float(v)) for v in track.extent],
                     score=round(max(track.scores), 4),
                     frames=[track.first, track.last],
                 )
@@ -528,12 +526,9 @@ class _Job:
 
     def _report(self, ended: list[Track]) -> None:
         for track in ended:
-            boxes = np.stack(track.boxes)
-            # The track's extent over all its frames: where it was, the region obscured there.
-            box = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)])
             self.faces.append(
                 FaceRecord(
-                    box=[round(float(v), 1) for v in box],
+                    box=[round(float(v), 1) for v in track.extent],
                     region=[],
                     score=round(max(track.scores), 4),
                     frames=[track.first, track.last],

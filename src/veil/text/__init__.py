@@ -75,6 +75,15 @@ PANEL_SHARE = 0.7
 _SEPARATORS = re.compile(r"[\s\-\u00b7.:|=]")
 
 
+def hulls(quads: Quads) -> npt.NDArray[np.float32]:
+    """The axis-aligned box (x1, y1, x2, y2) around each quad."""
+    return (
+        np.concatenate([quads.min(axis=1), quads.max(axis=1)], axis=1)
+        .astype(np.float32)
+        .reshape(-1, 4)
+    )
+
+
 def plate_like(reading: Reading) -> bool:
     """Could ``reading`` be a plate: 2-10 Latin letters and digits once spaces, dashes and dots
     are dropped, in nearly all of the reading (no other script), at most 2 lower-case."""
@@ -115,8 +124,7 @@ class Marks:
 
     def __post_init__(self) -> None:
         if len(self.extents) != len(self.quads):
-            hulls = np.concatenate([self.quads.min(axis=1), self.quads.max(axis=1)], axis=1)
-            object.__setattr__(self, "extents", hulls.astype(np.float32).reshape(-1, 4))
+            object.__setattr__(self, "extents", hulls(self.quads))
 
     @classmethod
     def empty(cls) -> Marks:
@@ -167,7 +175,7 @@ def plate_panel(
     grey: npt.NDArray[np.uint8], quad: npt.NDArray[np.float32]
 ) -> npt.NDArray[np.float32]:
     """The plate around a plate's characters: their box grown, row by row and column by
-    column, while at least half of the row (column) is the colour of the characters'
+    column, while `PANEL_SHARE` of the row (column) is the colour of the characters'
     background, up to `PANEL_REACH` text heights up and down and half that sideways.
 
     The detector boxes the characters; the plate is more. On an EU plate the characters fill
@@ -194,17 +202,29 @@ def plate_panel(
         return np.array([x1, y1, x2, y2], np.float32)
     level = float(np.median(background))
     tolerance = max(20.0, 0.4 * abs(level - float(np.median(ink))))
-    plate = np.abs(grey.astype(np.float32) - level) < tolerance
     reach = round(PANEL_REACH * text_height)
+    # Only the window the panel can reach is compared, not the whole picture (a 12 MP photo
+    # with a few plates would be converted and compared once per plate).
+    top_most, bottom_most = max(0, y1 - reach), min(height, y2 + reach)
+    left_most, right_most = max(0, x1 - reach // 2), min(width, x2 + reach // 2)
+    window = grey[top_most:bottom_most, left_most:right_most].astype(np.float32)
+    plate = np.abs(window - level) < tolerance  # indexed from (top_most, left_most)
+
+    def row(y: int, a: int, b: int) -> float:
+        return float(plate[y - top_most, a - left_most : b - left_most].mean())
+
+    def column(x: int, a: int, b: int) -> float:
+        return float(plate[a - top_most : b - top_most, x - left_most].mean())
+
     top, bottom = y1, y2
-    while top > max(0, y1 - reach) and plate[top - 1, x1:x2].mean() >= PANEL_SHARE:
+    while top > top_most and row(top - 1, x1, x2) >= PANEL_SHARE:
         top -= 1
-    while bottom < min(height, y2 + reach) and plate[bottom, x1:x2].mean() >= PANEL_SHARE:
+    while bottom < bottom_most and row(bottom, x1, x2) >= PANEL_SHARE:
         bottom += 1
     left, right = x1, x2
-    while left > max(0, x1 - reach // 2) and plate[top:bottom, left - 1].mean() >= PANEL_SHARE:
+    while left > left_most and column(left - 1, top, bottom) >= PANEL_SHARE:
         left -= 1
-    while right < min(width, x2 + reach // 2) and plate[top:bottom, right].mean() >= PANEL_SHARE:
+    while right < right_most and column(right, top, bottom) >= PANEL_SHARE:
         right += 1
     return np.array([left, top, right, bottom], np.float32)
 
@@ -318,7 +338,7 @@ def _join_split_plates(quads: Quads, kinds: list[Kind | None]) -> None:
     plate-shaped on its own (eu4 at half size was 40% covered and "BIMM" stayed legible).
     Beside means as tall within a factor 1.6, centred within half a height of the plate's
     line, and less than a height away; pieces are taken in until none is left."""
-    boxes = np.concatenate([quads.min(axis=1), quads.max(axis=1)], axis=1).reshape(-1, 4)
+    boxes = hulls(quads)
     heights = boxes[:, 3] - boxes[:, 1]
     centres = (boxes[:, 1] + boxes[:, 3]) / 2
     joined = True
