@@ -11,7 +11,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +74,26 @@ def require_modules(benchmark: str, modules: tuple[str, ...], how: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         sys.exit(f"{benchmark} benchmark: missing Python modules {', '.join(missing)}; {how}")
+
+
+def render_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A table for the terminal: the first column left-aligned, the others right-aligned,
+    a rule under the header, Markdown's ``**`` bold markers dropped."""
+    plain = [[cell.replace("**", "") for cell in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in plain) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(plain):
+        cells = [
+            row[0].ljust(widths[0]),
+            *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """The same table as Markdown, numbers right-aligned."""
+    lines = [f"| {' | '.join(header)} |", "|---" + "|---:" * (len(header) - 1) + "|"]
+    return "\n".join([*lines, *(f"| {' | '.join(row)} |" for row in rows)])

@@ -61,7 +61,14 @@ from PIL import Image, ImageOps
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "metadata"
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from common import Timing, cpu_model, positive_int, stopwatch  # noqa: E402
+from common import (  # noqa: E402
+    Timing,
+    cpu_model,
+    positive_int,
+    render_markdown,
+    render_text,
+    stopwatch,
+)
 from helpers import exiftool_read, identifying_tags  # noqa: E402  (the METRICS.md 3 oracle)
 
 TOOLS = ("veil", "exiftool", "mat2")
@@ -554,26 +561,6 @@ def table_rows(by_tool: dict[str, dict[str, Any]]) -> list[list[str]]:
          lambda s: f"{s['timing']['wall_s']:.1f}" if s["timing"] else "-"),
     ]  # fmt: skip
     return [[label, *(fmt(s) for s in by_tool.values())] for label, fmt in spec]
-
-
-def render_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    plain = [[cell.replace("**", "") for cell in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in plain) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(plain):
-        cells = [
-            row[0].ljust(widths[0]),
-            *(c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)),
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = [f"| {' | '.join(header)} |", "|---" + "|---:" * (len(header) - 1) + "|"]
-    return "\n".join([*lines, *(f"| {' | '.join(row)} |" for row in rows)])
 
 
 def throughput_rows(speed: dict[str, tuple[Timing, int]], files: int) -> list[list[str]]:

@@ -74,7 +74,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from common import Timing, positive_int, require_modules, stopwatch
+from common import Timing, positive_int, render_markdown, render_text, require_modules, stopwatch
 from faces import load_photos, machine, read_rgb, region_mask, region_obscured
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -776,24 +776,6 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 def _count(share: dict[str, Any]) -> str:
     return f"{_pct(share['share'])} ({share['protected']}/{share['plates']})"
-
-
-def render_text(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    table = [list(header), *(list(r) for r in rows)]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(table):
-        cells = [row[0].ljust(widths[0]), *(row[i].rjust(widths[i]) for i in range(1, len(row)))]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = [f"| {' | '.join(header)} |", "|---" + "|---:" * (len(header) - 1) + "|"]
-    lines += [f"| {' | '.join(row)} |" for row in rows]
-    return "\n".join(lines)
 
 
 PROTECTION_HEADER = (

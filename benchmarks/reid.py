@@ -60,7 +60,15 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from common import Timing, cpu_model, positive_int, require_modules, stopwatch
+from common import (
+    Timing,
+    cpu_model,
+    positive_int,
+    render_markdown,
+    render_text,
+    require_modules,
+    stopwatch,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "identities"
@@ -303,24 +311,6 @@ def table_rows(summary: dict[str, dict[str, Any]]) -> list[tuple[str, ...]]:
     return rows
 
 
-def render_text(rows: Sequence[Sequence[str]]) -> str:
-    table = [TABLE_HEADER, *rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(TABLE_HEADER))]
-    lines = []
-    for n, row in enumerate(table):
-        cells = [row[0].ljust(widths[0]), *(row[i].rjust(widths[i]) for i in range(1, len(row)))]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_markdown(rows: Sequence[Sequence[str]]) -> str:
-    lines = [f"| {' | '.join(TABLE_HEADER)} |", "|---" + "|---:" * (len(TABLE_HEADER) - 1) + "|"]
-    lines += [f"| {' | '.join(row)} |" for row in rows]
-    return "\n".join(lines)
-
-
 def _git(*args: str) -> str:
     proc = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True)
     return proc.stdout.strip() if proc.returncode == 0 else "?"
@@ -411,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = table_rows(summary)
     head = header_text(env, today, len(pairs), timings[0])
     print(f"\n{head}\n")
-    print(render_text(rows))
+    print(render_text(TABLE_HEADER, rows))
     clean_missed = sum(
         not r[side]["clean_found"] for r in results for side in ("probe", "reference")
     )
@@ -434,7 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     (out / "results.json").write_text(json.dumps(results_json, indent=1), encoding="utf-8")
     (out / "table.md").write_text(
-        f"{head}\n\n{render_markdown(rows)}\n\n{note}\n".replace("\n", "  \n", 2), encoding="utf-8"
+        f"{head}\n\n{render_markdown(TABLE_HEADER, rows)}\n\n{note}\n".replace("\n", "  \n", 2),
+        encoding="utf-8",
     )
     return 0
 
