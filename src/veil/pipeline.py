@@ -561,7 +561,7 @@ class Pipeline:
                 index,
                 [int(v) for v in regions[r]],
             )
-            for r, reading in self.text_finder.readable(output, regions, marks.kinds)
+            for r, reading in self.text_finder.still_legible(output, regions, marks.kinds)
         ]
 
     def verify_file(self, original: Path, output: Path) -> Checked:

@@ -137,7 +137,7 @@ def test_plates_on_obscures_the_plate_and_leaves_the_rest(
     outside[b:d, a:c] = False
     assert np.array_equal(pixels[outside], out[outside])
     # Read back: not four characters of the plate anywhere in it.
-    assert finder.readable(out, np.array([record.region]), ("plate",)) == []
+    assert finder.still_legible(out, np.array([record.region]), ("plate",)) == []
 
 
 def test_text_on_obscures_the_sign_too(tmp_path: Path, scene: tuple[np.ndarray, Box, Box]) -> None:

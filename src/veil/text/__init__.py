@@ -308,7 +308,7 @@ class TextFinder:
             _join_split_plates(quads, kinds)
         return kinds
 
-    def readable(
+    def still_legible(
         self, pixels: Pixels, regions: npt.NDArray[np.int32], kinds: tuple[Kind, ...]
     ) -> list[tuple[int, str]]:
         """What can still be read in ``pixels`` inside each of ``regions`` (where text was
