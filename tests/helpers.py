@@ -338,6 +338,8 @@ FORMATS: list[Fmt] = [
     Fmt("heic", ".heic", "HEIF", "RGB", False, _saver("HEIF", "RGB", quality=90), 4.0),
     Fmt("avif", ".avif", "AVIF", "RGB", False, _saver("AVIF", "RGB", quality=90), 4.0),
     Fmt("bmp", ".bmp", "BMP", "RGB", True, _saver("BMP", "RGB")),
+    Fmt("ppm", ".ppm", "PPM", "RGB", True, _saver("PPM", "RGB")),
+    Fmt("pgm", ".pgm", "PPM", "L", True, _saver("PPM", "L")),
 ]
 FORMAT_IDS = [f.id for f in FORMATS]
 

@@ -36,10 +36,6 @@ class UnsupportedFormat(VeilError):
     """The file is of a kind veil does not (yet) clean, e.g. RAW or a document."""
 
 
-class FormatMismatch(VeilError):
-    """The file's content is of another format than its extension claims."""
-
-
 class CorruptInput(VeilError):
     """The file claims a supported format but cannot be decoded (truncated, damaged, empty)."""
 

@@ -27,7 +27,7 @@ from .faces import Faces
 from .fields import MetaField
 from .files import read_regular
 from .fills import ScannedFace, Seen, judge
-from .formats import FormatHandler, VideoHandler, handler_for, handler_for_bytes
+from .formats import FormatHandler, VideoHandler, disagreement, handler_for, handler_for_bytes
 from .formats.base import Decoded
 from .obscurers import Obscurer, get_obscurer
 from .pixels import Pixels, rgb_view
@@ -469,10 +469,12 @@ class Pipeline:
         """Clean one file into ``dst`` atomically; on failure raise `VeilError`, write nothing."""
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
-            return self._clean_video(handler, src, dst)
-        opened = self.open(src)
-        cleaned = self.clean_frames(opened.decoded.frames, opened.found, opened.text)
-        return self.write(opened, cleaned, dst)
+            result = self._clean_video(handler, src, dst)
+        else:
+            opened = self.open(src)
+            cleaned = self.clean_frames(opened.decoded.frames, opened.found, opened.text)
+            result = self.write(opened, cleaned, dst)
+        return replace(result, content=disagreement(src, handler))
 
     def encode(self, opened: Opened, cleaned: list[Cleaned]) -> Encoded:
         """Encode cleaned frames in the input's format and check them (and verify them with

@@ -185,10 +185,13 @@ class Result:
     #: Licence plates and other text obscured (``--plates on``, ``--text on``).
     plates: list[TextRecord] = field(default_factory=list)
     text: list[TextRecord] = field(default_factory=list)
+    #: Set when the content is another kind than the extension names, and was cleaned as
+    #: what it is (`veil.formats.disagreement`).
+    content: str | None = None
 
     def to_json(self) -> str:
         row = asdict(self)
-        for key in ("verification", "voice"):  # there only when they say something
+        for key in ("verification", "voice", "content"):  # there only when they say something
             if row[key] is None:
                 del row[key]
         for key in ("plates", "text"):  # the contract of METRICS.md, unchanged without them

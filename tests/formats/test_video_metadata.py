@@ -759,7 +759,7 @@ BAD_VIDEOS = [
         "sound.avi",
         lambda _: b"RIFF" + struct.pack("<I", 64) + b"WAVE" + bytes(60),
         "failed",
-        r"FormatMismatch.*WAV.*AVI",  # WAV is a registered kind (a sound recording)
+        r"CorruptInput.*WAV",  # cleaned as the WAV it is, which holds no sound
     ),
     BadVideo(
         "truncated.avi",
@@ -767,8 +767,6 @@ BAD_VIDEOS = [
         "failed",
         r"CorruptInput.*AVI file is truncated",
     ),
-    BadVideo("movie_named.avi", _mp4_bytes, "failed", r"FormatMismatch.*MP4.*AVI"),
-    BadVideo("movie_named.mp4", lambda d: _avi_bytes(d), "failed", r"FormatMismatch.*AVI.*MP4"),
 ]
 
 
@@ -789,6 +787,27 @@ def test_bad_video_is_refused_with_no_output(case: BadVideo, tmp_path: Path, cli
     assert not (tmp_path / "out" / case.name).exists()
     assert not leftovers(tmp_path)
     assert run.code == (1 if case.status == "failed" else 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [("movie_named.avi", _mp4_bytes, "MP4"), ("movie_named.mp4", _avi_bytes, "AVI")],
+)
+def test_a_video_named_as_another_kind_is_cleaned_as_what_it_is(
+    name: str, content: Callable[[Path], bytes], kind: str, tmp_path: Path, cli
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / name).write_bytes(content(tmp_path))
+    report = tmp_path / "report.jsonl"
+
+    cli("clean", folder, "-o", tmp_path / "out", "--faces", "off", "--report", report)
+
+    (row,) = read_report(report)
+    assert row["status"] == "cleaned", row["error"]
+    assert row["content"].startswith(f"the content is {kind}, the extension says")
+    assert handler_for(tmp_path / "out" / name).name == kind  # its name kept, its kind too
+    assert not leftovers(tmp_path)
 
 
 # -- real files ----------------------------------------------------------------------------

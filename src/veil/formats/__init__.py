@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, TypeAlias
 
-from ..errors import CorruptInput, FormatMismatch, UnsupportedFormat
+from ..errors import CorruptInput, UnsupportedFormat
 from .base import Decoded, FormatHandler, read_prefix
 from .bmp import BmpHandler
 from .gif import GifHandler
 from .heif import AvifHandler, HeifHandler, register_heif
 from .jpeg import JpegHandler
 from .png import PngHandler
+from .pnm import PnmHandler
 from .tiff import TiffHandler
 from .video import AUDIO_HANDLERS, REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler
 from .webp import WebpHandler
@@ -48,6 +49,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     AvifHandler(),
     GifHandler(),
     BmpHandler(),
+    PnmHandler(),
 )
 # Videos before recordings: an M4A is an MP4 too, and a mismatch names the wider kind.
 _ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS)
@@ -111,10 +113,11 @@ def stream_kind(data: bytes) -> str | None:
 
 
 def handler_for(path: Path) -> Handler:
-    """The handler for a file, after checking its signature agrees with its extension.
+    """The handler for a file: of the kind its extension names, or of its content's kind when
+    that is another kind veil cleans (`disagreement` says so for the report).
 
-    Raises `UnsupportedFormat` for kinds veil does not clean, `CorruptInput` for empty or
-    unrecognisable content and `FormatMismatch` when the content is another supported format.
+    Raises `UnsupportedFormat` for kinds veil does not clean and `CorruptInput` for empty or
+    unrecognisable content.
     """
     ext = path.suffix.lower()
     handler = _handler_of(ext)
@@ -147,15 +150,28 @@ def _handler_of(ext: str) -> Handler:
 
 
 def _checked(handler: Handler, prefix: bytes) -> Handler:
-    """``handler`` when the content's signature agrees with it; else why not."""
+    """``handler`` when the content's signature agrees with it, else the handler of the kind
+    the content is (phones and messengers send HEIF photos named .jpg); else why not."""
     if not prefix:
         raise CorruptInput("empty file (0 bytes)")
     if handler.accept(prefix):
         return handler
-    actual = next((h for h in _REGISTERED if h.accept(prefix)), None)
-    if actual is not None:
-        raise FormatMismatch(f"content is {actual.name} but the extension says {handler.name}")
+    for actual in _ALL:
+        if actual.accept(prefix):
+            return actual
     raise CorruptInput(f"not a valid {handler.name} file (unrecognised signature)")
+
+
+def disagreement(path: Path, handler: Handler) -> str | None:
+    """What the report says of a file cleaned as ``handler``'s kind when its extension names
+    another (None when they agree). The output keeps the input's name: a page or a message
+    that names the file still finds it, and viewers go by a picture's content; the report
+    names the kind, so that it can be renamed."""
+    named = _BY_EXTENSION.get(path.suffix.lower())
+    if named is None or named is handler:
+        return None
+    actual = handler.name
+    return f"the content is {actual}, the extension says {named.name}: cleaned as {actual}"
 
 
 __all__ = [
@@ -171,6 +187,7 @@ __all__ = [
     "Handler",
     "MediaHandler",
     "VideoHandler",
+    "disagreement",
     "handler_for",
     "handler_for_bytes",
     "image_kind",

@@ -15,8 +15,9 @@ from typing import Any
 
 from PIL import Image
 
+from ..pixels import Pixels
 from .base import Decoded, FormatHandler
-from .isobmff import strip_heif
+from .isobmff import strip_heif, zero_times
 
 QUALITY = 90
 # x265's "ultrafast" preset, passed through libheif: on a 12 MP iPhone photo it encodes in
@@ -52,6 +53,10 @@ class _IsoBmffHandler(FormatHandler):
         # crop, grid and alpha it kept are all applied by the decoder.
         return stripped if self.same_pixels(stripped, decoded) else None
 
+    def encode(self, decoded: Decoded, frames: list[Pixels]) -> bytes:
+        # An image sequence's encoder dates its movie and tracks with the time it wrote them.
+        return zero_times(super().encode(decoded, frames))
+
 
 class HeifHandler(_IsoBmffHandler):
     name = "HEIF"
@@ -74,6 +79,8 @@ class AvifHandler(_IsoBmffHandler):
     name = "AVIF"
     extensions = (".avif",)
     pil_formats = ("AVIF",)
+    #: An animated AVIF (an image sequence, brand avis) keeps every frame and its timing.
+    animated = True
 
     @classmethod
     def accept(cls, prefix: bytes) -> bool:

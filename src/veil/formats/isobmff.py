@@ -189,6 +189,34 @@ class _Meta:
     idat: bytes = b""
 
 
+#: The boxes of an image sequence's ``moov`` whose creation and modification times the
+#: encoder sets to the moment it wrote the file (a time of day the output would reveal).
+_TIMED = {b"mvhd", b"tkhd", b"mdhd"}
+_TIMED_CONTAINERS = {b"moov", b"trak", b"mdia"}
+
+
+def zero_times(data: bytes) -> bytes:
+    """``data`` with the creation and modification times of its ``moov`` (the movie, each
+    track, each track's media) set to 0, "unknown"; nothing else changes, not one size."""
+    out = bytearray(data)
+
+    def walk(start: int, end: int) -> None:
+        for found in boxes(data, start, end):
+            if found.type in _TIMED_CONTAINERS:
+                walk(found.body, found.end)
+            elif found.type in _TIMED and found.end - found.body >= 4:
+                wide = data[found.body] == 1  # version 1: 64-bit times
+                size = 16 if wide else 8
+                if found.body + 4 + size <= found.end:
+                    out[found.body + 4 : found.body + 4 + size] = bytes(size)
+
+    top = list(boxes(data))
+    for found in top:
+        if found.type == b"moov":
+            walk(found.body, found.end)
+    return bytes(out)
+
+
 def strip_heif(data: bytes) -> bytes | None:
     """A HEIF/AVIF still with only what draws its primary picture: ``ftyp``, a rebuilt ``meta``
     and one ``mdat`` holding the kept items' data. ICC profiles keep their colour data but

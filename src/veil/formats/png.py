@@ -9,8 +9,10 @@ import struct
 import zlib
 from typing import Any
 
+import numpy as np
 from PIL import Image, PngImagePlugin
 
+from ..pixels import Pixels
 from .base import Decoded, FormatHandler, open_image
 from .metadata import neutral_icc, orientation_exif, orientation_of
 
@@ -64,6 +66,11 @@ class PngHandler(FormatHandler):
             options["pnginfo"] = colour
         return options
 
+    def encode(self, decoded: Decoded, frames: list[Pixels]) -> bytes:
+        # 16 bits a sample stay 16 bits: only the obscured pixels take new values.
+        deep = _deep_encode(decoded, frames)
+        return deep if deep is not None else super().encode(decoded, frames)
+
     def strip(self, decoded: Decoded) -> bytes | None:
         stripped = strip_png(decoded.source, orientation_of(open_image(decoded.source)))
         if stripped is None:
@@ -104,6 +111,69 @@ def strip_png(data: bytes, orientation: int = 1) -> bytes | None:
             return b"".join(out)
         position = end
     return None  # no IEND: truncated
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, whole chunk) of each chunk of a PNG up to IEND; [] when the structure is damaged."""
+    found, position = [], len(_SIGNATURE)
+    while position + 12 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        end = position + 12 + length
+        if end > len(data):
+            return []
+        kind = data[position + 4 : position + 8]
+        found.append((kind, data[position:end]))
+        if kind == b"IEND":
+            return found
+        position = end
+    return []
+
+
+def _deep_encode(decoded: Decoded, frames: list[Pixels]) -> bytes | None:
+    """A 16-bit PNG with pixels obscured, still 16 bits a sample: the source's samples where
+    the picture did not change, the new 8-bit values times 257 where it did, and the source's
+    kept chunks (`strip_png`) around the new image data. None where this does not apply (8
+    bits, an animation, a palette, a turned picture, nothing changed) or cannot be done."""
+    import cv2  # here: most PNGs are 8-bit and never need it
+
+    source = decoded.source
+    chunks = _chunks(source)
+    ihdr = next((c for k, c in chunks if k == b"IHDR"), b"")
+    if len(ihdr) < 25 or ihdr[16] != 16 or len(frames) != 1 or any(k == b"acTL" for k, _ in chunks):
+        return None
+    if orientation_of(open_image(source)) != 1 or np.array_equal(frames[0], decoded.frames[0]):
+        return None
+    wide = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_UNCHANGED)
+    if wide is None or wide.dtype != np.uint16 or wide.shape[:2] != frames[0].shape[:2]:
+        return None
+    if wide.ndim == 3:  # OpenCV's channel order is BGR(A)
+        wide = cv2.cvtColor(wide, cv2.COLOR_BGRA2RGBA if wide.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    new, old = frames[0], decoded.frames[0]
+    if wide.ndim == 2 and new.ndim == 3:  # grey, given as RGB: the obscurers paint in colour
+        if not (new == new[..., :1]).all():
+            return None
+        new, old = new[..., 0], old[..., 0]
+    if new.shape != wide.shape or old.shape != new.shape:
+        return None  # e.g. grey with alpha, which the decoder gave as RGBA
+    changed = new != old
+    if changed.ndim == 3:
+        changed = changed.any(axis=2)
+    out = wide.copy()
+    out[changed] = new[changed].astype(np.uint16) * 257
+    if out.ndim == 3:
+        out = cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA if out.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    written, encoded = cv2.imencode(".png", out)
+    fresh = _chunks(encoded.tobytes()) if written else []
+    fresh_ihdr = next((c for k, c in fresh if k == b"IHDR"), b"")
+    if fresh_ihdr[8:18] != ihdr[8:18]:  # size, depth and colour type as the source's
+        return None
+    kept = strip_png(source)
+    if kept is None:
+        return None
+    image = b"".join(c for k, c in fresh if k == b"IDAT")
+    # The new IHDR: the source's may say interlaced, which the new image data is not.
+    parts = [fresh_ihdr, *(c for k, c in _chunks(kept) if k not in (b"IHDR", b"IDAT", b"IEND"))]
+    return _SIGNATURE + b"".join(parts) + image + _chunk(b"IEND", b"")
 
 
 def _iccp_chunk(payload: bytes) -> bytes | None:

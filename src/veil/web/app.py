@@ -40,7 +40,6 @@ from .. import __version__
 from ..errors import (
     Conflict,
     CorruptInput,
-    FormatMismatch,
     LeakFound,
     TooLarge,
     UnknownUpload,
@@ -80,7 +79,6 @@ _STATUS: tuple[tuple[type[VeilError], int], ...] = (
     (UnknownUpload, 404),
     (Conflict, 409),
     (TooLarge, 413),
-    (FormatMismatch, 415),
     (UnsupportedFormat, 415),
     (CorruptInput, 422),
     (LeakFound, 422),
