@@ -535,11 +535,10 @@ def diagnose_misses(
     view: View, outcomes: Sequence[PlateOutcome], config: Config, finders: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """`diagnose` for every plate of ``outcomes`` that was not protected."""
-    from veil.text import PRESET_SIDES, TextFinder
+    from veil.text import TextFinder
 
     if config.key not in finders:
-        sides = PRESET_SIDES[config.preset]
-        finders[config.key] = TextFinder(True, config.text, sides, threads=1)
+        finders[config.key] = TextFinder.for_preset(True, config.text, config.preset, threads=1)
     found = []
     for o in outcomes:
         if not o.protected:

@@ -227,10 +227,12 @@ class Pipeline:
     def text_finder(self) -> TextFinder:
         """The OCR models, loaded on first use (with plates or text on, or to verify them)."""
         if self._text is None:
-            from .text import PRESET_SIDES, TextFinder
+            from .text import TextFinder
 
-            plates, text = self.settings.plates, self.settings.text
-            self._text = TextFinder(plates, text, PRESET_SIDES[self.settings.preset], self._threads)
+            settings = self.settings
+            self._text = TextFinder.for_preset(
+                settings.plates, settings.text, settings.preset, self._threads
+            )
         return self._text
 
     @property

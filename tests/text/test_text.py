@@ -430,7 +430,9 @@ def test_with_no_room_for_the_int8_detector_the_fp32_one_finds_the_plate(
 
     monkeypatch.setattr(ocr_module, "int8_detector_bytes", full_disk)
     pixels, plate, _ = scene
-    marks = TextFinder(plates=True, text=False).find(pixels)
+    finder = TextFinder(plates=True, text=False)
+    assert not finder.detector.int8
+    marks = finder.find(pixels)
     assert marks.kinds == ("plate",)
     assert covered(marks.regions(pixels.shape[1], pixels.shape[0]), plate) >= 0.7
 
@@ -466,3 +468,11 @@ def test_the_check_of_an_output_reads_the_plate_left_near_a_region_and_nothing_f
     assert hit[0] == 0 and sum(c.isalnum() for c in hit[1]) >= 4
     assert len(shapes) == 1 and shapes[0][0] < pixels.shape[0] / 2  # a window, not the photo
     assert not any(w[1] < sign[3] for w in leak_windows(region, 640, 480))  # the sign is far
+
+
+def test_thorough_searches_with_the_fp32_detector_and_the_others_with_int8() -> None:
+    from veil.text import PRESET_INT8
+
+    assert PRESET_INT8 == {"fast": True, "balanced": True, "thorough": False}
+    assert not Pipeline(Settings(plates=True, preset="thorough")).text_finder.detector.int8
+    assert Pipeline(Settings(plates=True)).text_finder.detector.int8

@@ -171,9 +171,12 @@ class TextDetector:
 
     def __init__(self, threads: int | None = None, fast: bool = False) -> None:
         model: Path | bytes = model_path(*DETECTOR)
-        # With no room to build the int8 copy (a full disk), the fp32 model, more slowly.
-        with contextlib.suppress(OSError):
-            model = int8_detector_bytes() if fast else model
+        #: Whether the int8 copy runs: with no room to build it (a full disk), the fp32 model
+        #: does, more slowly.
+        self.int8 = False
+        if fast:
+            with contextlib.suppress(OSError):
+                model, self.int8 = int8_detector_bytes(), True
         self.session = _session(model, threads)
         self._input = self.session.get_inputs()[0].name
 
