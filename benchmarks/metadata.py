@@ -12,8 +12,8 @@ track left (ffprobe), and the video and audio streams bit-identical (ffmpeg ``st
 
 The tools run as their real command lines, each on its own copy of the media files:
 
-* veil: ``python -m veil clean CORPUS -o OUT --faces off --report R.jsonl``, one call per corpus
-  (its report gives each file's status and the reason for a refusal).
+* veil: ``python -m veil clean CORPUS -o OUT --faces off --voice keep --report R.jsonl``, one
+  call per corpus (its report gives each file's status and the reason for a refusal).
 * exiftool: ``exiftool -all= -o OUTFILE INFILE``, one call per file, as scripts call it.
 * mat2: ``mat2 FILE...`` in one call per corpus over copies (it writes ``NAME.cleaned.EXT``
   beside each); a file without that output was refused, with mat2's message for it.
@@ -190,7 +190,10 @@ def run_veil(source: Path, out: Path, report: Path) -> ToolRun:
     """One ``veil clean`` over a corpus folder; outcomes read from its report."""
     shutil.rmtree(out, ignore_errors=True)  # veil keeps outputs that exist
     report.unlink(missing_ok=True)
+    # Metadata only, as the peers do it: no face obscured and no voice changed (the default
+    # anonymises speech, which re-encodes a sound track).
     argv = [sys.executable, "-m", "veil", "clean", str(source), "-o", str(out), "--faces", "off"]
+    argv += ["--voice", "keep"]
     timing: list[Timing] = []
     with stopwatch(timing):
         proc = run([*argv, "--report", str(report)])

@@ -230,8 +230,8 @@ def _decode(path: Path, kind: str) -> dict[int, _Track]:
                 parts[index] += [out.to_ndarray() for out in resampler.resample(None)]
         except (av.FFmpegError, ValueError) as exc:
             raise CorruptInput(f"cannot decode the sound of {kind}: {exc}") from exc
-    for index, track in tracks.items():
-        if not parts[index]:
+    for index, track in list(tracks.items()):
+        if not parts[index]:  # a sound stream with no sound in it: nothing to change
             del tracks[index]
             continue
         track.samples = np.concatenate(parts[index], axis=1).astype(np.float32)
