@@ -38,6 +38,7 @@ KINDS = [
     Kind("avi", ".avi", "avi", "mpeg4", "mp3", "mpeg4"),
     Kind("hevc", ".mp4", "mp4", "libx265", None, "hevc"),
     Kind("av1", ".mkv", "matroska", "libsvtav1", None, "av1"),
+    Kind("wmv", ".wmv", "asf", "wmv2", "wmav2", "wmv2"),  # Windows Media (ASF)
 ]
 
 
@@ -88,6 +89,8 @@ def make_clip(
         audio = out.add_stream(kind.audio, rate=48000) if kind.audio else None
         if audio is not None:
             audio.layout = "mono"
+            if kind.audio == "wmav2":
+                audio.bit_rate = 64_000  # it has no default
         for i in range(frames):
             pixels = picture(i)
             if rotation:

@@ -78,6 +78,11 @@ _ENCODERS = {
     "mpeg4": "mpeg4",
     "mjpeg": "mjpeg",
     "prores": "prores_ks",
+    # Windows Media Video 7-9 (WMV3 has no encoder in FFmpeg: WMV 8 is the closest that has)
+    "wmv1": "wmv1",
+    "wmv2": "wmv2",
+    "wmv3": "wmv2",
+    "msmpeg4v3": "msmpeg4",
 }
 # Speed presets of the software encoders: frames/s on 2 cores matter more than the last few
 # percent of compression (the bitrate is still the input's).

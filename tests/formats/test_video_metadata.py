@@ -90,7 +90,9 @@ CLIPS = [
     Clip("3gp", ".3gp", "3gp", "h264", "aac", rotation=180),
     Clip("mkv", ".mkv", "matroska", "h264", "aac", rotation=90, chapters=True),
     Clip("webm", ".webm", "webm", "libvpx-vp9", "libopus"),
+    Clip("wmv", ".wmv", "asf", "wmv2", "wmav2"),  # Windows Media (ASF)
 ]
+CLIPS_ASF = CLIPS[-1]
 
 
 def make_clip(
@@ -117,6 +119,8 @@ def make_clip(
             video.set_display_rotation(clip.rotation)
         audio = out.add_stream(clip.audio, rate=48000)
         audio.layout = "mono"
+        if clip.audio == "wmav2":
+            audio.bit_rate = 64_000  # it has no default
         audio.metadata["language"] = "eng"
         data = out.add_data_stream("bin_data") if clip.data_track else None
         if cues:
@@ -726,6 +730,13 @@ def _avi_bytes(tmp_path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _asf_bytes(tmp_path: Path) -> bytes:
+    path = tmp_path / "made.wmv"
+    if not path.exists():
+        make_clip(CLIPS_ASF, path, frames=25)
+    return path.read_bytes()
+
+
 @dataclass(frozen=True)
 class BadVideo:
     name: str
@@ -754,7 +765,13 @@ BAD_VIDEOS = [
     BadVideo(
         "camera.mts", lambda _: b"\x47" + bytes(187), "skipped", r"AVCHD.*H\.264 stream itself"
     ),
-    BadVideo("old.wmv", lambda _: bytes(64), "skipped", r"WMV"),
+    BadVideo("zeros.wmv", lambda _: bytes(64), "failed", r"CorruptInput.*not a valid ASF"),
+    BadVideo(
+        "cut.wmv",
+        lambda d: _asf_bytes(d)[: len(_asf_bytes(d)) // 2],
+        "failed",
+        r"CorruptInput.*ASF file is truncated",
+    ),
     BadVideo(
         "sound.avi",
         lambda _: b"RIFF" + struct.pack("<I", 64) + b"WAVE" + bytes(60),
@@ -826,6 +843,7 @@ EXPECTED = {
     "QuickTime.mov": "failed",  # exiftool's test file: no media data
     "Pentax.avi": "failed",  # exiftool's test files: headers only
     "RIFF.avi": "failed",
+    "ASF.wmv": "failed",  # exiftool's test file: headers only
 }
 
 

@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,7 +55,6 @@ from .metadata import gps_in_words
 REFUSED_VIDEO = {
     ".mts": "AVCHD/MPEG-TS is not cleaned: the camera writes the recording time and GPS "
     "position into the H.264 stream itself, which copying the stream cannot remove",
-    ".wmv": "WMV/ASF is not cleaned yet; convert it to MP4 or MKV first",
     ".flv": "Flash video is not cleaned yet; convert it to MP4 or MKV first",
 }
 REFUSED_VIDEO[".m2ts"] = REFUSED_VIDEO[".mts"]
@@ -462,6 +462,7 @@ VIDEO_HANDLERS: tuple[VideoHandler, ...] = (
     VideoHandler("Matroska", (".mkv",), "matroska"),
     VideoHandler("WebM", (".webm",), "webm"),
     VideoHandler("AVI", (".avi",), "avi"),
+    VideoHandler("ASF", (".wmv", ".asf"), "asf"),
 )
 #: Sound recordings (`veil.formats.audio` reads their bytes; they are declared here, next to
 #: `VideoHandler`, which dispatches on that module's functions). M4A is written by FFmpeg's
@@ -738,6 +739,57 @@ def _riff_end(path: Path, file_size: int) -> int | None:
     return end
 
 
+#: ASF's Header Object and Data Object (ASF Specification 1.20, 3.1 and 5.1).
+_ASF_HEADER = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+_ASF_DATA = bytes.fromhex("3626b2758e66cf11a6d900aa0062ce6c")
+
+
+_ASF_FILE_PROPERTIES = bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365")
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)  # FILETIME counts 100 ns from it
+
+
+def _is_asf(prefix: bytes) -> bool:
+    return prefix[:16] == _ASF_HEADER
+
+
+def _asf_blocks(path: Path) -> tuple[list[audio.Tag], list[MetaField]]:
+    """The recording date in an ASF file's File Properties Object, which FFmpeg does not show
+    (it writes 0 there, "unknown", so cleaning never copied it)."""
+    with path.open("rb") as fh:
+        header = fh.read(_RIFF_HEADER_LIMIT)
+    at, end = 30, min(len(header), int.from_bytes(header[16:24], "little"))
+    while at + 24 <= end:
+        size = int.from_bytes(header[at + 16 : at + 24], "little")
+        if header[at : at + 16] == _ASF_FILE_PROPERTIES and at + 56 <= end:
+            ticks = int.from_bytes(header[at + 48 : at + 56], "little")
+            if not ticks:
+                break
+            when = _FILETIME_EPOCH + timedelta(microseconds=ticks // 10)
+            return [("creation_time", when.strftime("%Y-%m-%dT%H:%M:%SZ"))], []
+        if size < 24:
+            break
+        at += size
+    return [], []
+
+
+def _asf_end(path: Path, file_size: int) -> int | None:
+    """Where an ASF (WMV, WMA) file's Header and Data Objects say its data ends (index objects
+    may follow); None where the Data Object's size is unset (a live stream's)."""
+    with path.open("rb") as fh:
+        header = fh.read(24)
+        if len(header) < 24:
+            return 24
+        header_size = int.from_bytes(header[16:24], "little")
+        fh.seek(header_size)
+        data = fh.read(24)
+    if len(data) < 24:
+        return header_size + 24
+    if data[:16] != _ASF_DATA:
+        return None
+    data_size = int.from_bytes(data[16:24], "little")
+    return header_size + data_size if data_size >= 50 else None
+
+
 def _is_iso_bmff(prefix: bytes) -> bool:
     # A HEIF or AVIF still is an ISO BMFF file too; it is not a video.
     return prefix[4:8] in _ISO_BMFF_BOXES and not (
@@ -779,6 +831,7 @@ _CONTAINERS: dict[str, _Container] = {
     "matroska": _MATROSKA,
     "webm": _MATROSKA,
     "avi": _Container(_is_avi, _riff_end),
+    "asf": _Container(_is_asf, _asf_end, _asf_blocks),
     "ipod": _Container(_is_m4a, _iso_bmff_end),
     "mp3": _Container(audio.is_mp3, audio.mp3_end, audio.mp3_tags),
     "opus": _Container(audio.is_opus, audio.ogg_end),
