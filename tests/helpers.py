@@ -340,6 +340,7 @@ FORMATS: list[Fmt] = [
     Fmt("bmp", ".bmp", "BMP", "RGB", True, _saver("BMP", "RGB")),
     Fmt("ppm", ".ppm", "PPM", "RGB", True, _saver("PPM", "RGB")),
     Fmt("pgm", ".pgm", "PPM", "L", True, _saver("PPM", "L")),
+    Fmt("jxl", ".jxl", "JXL", "RGB", False, _saver("JXL", "RGB"), 4.0),
 ]
 FORMAT_IDS = [f.id for f in FORMATS]
 

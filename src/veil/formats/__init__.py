@@ -12,6 +12,7 @@ from .bmp import BmpHandler
 from .gif import GifHandler
 from .heif import AvifHandler, HeifHandler, register_heif
 from .jpeg import JpegHandler
+from .jxl import JxlHandler, register_jxl
 from .png import PngHandler
 from .pnm import PnmHandler
 from .tiff import TiffHandler
@@ -50,6 +51,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     GifHandler(),
     BmpHandler(),
     PnmHandler(),
+    JxlHandler(),
 )
 # Videos before recordings: an M4A is an MP4 too, and a mismatch names the wider kind.
 _ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS)
@@ -92,6 +94,7 @@ VIDEO_EXTENSIONS = frozenset(ext for h in VIDEO_HANDLERS for ext in h.extensions
 AUDIO_EXTENSIONS = frozenset(ext for h in AUDIO_HANDLERS for ext in h.extensions)
 
 register_heif()
+register_jxl()
 
 
 def supported_extensions() -> list[str]:
