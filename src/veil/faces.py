@@ -141,35 +141,3 @@ def clip_areas(areas: npt.NDArray[np.int32], width: int, height: int) -> npt.NDA
     cut[:, 0::2] = cut[:, 0::2].clip(0, width)
     cut[:, 1::2] = cut[:, 1::2].clip(0, height)
     return cut.astype(np.int32)
-
-
-def joined(rects: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
-    """(x, y, w, h) of each group of touching rectangles (8-connected, as pixels), in the order
-    OpenCV labels them on a mask of the whole image (its first 2x2 block in raster order).
-
-    The mask is drawn on the grid of the rectangles' own edges rather than in pixels: each
-    cell is all in or all out and neighbouring cells are neighbouring pixel runs, so the groups
-    are the same, and a 200 MP photo needs no 200 MB mask and 800 MB of labels.
-    """
-    if not rects:
-        return []
-    import cv2  # here: most of veil's imports of this module never join rectangles
-
-    edges = np.array(rects, np.int64)
-    xs, ys = np.unique(edges[:, 0::2]), np.unique(edges[:, 1::2])
-    cols, rows = np.searchsorted(xs, edges[:, 0::2]), np.searchsorted(ys, edges[:, 1::2])
-    mask = np.zeros((len(ys) - 1, len(xs) - 1), np.uint8)
-    for (x0, x1), (y0, y1) in zip(cols.tolist(), rows.tolist(), strict=True):
-        mask[y0:y1, x0:x1] = 1
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    first: dict[int, tuple[int, int]] = {}
-    for (x0, _), (y0, _), (left, top, _, _) in zip(
-        cols.tolist(), rows.tolist(), rects, strict=True
-    ):
-        label, key = int(labels[y0, x0]), (top // 2, left)
-        first[label] = min(first.get(label, key), key)
-    boxes = []
-    for label in sorted(first, key=first.__getitem__):
-        x, y, w, h = (int(v) for v in stats[label, :4])
-        boxes.append((int(xs[x]), int(ys[y]), int(xs[x + w] - xs[x]), int(ys[y + h] - ys[y])))
-    return boxes
