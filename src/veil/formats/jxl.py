@@ -18,6 +18,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageFile
 
 from ..errors import CorruptInput, UnsupportedFormat, VerificationFailed
+from ..extras import install_command
 from ..fields import OTHER, MetaField
 from .base import Decoded, FormatHandler
 
@@ -34,7 +35,6 @@ _BOXES = {
     b"jbrd": ("JPEGReconstruction", "JPEG reconstruction data (the original JPEG's markers)"),
 }
 DISTANCE = 1.0
-_INSTALL = "pip install 'veil[jxl]' (imagecodecs)"
 
 
 def available() -> bool:
@@ -163,7 +163,7 @@ class JxlHandler(FormatHandler):
 
     def decode(self, data: bytes, max_pixels: int) -> Decoded:
         if not available():
-            raise UnsupportedFormat(f"JPEG XL needs its decoder: {_INSTALL}")
+            raise UnsupportedFormat(f"JPEG XL needs its decoder: {install_command('jxl')}")
         decoded = super().decode(data, max_pixels)
         boxes = _boxes(data)
         if data.startswith(_CONTAINER) and boxes is None:
