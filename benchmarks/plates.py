@@ -107,6 +107,11 @@ Box = tuple[float, float, float, float]  # x1, y1, x2, y2; slice-exclusive ends
 
 
 # -- data -------------------------------------------------------------------------------------
+def height_bin(height_px: float) -> str:
+    """The bin (`HEIGHT_BINS`) a plate of this height in pixels falls in."""
+    return HEIGHT_BINS[int(np.searchsorted(HEIGHT_EDGES, height_px, side="right"))]
+
+
 @dataclass(frozen=True)
 class Plate:
     """One annotated plate in one image of a view: its box in that image's pixels, its text
@@ -123,7 +128,7 @@ class Plate:
 
     @property
     def height_bin(self) -> str:
-        return HEIGHT_BINS[int(np.searchsorted(HEIGHT_EDGES, self.height_px, side="right"))]
+        return height_bin(self.height_px)
 
 
 @dataclass(frozen=True)
@@ -370,7 +375,7 @@ class PlateOutcome:
 
     @property
     def height_bin(self) -> str:
-        return HEIGHT_BINS[int(np.searchsorted(HEIGHT_EDGES, self.height_px, side="right"))]
+        return height_bin(self.height_px)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,19 @@ def options(keep_fp32: list[str]) -> dict[str, Any]:
 def quantized(model: bytes, ranges: Path, keep_fp32: list[str]) -> bytes:
     """The int8 copy of `prepared` ``model`` over the activation ``ranges`` recorded by
     `calibrate`. Raises OSError when the temporary folder it is built in has no room."""
+    return _quantize(model, None, ranges, keep_fp32)
+
+
+def calibrate(model: bytes, reader: Any, ranges: Path, keep_fp32: list[str]) -> None:
+    """Record the activation ranges of `prepared` ``model`` over the inputs ``reader`` (an
+    onnxruntime CalibrationDataReader) gives into ``ranges``, a JSON file."""
+    ranges.unlink(missing_ok=True)  # quantize_static reads the ranges from a file that exists
+    _quantize(model, reader, ranges, keep_fp32)
+
+
+def _quantize(model: bytes, reader: Any, ranges: Path, keep_fp32: list[str]) -> bytes:
+    """quantize_static on ``model``: over ``reader``'s inputs, recording ``ranges``, or (no
+    reader) over the ``ranges`` recorded before; the int8 model it writes."""
     from onnxruntime.quantization import quantize_static
 
     with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
@@ -63,26 +76,8 @@ def quantized(model: bytes, ranges: Path, keep_fp32: list[str]) -> bytes:
         quantize_static(
             str(source),
             str(target),
-            None,
-            calibration_cache_path=str(ranges),
-            **options(keep_fp32),
-        )
-        return target.read_bytes()
-
-
-def calibrate(model: bytes, reader: Any, ranges: Path, keep_fp32: list[str]) -> None:
-    """Record the activation ranges of `prepared` ``model`` over the inputs ``reader`` (an
-    onnxruntime CalibrationDataReader) gives into ``ranges``, a JSON file."""
-    from onnxruntime.quantization import quantize_static
-
-    with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
-        source = Path(tmp) / "fp32.onnx"
-        source.write_bytes(model)
-        ranges.unlink(missing_ok=True)
-        quantize_static(
-            str(source),
-            str(Path(tmp) / "int8.onnx"),
             reader,
             calibration_cache_path=str(ranges),
             **options(keep_fp32),
         )
+        return target.read_bytes()

@@ -21,6 +21,7 @@ from ..errors import CorruptInput, UnsupportedFormat, VerificationFailed
 from ..extras import install_command
 from ..fields import OTHER, MetaField
 from .base import Decoded, FormatHandler
+from .isobmff import Box, boxes
 
 _BARE = b"\xff\x0a"
 _CONTAINER = b"\x00\x00\x00\x0cJXL \r\n\x87\n"
@@ -49,27 +50,15 @@ def _accept(prefix: bytes) -> bool:
     return prefix[:2] == _BARE or prefix[:12] == _CONTAINER
 
 
-def _boxes(data: bytes) -> list[tuple[bytes, int, int, int]] | None:
-    """(type, start, body, end) of each top-level box; None for a bare codestream or a
+def _boxes(data: bytes) -> list[Box] | None:
+    """The top-level boxes of a container (ISO BMFF's layout); None for a bare codestream or a
     damaged box structure."""
     if not data.startswith(_CONTAINER):
         return None
-    found, at = [], 0
-    while at < len(data):
-        if at + 8 > len(data):
-            return None
-        size, kind, body = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8], at + 8
-        if size == 1:
-            if at + 16 > len(data):
-                return None
-            size, body = int.from_bytes(data[at + 8 : at + 16], "big"), at + 16
-        elif size == 0:
-            size = len(data) - at
-        if size < body - at or at + size > len(data):
-            return None
-        found.append((kind, at, body, at + size))
-        at += size
-    return found
+    try:
+        return list(boxes(data))
+    except CorruptInput:
+        return None
 
 
 def strip_jxl(data: bytes) -> bytes | None:
@@ -77,10 +66,10 @@ def strip_jxl(data: bytes) -> bytes | None:
     (it has nowhere to hold metadata). None when the boxes are damaged."""
     if data.startswith(_BARE):
         return data
-    boxes = _boxes(data)
-    if boxes is None:
+    found = _boxes(data)
+    if found is None:
         return None
-    return b"".join(data[start:end] for kind, start, _, end in boxes if kind in _KEEP)
+    return b"".join(data[box.start : box.end] for box in found if box.type in _KEEP)
 
 
 class JxlImageFile(ImageFile.ImageFile):
@@ -113,13 +102,13 @@ class JxlImageFile(ImageFile.ImageFile):
         bands = 1 if pixels.ndim == 2 else pixels.shape[2]
         self._mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[bands]
         self._size = (pixels.shape[1], pixels.shape[0])
-        for kind, _, body, end in _boxes(data) or []:
-            if kind == b"Exif" and end - body > 4:
+        for box in _boxes(data) or []:
+            if box.type == b"Exif" and box.end - box.body > 4:
                 # four bytes of offset to the TIFF header come first (ISO/IEC 18181-2, 9.2)
-                offset = int.from_bytes(data[body : body + 4], "big")
-                self.info["exif"] = b"Exif\x00\x00" + data[body + 4 + offset : end]
-            elif kind == b"xml ":
-                self.info["xmp"] = data[body:end]
+                offset = int.from_bytes(data[box.body : box.body + 4], "big")
+                self.info["exif"] = b"Exif\x00\x00" + data[box.body + 4 + offset : box.end]
+            elif box.type == b"xml ":
+                self.info["xmp"] = data[box.body : box.end]
         self.tile = []
 
     def getexif(self) -> Image.Exif:
@@ -165,12 +154,12 @@ class JxlHandler(FormatHandler):
         if not available():
             raise UnsupportedFormat(f"JPEG XL needs its decoder: {install_command('jxl')}")
         decoded = super().decode(data, max_pixels)
-        boxes = _boxes(data)
-        if data.startswith(_CONTAINER) and boxes is None:
+        found = _boxes(data)
+        if data.startswith(_CONTAINER) and found is None:
             raise CorruptInput("the JPEG XL container is damaged (a box runs past the file)")
-        for kind, *_ in boxes or []:
-            if kind in _BOXES:
-                decoded.metadata.append(MetaField(OTHER, *_BOXES[kind]))
+        for box in found or []:
+            if box.type in _BOXES:
+                decoded.metadata.append(MetaField(OTHER, *_BOXES[box.type]))
         return decoded
 
     def strip(self, decoded: Decoded) -> bytes | None:
@@ -179,7 +168,7 @@ class JxlHandler(FormatHandler):
 
     def reread(self, data: bytes, decoded: Decoded) -> None:
         super().reread(data, decoded)
-        left = sorted({kind for kind, *_ in _boxes(data) or [] if kind not in _KEEP})
+        left = sorted({box.type for box in _boxes(data) or [] if box.type not in _KEEP})
         if left:
             names = ", ".join(k.decode("latin-1").strip() for k in left)
             raise VerificationFailed(f"identifying metadata survived encoding: {names} box")

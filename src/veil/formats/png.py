@@ -88,29 +88,21 @@ def strip_png(data: bytes, orientation: int = 1) -> bytes | None:
     """The PNG with only the chunks in `_KEEP`, its ICC profile (date zeroed, under a neutral
     name) and, when it is not 1, an eXIf chunk holding only the orientation. None when the
     chunk structure is damaged, so that the caller re-encodes instead."""
-    if not data.startswith(_SIGNATURE):
-        return None
+    chunks = _chunks(data) if data.startswith(_SIGNATURE) else []
+    if not chunks:
+        return None  # damaged, or no IEND: truncated
     out = [_SIGNATURE]
-    position = len(_SIGNATURE)
-    while position + 12 <= len(data):
-        length = int.from_bytes(data[position : position + 4], "big")
-        kind = data[position + 4 : position + 8]
-        end = position + 12 + length
-        if end > len(data):
-            return None
+    for kind, chunk in chunks:
         if kind in _KEEP:
-            out.append(data[position:end])
+            out.append(chunk)
         elif kind == b"iCCP":
-            icc = _iccp_chunk(data[position + 8 : end - 4])
+            icc = _iccp_chunk(chunk[8:-4])
             if icc is None:
                 return None
             out.append(icc)
         if kind == b"IHDR" and orientation != 1:
             out.append(_chunk(b"eXIf", orientation_exif(orientation)))
-        if kind == b"IEND":
-            return b"".join(out)
-        position = end
-    return None  # no IEND: truncated
+    return b"".join(out)
 
 
 def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:

@@ -739,11 +739,9 @@ def _riff_end(path: Path, file_size: int) -> int | None:
     return end
 
 
-#: ASF's Header Object and Data Object (ASF Specification 1.20, 3.1 and 5.1).
+#: ASF's Header, Data and File Properties Objects (ASF Specification 1.20, 3.1, 5.1, 3.2).
 _ASF_HEADER = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
 _ASF_DATA = bytes.fromhex("3626b2758e66cf11a6d900aa0062ce6c")
-
-
 _ASF_FILE_PROPERTIES = bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365")
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=timezone.utc)  # FILETIME counts 100 ns from it
 

@@ -101,6 +101,12 @@ def _detector_bytes() -> bytes:
     return model_path(*DETECTOR).read_bytes()
 
 
+@functools.cache
+def _detector_digest() -> bytes:
+    """SHA-256 of the fp32 detector file: part of the int8 copy's cache key, computed once."""
+    return hashlib.sha256(_detector_bytes()).digest()
+
+
 def keep_fp32(prepared: bytes) -> list[str]:
     """The detector's nodes left in fp32: its head, from the last Concat on (where the feature
     pyramid is joined), whose upsampling convolutions draw the probability map.
@@ -122,7 +128,7 @@ def int8_detector_bytes() -> bytes:
         return int8.quantized(prepared, INT8_RANGES, keep_fp32(prepared))
 
     version = f"{ort.__version__}/{_INT8_VERSION}".encode()
-    key = [hashlib.sha256(_detector_bytes()).digest(), INT8_RANGES.read_bytes(), version]
+    key = [_detector_digest(), INT8_RANGES.read_bytes(), version]
     return cached("ocr-detector-int8", key, build)
 
 
