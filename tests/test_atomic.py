@@ -3,6 +3,7 @@ gone (a live writer's folder, another veil's at work in the same output, is neve
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -118,3 +119,28 @@ def test_listing_a_folder_leaves_out_what_a_temporary_folder_holds(tmp_path: Pat
     (tmp_path / "photo.jpg").write_bytes(b"a photo")
     _full_folder(tmp_path / f".{_dead_pid()}-abcd1234.veil-tmp")
     assert [path for path, _ in entries(tmp_path)] == [tmp_path / "photo.jpg"]
+
+
+def test_a_killed_model_build_leaves_nothing_after_the_next_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An int8 build works in a folder of the system's temporary folder, and a cache entry is
+    written through a temporary file: a build killed half-way (SIGKILL) left both behind, tens
+    of MB in /tmp each time. The next build removes them; its own goes when it is done."""
+    from veil import cache, int8
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setenv("VEIL_CACHE_DIR", str(tmp_path / "cache"))
+    dead = _dead_pid()
+    killed_build = _full_folder(tmp_path / "tmp" / f".{dead}-abcd1234.veil-tmp")
+    killed_write = tmp_path / "cache" / f".{dead}-abcd1234.veil-tmp"
+    killed_write.parent.mkdir()
+    killed_write.write_bytes(b"half a model")
+    with int8._workspace() as folder:
+        assert not killed_build.exists() and folder.is_dir()
+        (folder / "model.onnx").write_bytes(b"a model")
+    assert entries(tmp_path / "tmp") == []
+
+    assert cache.cached("model", [b"inputs"], lambda: b"a model") == b"a model"
+    entry = f"model-{hashlib.sha256(b'inputs').hexdigest()[:16]}.onnx"
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry]

@@ -3,11 +3,13 @@ work (an int8 CenterFace, dlib's recognizer as ONNX)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from . import atomic
 
 
 def cache_dir() -> Path:
@@ -35,14 +37,10 @@ def cached(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes:
     except OSError:
         pass
     data = build()
-    partial: str | None = None
-    try:  # written atomically: a concurrent worker reads either nothing or the whole file
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=cached.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as out:
-            out.write(hashlib.sha256(data).digest() + data)
-        os.replace(partial, cached)
-    except OSError:
-        if partial is not None:  # a full disk must not leave half a model behind
-            Path(partial).unlink(missing_ok=True)
+    # Written atomically, so a concurrent worker reads either nothing or the whole file; a
+    # write killed half-way leaves a temporary file that the next write removes (`atomic`),
+    # and a full disk leaves nothing.
+    with contextlib.suppress(OSError):
+        atomic.sweep(cached.parent, recursive=False)
+        atomic.atomic_write(cached, hashlib.sha256(data).digest() + data)
     return data

@@ -1,20 +1,25 @@
 """int8 copies of veil's fp32 ONNX detectors, built on first use from the shipped model file
 and activation ranges committed beside the code (no weights are committed or downloaded).
 
-Both detectors spend most of a photo's time in convolutions, which run about 1.6-2x as fast
-in int8 on a CPU. A copy is built the same way for each: the model brought to opset 13 (per-
-channel weight scales need its DequantizeLinear axis), its nodes named ``node0``, ``node1``,
-... in graph order (so that the nodes kept in fp32 can be named), batch norms folded, then
-quantized statically: QDQ, weights int8 per channel, activations uint8 over the MinMax ranges
-that a calibration run recorded (scripts/calibrate_int8.py). Whether a copy finds what the
-fp32 model finds is measured by the benchmarks, never assumed.
+Both detectors spend most of a photo's time in convolutions, which run faster in int8 on a CPU:
+CenterFace 2x, the text detector 1.4x (docs/benchmarks.md). A copy is built the same way for
+each: the model brought to opset 13 (per- channel weight scales need its DequantizeLinear
+axis), its nodes named ``node0``, ``node1``, ... in graph order (so that the nodes kept in fp32
+can be named), batch norms folded, then quantized statically: QDQ, weights int8 per channel,
+activations uint8 over the MinMax ranges that a calibration run recorded
+(scripts/calibrate_int8.py). Whether a copy finds what the fp32 model finds is measured by the
+benchmarks, never assumed.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from . import atomic
 
 
 def prepared(model: bytes) -> bytes:
@@ -30,8 +35,8 @@ def prepared(model: bytes) -> bytes:
         converted = version_converter.convert_version(converted, 13)
     for i, node in enumerate(converted.graph.node):
         node.name = f"node{i}"
-    with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
-        source, folded = Path(tmp) / "in.onnx", Path(tmp) / "folded.onnx"
+    with _workspace() as tmp:
+        source, folded = tmp / "in.onnx", tmp / "folded.onnx"
         onnx.save(converted, source)
         quant_pre_process(str(source), str(folded), skip_symbolic_shape=True)
         return folded.read_bytes()
@@ -70,8 +75,8 @@ def _quantize(model: bytes, reader: Any, ranges: Path, keep_fp32: list[str]) -> 
     reader) over the ``ranges`` recorded before; the int8 model it writes."""
     from onnxruntime.quantization import quantize_static
 
-    with tempfile.TemporaryDirectory(prefix="veil-int8-") as tmp:
-        source, target = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+    with _workspace() as tmp:
+        source, target = tmp / "fp32.onnx", tmp / "int8.onnx"
         source.write_bytes(model)
         quantize_static(
             str(source),
@@ -81,3 +86,17 @@ def _quantize(model: bytes, reader: Any, ranges: Path, keep_fp32: list[str]) -> 
             **options(keep_fp32),
         )
         return target.read_bytes()
+
+
+@contextmanager
+def _workspace() -> Iterator[Path]:
+    """A folder in the system's temporary folder for one build's model files (tens of MB),
+    named as `veil.atomic` names its temporary folders: a build killed half-way (SIGKILL) leaves
+    it behind, and the next build, of any process, removes it."""
+    root = Path(tempfile.gettempdir())
+    atomic.sweep(root, recursive=False)
+    folder = atomic.temporary_folder(root)
+    try:
+        yield folder
+    finally:
+        atomic.discard(folder)

@@ -7,9 +7,10 @@ imported. Their SHA-256 is checked before they are loaded: a file that changed b
 would change what is found, unmeasured.
 
 Pictures are searched with an int8 copy of the detector (`veil.int8`, ranges recorded by
-scripts/calibrate_int8.py on camera photos that are no benchmark's): 1.6x as fast on a CPU,
-the same plates found on the dev set and its half-size view. Outputs are checked with the
-fp32 detector, the stronger reader an attacker would use.
+scripts/calibrate_int8.py on camera photos that are no benchmark's): 86 against 120 ms a dev
+plate photo on one core, the same plates found by balanced on the dev set and its harder
+views (docs/benchmarks.md). Outputs are checked with the fp32 detector, the stronger reader
+an attacker would use.
 
 Both models take BGR, scaled to -1..1, channels first. The detector outputs a text probability
 map at the input's size; boxes are read from it as PaddleOCR does (threshold, contours, mean
