@@ -3,7 +3,7 @@ and activation ranges committed beside the code (no weights are committed or dow
 
 Both detectors spend most of a photo's time in convolutions, which run faster in int8 on a CPU:
 CenterFace 2x, the text detector 1.4x (docs/benchmarks.md). A copy is built the same way for
-each: the model brought to opset 13 (per- channel weight scales need its DequantizeLinear
+each: the model brought to opset 13 (per-channel weight scales need its DequantizeLinear
 axis), its nodes named ``node0``, ``node1``, ... in graph order (so that the nodes kept in fp32
 can be named), batch norms folded, then quantized statically: QDQ, weights int8 per channel,
 activations uint8 over the MinMax ranges that a calibration run recorded
