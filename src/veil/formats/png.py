@@ -14,6 +14,7 @@ from PIL import Image, PngImagePlugin
 
 from ..pixels import Pixels
 from .base import Decoded, FormatHandler, open_image
+from .deep import merge, read_wide, swap_red_blue
 from .metadata import neutral_icc, orientation_exif, orientation_of
 
 # PNG 1.2 stores gamma and chromaticities as unsigned integers times 100000 (sections 4.2.2.1-2).
@@ -135,25 +136,12 @@ def _deep_encode(decoded: Decoded, frames: list[Pixels]) -> bytes | None:
         return None
     if orientation_of(open_image(source)) != 1 or np.array_equal(frames[0], decoded.frames[0]):
         return None
-    wide = cv2.imdecode(np.frombuffer(source, np.uint8), cv2.IMREAD_UNCHANGED)
-    if wide is None or wide.dtype != np.uint16 or wide.shape[:2] != frames[0].shape[:2]:
+    wide = read_wide(source)
+    out = None if wide is None else merge(wide, frames[0], decoded.frames[0])
+    if out is None:
         return None
-    if wide.ndim == 3:  # OpenCV's channel order is BGR(A)
-        wide = cv2.cvtColor(wide, cv2.COLOR_BGRA2RGBA if wide.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    new, old = frames[0], decoded.frames[0]
-    if wide.ndim == 2 and new.ndim == 3:  # grey, given as RGB: the obscurers paint in colour
-        if not (new == new[..., :1]).all():
-            return None
-        new, old = new[..., 0], old[..., 0]
-    if new.shape != wide.shape or old.shape != new.shape:
-        return None  # e.g. grey with alpha, which the decoder gave as RGBA
-    changed = new != old
-    if changed.ndim == 3:
-        changed = changed.any(axis=2)
-    out = wide.copy()
-    out[changed] = new[changed].astype(np.uint16) * 257
-    if out.ndim == 3:
-        out = cv2.cvtColor(out, cv2.COLOR_RGBA2BGRA if out.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    if out.ndim == 3:  # OpenCV's channel order is BGR(A)
+        out = swap_red_blue(out)
     written, encoded = cv2.imencode(".png", out)
     fresh = _chunks(encoded.tobytes()) if written else []
     fresh_ihdr = next((c for k, c in fresh if k == b"IHDR"), b"")

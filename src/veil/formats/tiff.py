@@ -1,27 +1,32 @@
 """TIFF and BigTIFF. When no pixel changed, each page's IFD is rewritten with only the tags a
 viewer needs and its strips or tiles copied byte for byte (`TiffHandler.strip`), so 16-bit
 samples, JPEG-compressed data and any compression keep every bit. Otherwise the pages are
-rebuilt from pixels with the source compression, without private or EXIF tags. Either way,
-reduced-resolution pages (previews a scanner or camera stored next to the picture) are
-dropped: they would carry a small un-obscured copy."""
+rebuilt from pixels with the source compression, without private or EXIF tags; a page of
+16 bits a sample stays 16 bits (`_deep_encode`). Either way, reduced-resolution pages
+(previews a scanner or camera stored next to the picture) are dropped: they would carry a
+small un-obscured copy."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import struct
+import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import PIL
 from PIL import ExifTags, Image
 
 from ..errors import CorruptInput
 from ..pixels import Pixels
-from .base import DECODE_ERRORS, Decoded, FormatHandler, source_bytes
+from .base import DECODE_ERRORS, Decoded, FormatHandler, same_array, source_bytes
+from .deep import Wide, merge, read_wide
 from .metadata import neutral_icc
-from .tiffio import LONG, Entry, Layout, Page, read_pages, write_tiff
+from .tiffio import LONG, SHORT, Entry, Layout, Page, read_pages, write_tiff
 
 # Compressions Pillow can write; anything else (e.g. old-style JPEG) falls back to LZW, lossless.
 _WRITABLE = {"raw", "tiff_lzw", "tiff_adobe_deflate", "tiff_deflate", "packbits", "jpeg"}
@@ -163,6 +168,14 @@ class TiffHandler(FormatHandler):
         # CMYK stays CMYK (print files), so a CMYK colour profile still describes the pixels.
         return im.convert("CMYK") if decoded.mode == "CMYK" and im.mode == "RGB" else im
 
+    def encode(self, decoded: Decoded, frames: list[Pixels]) -> bytes:
+        # 16 bits a sample stay 16 bits: only the obscured pixels take new values.
+        deep = _deep_encode(decoded, frames)
+        # The 8-bit view of what was written must be the obscured picture, page for page.
+        if deep is not None and self.same_pixels(deep, replace(decoded, frames=frames)):
+            return deep
+        return super().encode(decoded, frames)
+
     def encode_options(self, im: Image.Image) -> dict[str, Any]:
         options = super().encode_options(im)
         compression = im.info.get("compression", "raw")
@@ -281,3 +294,171 @@ def _jpeg_has_extras(stream: bytes) -> bool:
             return True
         at = end
     return stream[at : at + 2] != b"\xff\xd9"
+
+
+# A page of 16 bits a sample rewritten after obscuring (`_deep_encode`): compressions kept
+# as they are (none; Deflate under Adobe's code 8 or the older 32946, TIFF Technical Note 2),
+# any other written as Adobe Deflate, lossless too and read by every libtiff.
+_NONE, _ADOBE_DEFLATE, _DEFLATE = 1, 8, 32946
+_HORIZONTAL = 2  # Predictor: horizontal differencing (TIFF 6.0 section 14)
+# How a page's samples are cut up, ordered and compressed: the rewritten page says these
+# anew for its own strips, or (tiles, a bit order, fax options, JPEG tables) not at all.
+_DATA_TAGS = frozenset(
+    {
+        _B.Compression,
+        _B.Predictor,
+        _B.FillOrder,
+        _B.RowsPerStrip,
+        _B.StripByteCounts,
+        _B.PlanarConfiguration,
+        _B.TileWidth,
+        _B.TileLength,
+        _B.TileByteCounts,
+        _B.T4Options,
+        _B.T6Options,
+        _B.JPEGTables,
+    }
+)
+# Samples a strip holds before compression: big enough for Deflate to find its repeats,
+# small enough that a reader need not inflate much to show a part of the picture.
+_STRIP_BYTES = 1 << 18
+_DEEP_BITS = 16
+_UNSIGNED_INTEGER = 1  # SampleFormat
+_MIN_IS_BLACK, _RGB = 1, 2  # PhotometricInterpretation
+# ExtraSamples of an RGBA page: unspecified or unassociated alpha. Associated (premultiplied)
+# alpha is not merged: the 8-bit frames hold it divided out.
+_PLAIN_ALPHA = ((0,), (2,))
+
+
+def _deep_encode(decoded: Decoded, frames: list[Pixels]) -> bytes | None:
+    """The TIFF with its obscured 16-bit pages still 16 bits a sample: the source's samples
+    where the picture did not change, the new 8-bit values times 257 where it did (`merge`),
+    in new strips under the page's own allowlisted tags (`_deep_page`). Unchanged pages are
+    copied as `strip_tiff` copies them; reduced-resolution pages are dropped.
+
+    None where this does not apply (no page changed; a changed page that is not 16-bit
+    grey, RGB or RGBA, stored the right way up) or cannot be done, and where the written
+    file does not read back at full depth as intended: the pages are then rebuilt at 8 bits.
+    """
+    source = decoded.source
+    if len(frames) != len(decoded.frames) or all(
+        same_array(new, old) for new, old in zip(frames, decoded.frames, strict=True)
+    ):
+        return None
+    try:
+        layout, ifds = read_pages(source, _READ_TAGS)
+        full = [entries for entries in ifds if not _is_reduced(entries, layout)]
+        if len(full) != len(frames):
+            return None
+        pages: list[Page] = []
+        intended: dict[int, Wide] = {}
+        for index, (entries, new, old) in enumerate(zip(full, frames, decoded.frames, strict=True)):
+            if same_array(new, old):
+                page = _page(source, layout, entries)
+            else:
+                deep = _deep_page(source, layout, entries, new, old)
+                if deep is None:
+                    return None
+                page, intended[index] = deep
+            if page is None:
+                return None
+            pages.append(page)
+        written = write_tiff(layout, pages)
+        return written if _reads_as(written, intended) else None
+    except (CorruptInput, struct.error):
+        return None  # an IFD the walker cannot read with certainty: the 8-bit path decides
+
+
+def _deep_page(
+    data: bytes, layout: Layout, entries: dict[int, Entry], new: Pixels, old: Pixels
+) -> tuple[Page, Wide] | None:
+    """A changed page rewritten at 16 bits a sample, and the samples it holds; None unless
+    the page is 16-bit unsigned grey, RGB or RGBA (unassociated alpha), one sample after
+    another (chunky), with orientation 1 and samples OpenCV's libtiff reads."""
+    samples = _number(entries, _B.SamplesPerPixel, layout, 1)
+    photometric = _number(entries, _B.PhotometricInterpretation, layout, -1)
+    if (samples, photometric) not in ((1, _MIN_IS_BLACK), (3, _RGB), (4, _RGB)):
+        return None
+    if samples == 4 and _numbers(entries, _B.ExtraSamples, layout) not in _PLAIN_ALPHA:
+        return None
+    bits = _numbers(entries, _B.BitsPerSample, layout)
+    formats = _numbers(entries, _B.SampleFormat, layout) or (_UNSIGNED_INTEGER,)
+    if bits not in ((_DEEP_BITS,), (_DEEP_BITS,) * samples):
+        return None
+    if set(formats) != {_UNSIGNED_INTEGER}:
+        return None  # signed or floating-point: a new 8-bit value times 257 means nothing there
+    if _number(entries, _B.Orientation, layout, 1) != 1:
+        return None  # the frames are upright, the stored samples are not
+    if samples > 1 and _number(entries, _B.PlanarConfiguration, layout, 1) != 1:
+        return None  # OpenCV misreads planes stored one after another
+    copied = _page(data, layout, entries)
+    # Read from the page on its own, under its allowlisted tags: any page of a multi-page
+    # file, and nothing else of the source goes near the decoder.
+    wide = None if copied is None else read_wide(write_tiff(layout, [copied]))
+    merged = None if wide is None else merge(wide, new, old)
+    if copied is None or merged is None:
+        return None
+    compression = _number(entries, _B.Compression, layout, _NONE)
+    if compression not in (_NONE, _ADOBE_DEFLATE, _DEFLATE):
+        compression = _ADOBE_DEFLATE
+    predictor = _number(entries, _B.Predictor, layout, 1)
+    predictor = _HORIZONTAL if compression != _NONE and predictor == _HORIZONTAL else 1
+    kept = [entry for entry in copied.entries if entry.tag not in _DATA_TAGS]
+    return _strips(layout, kept, merged, compression, predictor), merged
+
+
+def _numbers(entries: dict[int, Entry], tag: int, layout: Layout) -> tuple[int, ...]:
+    entry = entries.get(tag)
+    return () if entry is None else entry.numbers(layout)
+
+
+def _strips(
+    layout: Layout, kept: list[Entry], samples: Wide, compression: int, predictor: int
+) -> Page:
+    """``samples`` as the strips of a page, in the file's byte order, with the entries that
+    describe them added to ``kept``."""
+    height = samples.shape[0]
+    rows = max(1, min(height, _STRIP_BYTES // max(1, samples[0].nbytes)))
+    if predictor == _HORIZONTAL:
+        samples = _differences(samples)
+    stored = samples.astype(layout.order + "u2", copy=False)
+    chunks = []
+    for top in range(0, height, rows):
+        raw = stored[top : top + rows].tobytes()
+        chunks.append(raw if compression == _NONE else zlib.compress(raw))
+    order = layout.order
+    described = [
+        Entry(_B.Compression, SHORT, 1, struct.pack(order + "H", compression)),
+        Entry(_B.PlanarConfiguration, SHORT, 1, struct.pack(order + "H", 1)),
+        Entry(_B.RowsPerStrip, LONG, 1, struct.pack(order + "I", rows)),
+        Entry(
+            _B.StripByteCounts,
+            LONG,
+            len(chunks),
+            struct.pack(f"{order}{len(chunks)}I", *map(len, chunks)),
+        ),
+    ]
+    if predictor == _HORIZONTAL:
+        described.append(Entry(_B.Predictor, SHORT, 1, struct.pack(order + "H", predictor)))
+    return Page((*kept, *described), _B.StripOffsets, tuple(chunks))
+
+
+def _differences(samples: Wide) -> Wide:
+    """TIFF's horizontal predictor: each sample less the same channel's sample to its left,
+    modulo 2**16 (uint16 arithmetic wraps the same way); the first column as it is."""
+    out = samples.copy()
+    out[:, 1:] -= samples[:, :-1]
+    return out
+
+
+def _reads_as(data: bytes, intended: dict[int, Wide]) -> bool:
+    """Whether the full-size pages numbered in ``intended`` of a written TIFF decode to
+    exactly those samples (16 bits; `TiffHandler.encode` then checks the 8-bit view)."""
+    layout, ifds = read_pages(data, _READ_TAGS)
+    full = [entries for entries in ifds if not _is_reduced(entries, layout)]
+    for index, samples in intended.items():
+        page = _page(data, layout, full[index]) if index < len(full) else None
+        back = None if page is None else read_wide(write_tiff(layout, [page]))
+        if back is None or back.shape != samples.shape or not np.array_equal(back, samples):
+            return False
+    return True
