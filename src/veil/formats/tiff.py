@@ -202,14 +202,14 @@ def strip_tiff(data: bytes) -> bytes | None:
     for entries in ifds:
         if _is_reduced(entries, layout):
             continue
-        page = _page(data, layout, entries)
+        page = copy_page(data, layout, entries)
         if page is None:
             return None
         pages.append(page)
     return write_tiff(layout, pages) if pages else None
 
 
-def _number(entries: dict[int, Entry], tag: int, layout: Layout, default: int) -> int:
+def tag_number(entries: dict[int, Entry], tag: int, layout: Layout, default: int) -> int:
     entry = entries.get(tag)
     if entry is None or entry.count != 1:
         return default
@@ -218,13 +218,13 @@ def _number(entries: dict[int, Entry], tag: int, layout: Layout, default: int) -
 
 def _is_reduced(entries: dict[int, Entry], layout: Layout) -> bool:
     """The rule of `TiffHandler.keep_frame`, read from the raw IFD."""
-    if _number(entries, _NEW_SUBFILE_TYPE, layout, 0) & _REDUCED_RESOLUTION:
+    if tag_number(entries, _NEW_SUBFILE_TYPE, layout, 0) & _REDUCED_RESOLUTION:
         return True
-    return _number(entries, _SUBFILE_TYPE, layout, 0) == _OLD_REDUCED_RESOLUTION
+    return tag_number(entries, _SUBFILE_TYPE, layout, 0) == _OLD_REDUCED_RESOLUTION
 
 
-def _page(data: bytes, layout: Layout, entries: dict[int, Entry]) -> Page | None:
-    compression = _number(entries, _B.Compression, layout, 1)
+def copy_page(data: bytes, layout: Layout, entries: dict[int, Entry]) -> Page | None:
+    compression = tag_number(entries, _B.Compression, layout, 1)
     if compression == _OLD_JPEG:  # offsets into a JPEG interchange stream, not data to copy
         return None
     tiled = _B.TileOffsets in entries
@@ -245,7 +245,7 @@ def _page(data: bytes, layout: Layout, entries: dict[int, Entry]) -> Page | None
     if compression == _JPEG:
         tables = entries.get(_B.JPEGTables)
         streams = (*chunks, tables.raw) if tables else chunks
-        if any(_jpeg_has_extras(stream) for stream in streams):
+        if any(jpeg_has_extras(stream) for stream in streams):
             return None
     kept = [_neutral(entry) for tag, entry in entries.items() if tag in _KEPT_TAGS]
     if _NEW_SUBFILE_TYPE not in entries:
@@ -276,7 +276,7 @@ def _neutral_segment(marker: int, payload: bytes) -> bool:
     return not (0xE0 <= marker <= 0xEF or marker == _COM)
 
 
-def _jpeg_has_extras(stream: bytes) -> bool:
+def jpeg_has_extras(stream: bytes) -> bool:
     """Whether a JPEG stream (a strip, a tile or JPEGTables) carries a metadata segment before
     its first scan; a stream that cannot be walked counts as carrying one."""
     at = 0
@@ -354,7 +354,7 @@ def _deep_encode(decoded: Decoded, frames: list[Pixels]) -> bytes | None:
         intended: dict[int, Wide] = {}
         for index, (entries, new, old) in enumerate(zip(full, frames, decoded.frames, strict=True)):
             if same_array(new, old):
-                page = _page(source, layout, entries)
+                page = copy_page(source, layout, entries)
             else:
                 deep = _deep_page(source, layout, entries, new, old)
                 if deep is None:
@@ -375,8 +375,8 @@ def _deep_page(
     """A changed page rewritten at 16 bits a sample, and the samples it holds; None unless
     the page is 16-bit unsigned grey, RGB or RGBA (unassociated alpha), one sample after
     another (chunky), with orientation 1 and samples OpenCV's libtiff reads."""
-    samples = _number(entries, _B.SamplesPerPixel, layout, 1)
-    photometric = _number(entries, _B.PhotometricInterpretation, layout, -1)
+    samples = tag_number(entries, _B.SamplesPerPixel, layout, 1)
+    photometric = tag_number(entries, _B.PhotometricInterpretation, layout, -1)
     if (samples, photometric) not in ((1, _MIN_IS_BLACK), (3, _RGB), (4, _RGB)):
         return None
     if samples == 4 and _numbers(entries, _B.ExtraSamples, layout) not in _PLAIN_ALPHA:
@@ -387,21 +387,21 @@ def _deep_page(
         return None
     if set(formats) != {_UNSIGNED_INTEGER}:
         return None  # signed or floating-point: a new 8-bit value times 257 means nothing there
-    if _number(entries, _B.Orientation, layout, 1) != 1:
+    if tag_number(entries, _B.Orientation, layout, 1) != 1:
         return None  # the frames are upright, the stored samples are not
-    if samples > 1 and _number(entries, _B.PlanarConfiguration, layout, 1) != 1:
+    if samples > 1 and tag_number(entries, _B.PlanarConfiguration, layout, 1) != 1:
         return None  # OpenCV misreads planes stored one after another
-    copied = _page(data, layout, entries)
+    copied = copy_page(data, layout, entries)
     # Read from the page on its own, under its allowlisted tags: any page of a multi-page
     # file, and nothing else of the source goes near the decoder.
     wide = None if copied is None else read_wide(write_tiff(layout, [copied]))
     merged = None if wide is None else merge(wide, new, old)
     if copied is None or merged is None:
         return None
-    compression = _number(entries, _B.Compression, layout, _NONE)
+    compression = tag_number(entries, _B.Compression, layout, _NONE)
     if compression not in (_NONE, _ADOBE_DEFLATE, _DEFLATE):
         compression = _ADOBE_DEFLATE
-    predictor = _number(entries, _B.Predictor, layout, 1)
+    predictor = tag_number(entries, _B.Predictor, layout, 1)
     predictor = _HORIZONTAL if compression != _NONE and predictor == _HORIZONTAL else 1
     kept = [entry for entry in copied.entries if entry.tag not in _DATA_TAGS]
     return _strips(layout, kept, merged, compression, predictor), merged
@@ -457,7 +457,7 @@ def _reads_as(data: bytes, intended: dict[int, Wide]) -> bool:
     layout, ifds = read_pages(data, _READ_TAGS)
     full = [entries for entries in ifds if not _is_reduced(entries, layout)]
     for index, samples in intended.items():
-        page = _page(data, layout, full[index]) if index < len(full) else None
+        page = copy_page(data, layout, full[index]) if index < len(full) else None
         back = None if page is None else read_wide(write_tiff(layout, [page]))
         if back is None or back.shape != samples.shape or not np.array_equal(back, samples):
             return False

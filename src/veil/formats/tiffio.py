@@ -110,16 +110,18 @@ def read_pages(data: bytes, wanted: frozenset[int]) -> tuple[Layout, list[dict[i
         if offset in seen:  # a loop in the chain: libtiff stops too, but we cannot be sure
             raise CorruptInput("TIFF IFD chain loops")
         seen.add(offset)
-        entries, offset = _read_ifd(data, offset, layout, wanted)
+        entries, offset = read_ifd(data, offset, layout, wanted)
         pages.append(entries)
     if not pages:
         raise CorruptInput("TIFF file has no IFD")
     return layout, pages
 
 
-def _read_ifd(
+def read_ifd(
     data: bytes, offset: int, layout: Layout, wanted: frozenset[int]
 ) -> tuple[dict[int, Entry], int]:
+    """The ``wanted`` entries of the IFD at ``offset`` and the offset of the next IFD (0 at
+    the end of a chain); also for IFDs outside the main chain, such as a DNG's SubIFDs."""
     count_code, entry_size = ("Q", 20) if layout.big else ("H", 12)
     count_size = struct.calcsize(count_code)
     if offset + count_size > len(data):
