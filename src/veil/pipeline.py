@@ -29,6 +29,7 @@ from .files import read_regular
 from .fills import ScannedFace, Seen, judge
 from .formats import FormatHandler, VideoHandler, disagreement, handler_for, handler_for_bytes
 from .formats.base import Decoded
+from .formats.video import holds_picture
 from .obscurers import Obscurer, get_obscurer
 from .pixels import Pixels, rgb_view
 from .result import Checked, FaceRecord, Leak, Result, TextRecord, Verdict, Verification
@@ -605,7 +606,10 @@ class Pipeline:
             with atomic_output(dst) as tmp:
                 plates: list[TextRecord] = []
                 text: list[TextRecord] = []
-                if not (self.settings.faces or self._finds_text) or handler.sound:
+                # A recording, or a video file that holds sound only (a voice memo saved as
+                # .mp4): nothing to look at, so its streams are copied.
+                searched = self.settings.faces or self._finds_text
+                if not searched or handler.sound or holds_picture(src, handler.name) is False:
                     removed, faces = handler.fields(src), []
                     handler.reread(tmp, handler.clean(src, tmp, sound))
                 else:

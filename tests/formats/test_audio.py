@@ -1,4 +1,4 @@
-"""Sound recordings (M4A, MP3, Ogg Vorbis, Opus, WAV, FLAC) are cleaned by a stream-copy remux:
+"""Sound recordings (M4A, MP3, Ogg Vorbis, Opus, WAV, FLAC, WMA) are cleaned by a stream-copy remux:
 every tag structure their kind can carry is gone (exiftool, the independent oracle, agrees),
 the sound packets are bit-identical and decode to the very same samples, and damaged, cut-off
 or mislabelled files are refused in veil's own words.
@@ -8,7 +8,9 @@ given what the kind can carry: FFmpeg's own tags (title, artist, date, comment, 
 location, the "Lavf..." encoder string), and by hand or with exiftool what FFmpeg does not
 write: iTunes cover art, ``©xyz`` and ``©too`` (M4A); an ID3v2 picture, an ID3v1 tag and an
 APE tag (MP3); a cover picture as a Vorbis comment (Ogg, Opus); PICTURE and APPLICATION
-blocks (FLAC); RIFF ``LIST``/``INFO``, Broadcast Wave ``bext`` and ``iXML`` chunks (WAV).
+blocks (FLAC); RIFF ``LIST``/``INFO``, Broadcast Wave ``bext`` and ``iXML`` chunks (WAV);
+a ``WM/Picture`` cover and ``WM/`` text descriptors, and the File Properties creation date
+(WMA; tests/formats/test_wma.py goes further).
 The recordings of the shared corpus are cleaned too, where it is present.
 """
 
@@ -90,6 +92,8 @@ def encode(
         extra = {"strict": "experimental"} if codec == "vorbis" else {}
         stream = out.add_stream(codec, rate=rate, options=extra)
         stream.layout = layout
+        if codec == "wmav2":
+            stream.bit_rate = 64_000  # it has no default
         channels = 2 if layout == "stereo" else 1
         count = int(rate * SECONDS)
         rng = np.random.default_rng(3)
@@ -233,6 +237,73 @@ def plant_m4a(path: Path) -> None:
     picture.unlink()
 
 
+#: ASF's Header, File Properties and Extended Content Description Objects (ASF
+#: Specification 1.20, 3.1, 3.2, 3.11).
+ASF_HEADER = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
+ASF_FILE_PROPERTIES = bytes.fromhex("a1dcab8c47a9cf118ee400c00c205365")
+ASF_EXTENDED_CONTENT = bytes.fromhex("40a4d0d207e3d21197f000a0c95ea850")
+WMA_EXTRAS = ["Jane's Label", "VEIL-WMA-0042"]
+
+
+def _wm_string(text: str) -> bytes:
+    return (text + "\0").encode("utf-16-le")
+
+
+def _wm_descriptor(name: str, kind: int, value: bytes) -> bytes:
+    """One Content Descriptor: its name, value type (0 text, 1 bytes) and value."""
+    label = _wm_string(name)
+    return struct.pack("<H", len(label)) + label + struct.pack("<HH", kind, len(value)) + value
+
+
+def _wm_picture(picture: bytes) -> bytes:
+    """A ``WM/Picture`` value: type (3, front cover), size, MIME type, description, data."""
+    return (
+        struct.pack("<BI", 3, len(picture))
+        + _wm_string("image/jpeg")
+        + _wm_string("Jane at home")
+        + picture
+    )
+
+
+def add_wm_descriptors(path: Path, descriptors: list[bytes]) -> None:
+    """``descriptors`` appended to the Extended Content Description Object FFmpeg's muxer
+    wrote (it writes the tags it has no Content Description field for there), the sizes of
+    that object, of the Header Object and of the whole file put right."""
+    data = bytearray(path.read_bytes())
+    assert data[:16] == ASF_HEADER
+    extra = b"".join(descriptors)
+    at, header_end, found = 30, struct.unpack_from("<Q", data, 16)[0], {}
+    while at < header_end:
+        found[bytes(data[at : at + 16])] = at
+        at += struct.unpack_from("<Q", data, at + 16)[0]
+    ext, props = found[ASF_EXTENDED_CONTENT], found[ASF_FILE_PROPERTIES]
+    end = ext + struct.unpack_from("<Q", data, ext + 16)[0]
+    for where in (16, ext + 16, props + 40):  # header, object, file sizes (64-bit)
+        struct.pack_into("<Q", data, where, struct.unpack_from("<Q", data, where)[0] + len(extra))
+    count = struct.unpack_from("<H", data, ext + 24)[0]
+    struct.pack_into("<H", data, ext + 24, count + len(descriptors))
+    data[end:end] = extra
+    path.write_bytes(bytes(data))
+
+
+def plant_wma(path: Path) -> None:
+    """A ``WM/Picture`` cover, a publisher and a file identifier, as Windows Media Player and
+    taggers write them (FFmpeg's muxer writes no pictures)."""
+    add_wm_descriptors(
+        path,
+        [
+            _wm_descriptor("WM/Picture", 1, _wm_picture(_jpeg())),
+            _wm_descriptor("WM/Publisher", 0, _wm_string(WMA_EXTRAS[0])),
+            _wm_descriptor("WM/UniqueFileIdentifier", 0, _wm_string(WMA_EXTRAS[1])),
+        ],
+    )
+
+
+#: When the WMA recordings were made, as FFmpeg's ASF muxer writes it into the File
+#: Properties Object (from the "creation_time" tag).
+WMA_CREATED = "2021-06-15T13:45:10Z"
+
+
 def cover_comment() -> dict[str, str]:
     """Vorbis comments with a cover picture (METADATA_BLOCK_PICTURE, base64)."""
     picture = base64.b64encode(_flac_picture(_jpeg())).decode()
@@ -295,6 +366,15 @@ RECORDINGS = [
         "flac",
         plant=plant_flac,
         fields=_COMMON | {"CoverArt", "ApplicationData"},
+    ),
+    Recording(
+        "WMA",
+        ".wma",
+        "wmav2",
+        plant=plant_wma,
+        tags=lambda: {**TAGS, "creation_time": WMA_CREATED},
+        fields=_COMMON | {"CoverArt", "CreationTime", "Serial"},
+        extras=tuple(WMA_EXTRAS),
     ),
 ]
 BY_NAME = {r.name: r for r in RECORDINGS}
@@ -391,7 +471,7 @@ def test_wav_chunks_and_mp3_tail_tags_are_said_in_words(tmp_path: Path) -> None:
 
 
 def test_registry_knows_the_sound_extensions() -> None:
-    assert {".m4a", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac"} <= AUDIO_EXTENSIONS
+    assert {".m4a", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".flac", ".wma"} <= AUDIO_EXTENSIONS
     assert all(h.sound for h in AUDIO_HANDLERS)
 
 
@@ -419,6 +499,7 @@ def test_garbage_is_refused_in_veils_words(ext: str, tmp_path: Path) -> None:
         ".wav": b"RIFF" + struct.pack("<I", len(junk) + 4) + b"WAVE",
         ".mp3": b"ID3\4\0\0\0\0\0\x0a" + bytes(10),
         ".m4a": b"\0\0\0\x18ftypM4A \0\0\2\0M4A isom",
+        ".wma": ASF_HEADER,
     }
     for name, data in (("text", b"not a recording at all " * 8), ("junk", signatures[ext] + junk)):
         path = tmp_path / f"{name}{ext}"

@@ -207,6 +207,7 @@ _SOUND_CODECS = {
     "ogg": ("flac", 44100),
     "wav": ("pcm_s16le", 44100),
     "flac": ("flac", 44100),
+    "asf": ("wmav2", 44100),  # WMA; the ASF muxer writes WMV videos too
 }
 
 
@@ -217,6 +218,8 @@ def _recording(handler: VideoHandler, path: Path, seconds: float = 1.0) -> None:
         out.metadata.update(TAGS)
         sound = out.add_stream(codec, rate=rate)
         sound.layout = "mono"
+        if codec == "wmav2":
+            sound.bit_rate = 64_000  # it has no default
         count = int(rate * seconds)
         tone = (np.sin(np.arange(count) / 9.0) * 0.3).astype(np.float32)
         for start in range(0, count, 1024):

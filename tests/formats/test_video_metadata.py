@@ -29,6 +29,7 @@ import pytest
 from av.stream import Disposition
 
 from helpers import exiftool_read, identifying_tags, leftovers, read_report
+from veil import Pipeline, Settings
 from veil.errors import CorruptInput, VerificationFailed
 from veil.formats import handler_for
 from veil.formats.video import VideoHandler, is_telemetry, open_input
@@ -917,3 +918,26 @@ def test_3gpp_asset_boxes_are_read_and_a_place_is_said(tmp_path: Path) -> None:
     assert found["Author"] == ("person", "A. Person")
     assert found["Location"] == ("place", "Dam (52.37500, 4.87500)")
     assert found["Year"] == ("time", "2026")
+
+
+def test_a_video_file_holding_sound_only_is_cleaned_not_refused(tmp_path: Path) -> None:
+    """A voice memo saved as .mp4 (or .mkv) has no picture to search: with faces on, its
+    streams are copied without the tags, where before it failed for want of a video track."""
+    rate, block = 16000, 1024
+    for ext, muxer in ((".mp4", "mp4"), (".mkv", "matroska")):
+        src, out = tmp_path / f"memo{ext}", tmp_path / "out" / f"memo{ext}"
+        with av.open(str(src), "w", format=muxer) as container:
+            container.metadata["title"] = TAGS["title"]
+            stream = container.add_stream("aac", rate=rate, layout="mono")
+            noise = np.random.default_rng(3).uniform(-0.05, 0.05, (1, block)).astype(np.float32)
+            for index in range(20):
+                frame = av.AudioFrame.from_ndarray(noise, format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = rate, index * block
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+
+        result = Pipeline(Settings(voice="keep")).run(src, out)
+
+        assert result.status == "cleaned", result.error
+        assert "Title" in result.metadata_removed
+        assert TAGS["title"].encode() not in out.read_bytes()

@@ -16,7 +16,7 @@ from .jxl import JxlHandler, register_jxl
 from .png import PngHandler
 from .pnm import PnmHandler
 from .tiff import TiffHandler
-from .video import AUDIO_HANDLERS, REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler
+from .video import AUDIO_HANDLERS, REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler, holds_picture
 from .webp import WebpHandler
 
 
@@ -117,7 +117,8 @@ def stream_kind(data: bytes) -> str | None:
 
 def handler_for(path: Path) -> Handler:
     """The handler for a file: of the kind its extension names, or of its content's kind when
-    that is another kind veil cleans (`disagreement` says so for the report).
+    that is another kind veil cleans (`disagreement` says so for the report); of a container
+    that is a video or a recording by its tracks alone (ASF: WMV or WMA), the one they say.
 
     Raises `UnsupportedFormat` for kinds veil does not clean and `CorruptInput` for empty or
     unrecognisable content.
@@ -128,7 +129,7 @@ def handler_for(path: Path) -> Handler:
         prefix = read_prefix(path)
     except OSError as exc:
         raise CorruptInput(f"cannot read file: {exc.strerror or exc}") from exc
-    return _checked(handler, prefix)
+    return _by_streams(_checked(handler, prefix), path)
 
 
 def handler_for_bytes(data: bytes, ext: str) -> Handler:
@@ -163,6 +164,22 @@ def _checked(handler: Handler, prefix: bytes) -> Handler:
         if actual.accept(prefix):
             return actual
     raise CorruptInput(f"not a valid {handler.name} file (unrecognised signature)")
+
+
+def _by_streams(handler: Handler, path: Path) -> Handler:
+    """Where a video kind and a sound kind share a container, and so a signature (ASF: WMV
+    and WMA), the kind the file's tracks say: a video when it holds a picture, else a
+    recording. The extension cannot decide: ".asf" names both, and sound recorders write
+    sound-only .asf files, which a video's face path would refuse for want of a picture."""
+    if not isinstance(handler, VideoHandler):
+        return handler
+    kinds = [h for h in (*VIDEO_HANDLERS, *AUDIO_HANDLERS) if h.muxer == handler.muxer]
+    if len(kinds) < 2:
+        return handler
+    picture = holds_picture(path, handler.name)
+    if picture is None or handler.sound != picture:  # unreadable: cleaning will say why
+        return handler
+    return next((h for h in kinds if h.sound != picture), handler)
 
 
 def disagreement(path: Path, handler: Handler) -> str | None:

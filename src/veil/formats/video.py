@@ -253,7 +253,8 @@ class Probe:
 class VideoHandler:
     """One container kind, written back with the FFmpeg muxer ``muxer``; ``sound`` for a
     container that holds sound only (a recording: `AUDIO_HANDLERS`), whose output must hold
-    sound only too.
+    sound only too. Two handlers may share a muxer (ASF's writes WMV videos and WMA sound),
+    so what a recording does differently goes by ``sound``, never by the muxer's name.
 
     >>> handler = VideoHandler("MP4", (".mp4",), "mp4")
     >>> handler.accept(b"\\x00\\x00\\x00\\x18ftypmp42")
@@ -285,7 +286,7 @@ class VideoHandler:
             video = next((s for s in container.streams.video if is_kept(s)), None)
             width = video.codec_context.width if video is not None else None
             height = video.codec_context.height if video is not None else None
-            found = _fields(container, self.muxer)
+            found = _fields(container, self.muxer, self.sound)
             return Probe(width, height, video.frames if video else 0, found)
 
     def fields(self, path: Path) -> list[MetaField]:
@@ -318,7 +319,7 @@ class VideoHandler:
         same file (``container`` must have been opened from a path, as `open_input` does), so
         ``container`` itself is not read from: demux it from the start afterwards.
         """
-        dropped = _dropped_subtitles(container, self.muxer)
+        dropped = _dropped_subtitles(container, self.muxer, self.sound)
         return [
             s
             for s in container.streams
@@ -392,7 +393,7 @@ class VideoHandler:
                 raise UnsupportedFormat(
                     f"{self.name} file holds a {stream.type} track, not only sound: veil "
                     f"cleans a {self.name} file as a sound recording (give a video a video's "
-                    "extension, e.g. .mp4 or .mkv)"
+                    f"extension, e.g. {self._video_extensions()})"
                 )
             if not _muxer_writes(self.muxer, stream):
                 raise UnsupportedFormat(
@@ -411,6 +412,12 @@ class VideoHandler:
                 "milliseconds of sound at each end"
             )
 
+    def _video_extensions(self) -> str:
+        """The extensions a video in this recording's container goes by: the video kind's of
+        the same muxer (.wmv for a WMA, whose content reads the same), else the common ones."""
+        same = [h.extensions[0] for h in VIDEO_HANDLERS if h.muxer == self.muxer]
+        return " or ".join(same) or ".mp4 or .mkv"
+
     def reread(self, out: Path, expected: Remuxed) -> None:
         """Re-read ``out``: only the copied streams, every packet identical, nothing identifying
         (subtitle text included)."""
@@ -424,7 +431,7 @@ class VideoHandler:
                     raise VerificationFailed(
                         f"output has {len(streams)} streams, expected {len(expected.streams)}"
                     )
-                left = _fields(container, self.muxer)
+                left = _fields(container, self.muxer, self.sound)
                 if left:
                     names = ", ".join(sorted({f.name for f in left}))
                     raise VerificationFailed(f"identifying metadata survived: {names}")
@@ -468,7 +475,8 @@ VIDEO_HANDLERS: tuple[VideoHandler, ...] = (
 #: `VideoHandler`, which dispatches on that module's functions). M4A is written by FFmpeg's
 #: "ipod" muxer, its MP4 muxer giving the file the M4A brand ("mp4" would say "isom", and
 #: Apple's software would take the file for a video); .opus by "opus", Ogg's muxer held to
-#: Opus.
+#: Opus. WMA shares ASF's muxer and signature with WMV: the file's tracks say which of the
+#: two it is taken for (`veil.formats.handler_for`).
 AUDIO_HANDLERS: tuple[VideoHandler, ...] = (
     VideoHandler("M4A", (".m4a",), "ipod", sound=True),
     VideoHandler("MP3", (".mp3",), "mp3", sound=True),
@@ -476,8 +484,8 @@ AUDIO_HANDLERS: tuple[VideoHandler, ...] = (
     VideoHandler("Ogg", (".ogg", ".oga"), "ogg", sound=True),
     VideoHandler("WAV", (".wav",), "wav", sound=True),
     VideoHandler("FLAC", (".flac",), "flac", sound=True),
+    VideoHandler("WMA", (".wma",), "asf", sound=True),
 )
-_SOUND_MUXERS = frozenset(h.muxer for h in AUDIO_HANDLERS)
 
 
 # -- helpers shared with the face-obscuring transcoder (veil.video) ---------------------------
@@ -504,6 +512,16 @@ def open_input(path: Path, kind: str) -> Iterator[InputContainer]:
                     "sound or picture it holds cannot be read)"
                 )
         yield container
+
+
+def holds_picture(path: Path, kind: str) -> bool | None:
+    """Whether a video or recording holds a picture track (a cover picture is not one); None
+    where FFmpeg cannot read its headers, which cleaning then reports."""
+    try:
+        with open_input(path, kind) as container:
+            return any(is_kept(s) for s in container.streams.video)
+    except CorruptInput:
+        return None
 
 
 def reason(exc: BaseException) -> str:
@@ -906,10 +924,12 @@ def _rotation(path: Path, kind: str, number: int) -> float | None:
         return None if frame is None else float(frame.rotation)
 
 
-def _fields(container: InputContainer, muxer: str | None = None) -> list[MetaField]:
+def _fields(
+    container: InputContainer, muxer: str | None = None, sound: bool = False
+) -> list[MetaField]:
     """`container_fields`; with ``muxer``, also the subtitle tracks that muxer cannot hold and
     what veil reads of that container itself (an MP3's ID3v1 and APE tags, WAV chunks, FLAC
-    blocks)."""
+    blocks); ``sound`` for a recording, whose cleaned file holds no subtitle track at all."""
     found = _tag_fields(container.metadata, stream=False)
     if "mp4" in container.format.name.split(","):  # FFmpeg's one demuxer of ISO BMFF videos
         found += _asset_fields(Path(container.name))
@@ -919,7 +939,7 @@ def _fields(container: InputContainer, muxer: str | None = None) -> list[MetaFie
     # FFmpeg gives an Ogg file's comments to its streams: they describe the file, as the
     # tags of a container do (its ENCODER is the recording program, not a track's codec).
     on_track = container.format.name != "ogg"
-    dropped = _dropped_subtitles(container, muxer)
+    dropped = _dropped_subtitles(container, muxer, sound)
     for stream in container.streams:
         if stream.index in dropped:
             found.append(dropped[stream.index])
@@ -1096,13 +1116,17 @@ def _track_field(stream: Stream) -> MetaField:
 
 
 # -- subtitle tracks -----------------------------------------------------------------------
-def _dropped_subtitles(container: InputContainer, muxer: str | None) -> dict[int, MetaField]:
+def _dropped_subtitles(
+    container: InputContainer, muxer: str | None, sound: bool = False
+) -> dict[int, MetaField]:
     """The subtitle tracks a cleaned file leaves out, by stream index, with the reason: the
-    text carries telemetry, or ``muxer`` (when given) cannot hold the codec."""
+    text carries telemetry, ``muxer`` (when given) cannot hold the codec, or the file is a
+    recording (``sound``), whose output holds sound only."""
     dropped: dict[int, MetaField] = {}
     readable: list[Stream] = []
     for stream in container.streams.subtitles:
-        if muxer in _SOUND_MUXERS:  # a recording's output holds sound only
+        # Told by the handler, not by its muxer: ASF's writes both WMV videos and WMA sound.
+        if sound:
             dropped[stream.index] = _TEXT_TRACK
         elif muxer is not None and not _muxer_takes(muxer, stream):
             codec = _codec_name(stream) or "unknown"

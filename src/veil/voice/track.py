@@ -55,6 +55,9 @@ _ENCODERS = {
     "ac3": "ac3",
     "mp2": "mp2",
     "mp2float": "mp2",
+    # Windows Media Audio (WMA, and WMV's sound): FFmpeg writes versions 1 and 2, not 9 Pro.
+    "wmav1": "wmav1",
+    "wmav2": "wmav2",
 }
 _EXPERIMENTAL = {"vorbis"}
 
