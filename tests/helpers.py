@@ -128,7 +128,7 @@ def srgb_icc() -> bytes:
 
 
 # -- EXIF built by hand (Pillow cannot write an IFD1 thumbnail) -----------------------------
-_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED = 1, 2, 3, 4, 5, 7
+_BYTE, _ASCII, _SHORT, _LONG, _RATIONAL, _UNDEFINED, _SRATIONAL = 1, 2, 3, 4, 5, 7, 10
 Entry = tuple[int, int, Any]  # tag, type, value
 
 
@@ -143,8 +143,9 @@ def _encode_value(kind: int, value: Any) -> tuple[int, bytes]:
         return len(values), b"".join(struct.pack("<H", v) for v in values)
     if kind == _LONG:
         return len(values), b"".join(struct.pack("<I", v) for v in values)
-    if kind == _RATIONAL:
-        return len(values), b"".join(struct.pack("<II", n, d) for n, d in values)
+    if kind in (_RATIONAL, _SRATIONAL):
+        code = "<II" if kind == _RATIONAL else "<ii"
+        return len(values), b"".join(struct.pack(code, n, d) for n, d in values)
     raise ValueError(kind)
 
 
@@ -262,6 +263,131 @@ def exif_block(
     body, again = build(offsets)
     assert again == offsets
     return (b"Exif\x00\x00" + body) if header else body
+
+
+DNG_ORIGINAL_NAME = "IMG_0042.CR2"
+
+
+def mosaic(rgb: Array, white: int = 4095) -> npt.NDArray[np.uint16]:
+    """``rgb`` as a camera sensor behind an RGGB colour filter sees it: one linear sample a
+    pixel, up to ``white``."""
+    linear = (rgb.astype(np.float64) / 255) ** 2.2 * white
+    raw = np.empty(rgb.shape[:2], np.uint16)
+    raw[0::2, 0::2] = linear[0::2, 0::2, 0]
+    raw[0::2, 1::2] = linear[0::2, 1::2, 1]
+    raw[1::2, 0::2] = linear[1::2, 0::2, 1]
+    raw[1::2, 1::2] = linear[1::2, 1::2, 2]
+    return raw
+
+
+def dng_file(rgb: Array, *, in_subifd: bool = True, orientation: int = 1) -> bytes:
+    """A little-endian DNG 1.4 of ``rgb``: uncompressed 12-bit RGGB sensor data with identity
+    colour calibration (so LibRaw develops it back to about ``rgb``), as a camera writes it.
+
+    It carries what a phone's or converter's DNG does: Make, Model, Artist and a date in
+    IFD0, a camera serial, the maker's private data, the raw file's unique id and original
+    name, XMP naming the author, an EXIF IFD (date, body serial, owner) and a GPS position.
+    With ``in_subifd`` the sensor data lies in a SubIFD and IFD0 is a 32x32 RGB preview (the
+    usual layout); otherwise IFD0 holds the sensor data itself.
+    """
+    raw = mosaic(rgb)
+    height, width = raw.shape
+    sensor_data = raw.astype("<u2").tobytes()
+    preview = np.asarray(Image.fromarray(rgb).resize((32, 32))).tobytes()
+    one, zero = (1, 1), (0, 1)
+    describing: list[Entry] = [
+        (0x010F, _ASCII, MAKE),
+        (0x0110, _ASCII, MODEL),
+        (0x013B, _ASCII, ARTIST),
+        (0x0132, _ASCII, "2021:06:15 13:45:10"),
+        (0x0112, _SHORT, orientation),
+        (0x02BC, _BYTE, XMP),
+        (50706, _BYTE, b"\x01\x04\x00\x00"),  # DNGVersion
+        (50708, _ASCII, "VeilCam Spy"),  # UniqueCameraModel
+        (50721, _SRATIONAL, [one, zero, zero, zero, one, zero, zero, zero, one]),  # ColorMatrix1
+        (50728, _RATIONAL, [one, one, one]),  # AsShotNeutral
+        (50778, _SHORT, 21),  # CalibrationIlluminant1: D65
+        (50735, _ASCII, SERIAL),  # CameraSerialNumber
+        (50740, _BYTE, b"Adobe\x00MakN" + MAKER_SERIAL.encode()),  # DNGPrivateData
+        (50781, _BYTE, bytes(range(1, 17))),  # RawDataUniqueID
+        (50827, _ASCII, DNG_ORIGINAL_NAME),  # OriginalRawFileName
+    ]
+
+    def sensor(offsets: dict[str, int]) -> list[Entry]:
+        return [
+            (0x00FE, _LONG, 0),  # NewSubfileType: the full-size picture
+            (0x0100, _LONG, width),
+            (0x0101, _LONG, height),
+            (0x0102, _SHORT, 16),
+            (0x0103, _SHORT, 1),
+            (0x0106, _SHORT, 32803),  # colour filter array
+            (0x0111, _LONG, offsets.get("data", 0)),
+            (0x0115, _SHORT, 1),
+            (0x0116, _LONG, height),
+            (0x0117, _LONG, len(sensor_data)),
+            (33421, _SHORT, [2, 2]),  # CFARepeatPatternDim
+            (33422, _BYTE, b"\x00\x01\x01\x02"),  # CFAPattern: RGGB
+            (50714, _LONG, 0),  # BlackLevel
+            (50717, _LONG, 4095),  # WhiteLevel
+        ]
+
+    def build(offsets: dict[str, int]) -> tuple[bytes, dict[str, int]]:
+        pointers: list[Entry] = [
+            (0x8769, _LONG, offsets.get("exif", 0)),
+            (0x8825, _LONG, offsets.get("gps", 0)),
+        ]
+        if in_subifd:
+            first = [
+                (0x00FE, _LONG, 1),  # a reduced-resolution preview
+                (0x0100, _LONG, 32),
+                (0x0101, _LONG, 32),
+                (0x0102, _SHORT, [8, 8, 8]),
+                (0x0103, _SHORT, 1),
+                (0x0106, _SHORT, 2),
+                (0x0111, _LONG, offsets.get("preview", 0)),
+                (0x0115, _SHORT, 3),
+                (0x0116, _LONG, 32),
+                (0x0117, _LONG, len(preview)),
+                (0x014A, _LONG, offsets.get("sensor", 0)),  # SubIFDs
+            ]
+        else:
+            first = sensor(offsets)
+        found: dict[str, int] = {}
+        blob0 = _ifd([*first, *describing, *pointers], 8)
+        at = 8 + len(blob0)
+        found["exif"] = at
+        exif_entries: list[Entry] = [
+            (0x9003, _ASCII, "2021:06:15 13:45:10"),
+            (0xA430, _ASCII, OWNER),
+            (0xA431, _ASCII, SERIAL),
+        ]
+        blob_exif = _ifd(exif_entries, at)
+        at += len(blob_exif)
+        found["gps"] = at
+        gps_entries: list[Entry] = [
+            (0x0001, _ASCII, "N"),
+            (0x0002, _RATIONAL, _dms(GPS_LAT)),
+            (0x0003, _ASCII, "E"),
+            (0x0004, _RATIONAL, _dms(GPS_LON)),
+        ]
+        blob_gps = _ifd(gps_entries, at)
+        at += len(blob_gps)
+        blob_sensor = b""
+        if in_subifd:
+            found["sensor"] = at
+            blob_sensor = _ifd(sensor(offsets), at)
+            at += len(blob_sensor)
+            found["preview"] = at
+            at += len(preview)
+        found["data"] = at
+        tail = (preview if in_subifd else b"") + sensor_data
+        header = b"II*\x00" + struct.pack("<I", 8)
+        return header + blob0 + blob_exif + blob_gps + blob_sensor + tail, found
+
+    _, offsets = build({})
+    body, again = build(offsets)
+    assert again == offsets
+    return body
 
 
 def iptc_block() -> bytes:

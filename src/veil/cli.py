@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "input tree. Inputs are never modified; existing outputs are kept unless --overwrite. "
         "Videos are re-encoded with every face obscured in every frame (tracked through the "
         "frames the detector misses). Speech in videos and recordings (.m4a, .mp3, .ogg, "
-        ".opus, .wav, .flac) gets a new voice drawn for each file; sound without speech is "
+        ".opus, .wav, .flac, .wma) gets a new voice drawn for each file; sound without speech is "
         "copied unchanged.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -9,6 +9,7 @@ from typing import Protocol, TypeAlias
 from ..errors import CorruptInput, UnsupportedFormat
 from .base import Decoded, FormatHandler, read_prefix
 from .bmp import BmpHandler
+from .dng import DngHandler
 from .gif import GifHandler
 from .heif import AvifHandler, HeifHandler, register_heif
 from .jpeg import JpegHandler
@@ -52,6 +53,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     BmpHandler(),
     PnmHandler(),
     JxlHandler(),
+    DngHandler(),  # after TIFF: the same signature, so content alone says TIFF
 )
 # Videos before recordings: an M4A is an MP4 too, and a mismatch names the wider kind.
 _ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS)
@@ -62,7 +64,6 @@ _BY_EXTENSION = {ext: h for h in _ALL for ext in h.extensions}
 # Refused with a reason rather than "unknown": people expect these to work.
 RAW_EXTENSIONS = frozenset(
     [
-        ".dng",
         ".nef",
         ".nrw",
         ".cr2",
