@@ -7,8 +7,22 @@ what is identifying lives in one place). Per tool and corpus it reports: files w
 tags before; outputs written; outputs with zero identifying tags; the residual identifying tags;
 files refused, with reasons; and fidelity. For still images: decoded pixels, EXIF orientation
 applied, identical to the input's (all frames up to ``MAX_FRAMES``); an input ICC profile kept;
-the picture the same way up. For videos: no GPS, location, serial or owner tag and no data
-track left (ffprobe), and the video and audio streams bit-identical (ffmpeg ``streamhash``).
+the picture the same way up. Pillow decodes them, except: JPEG XL, decoded by libjxl
+(imagecodecs), since Pillow has none and veil's plugin is under test; a PNG or TIFF deeper than
+8 bits, also compared at its full depth (imagecodecs, tifffile), since Pillow narrows 16-bit
+colour to 8; and a DNG, read as a RAW developer reads it (LibRaw, through rawpy): identical
+means every visible sensor value, the colour filter pattern, the black and white levels and
+the colour matrix the same, the same way up means LibRaw's flip the same, since Pillow reads
+only a DNG's preview. For videos (and the made corpus's WMA recording): no GPS, location,
+serial or owner tag and no data track left (ffprobe), and the video and audio streams
+bit-identical (ffmpeg ``streamhash``).
+
+With ``--made`` a fourth corpus, ``made``, is built into the working folder and run the same
+way: files the benchmark makes itself with planted identifying metadata, in containers the real
+corpora hold no real sample of (DNG, JPEG XL, WMV and WMA, PPM and PGM, animated AVIF, 16-bit
+TIFF and PNG, a HEIF photo and a PNG each named ``.jpg``; benchmarks/made_corpus.py). They are
+not camera files, and the report says so, listing each with the container it really is and a
+table of what each tool made of each. They stay out of the throughput set.
 
 The tools run as their real command lines, each on its own copy of the media files:
 
@@ -27,8 +41,11 @@ Run from the repository root (needs exiftool, mat2 and ffmpeg on PATH)::
     python benchmarks/metadata.py                       # all corpora, a few minutes
     python benchmarks/metadata.py --limit 10            # first 10 media files per corpus
     python benchmarks/metadata.py --tools veil --out D  # only veil, keep working files in D
+    python benchmarks/metadata.py --made                # the made corpus too
+    python benchmarks/metadata.py --corpora made        # only the made corpus, under a minute
 
-It prints a table per corpus, a combined table and the throughput table, and writes
+It prints a table per corpus, a combined table (with more than one corpus), the made files'
+table (with ``--made``) and the throughput table, and writes
 ``results.json``, ``table.md`` and ``residuals.txt`` (per tool: every output with identifying
 tags left, by tag, every fidelity failure, every refusal) to the working folder (``--out``, else
 a new temporary folder).
@@ -70,6 +87,9 @@ from common import (  # noqa: E402
     stopwatch,
 )
 from helpers import exiftool_read, identifying_tags  # noqa: E402  (the METRICS.md 3 oracle)
+from made_corpus import CORPUS as MADE  # noqa: E402
+from made_corpus import MADE as MADE_FILES  # noqa: E402
+from made_corpus import build_corpus  # noqa: E402
 
 TOOLS = ("veil", "exiftool", "mat2")
 LABELS = {"veil": "veil", "exiftool": "exiftool -all=", "mat2": "mat2"}
@@ -81,6 +101,11 @@ MEDIA_APPLICATION_EXTS = {".psd", ".eps", ".dcm", ".miff", ".mxf"}
 MEDIA_EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif",
               ".gif", ".mp4", ".mov", ".nef", ".wpg", ".xisf"}  # fmt: skip
 JPEG_EXTS = {".jpg", ".jpeg"}
+# Still formats whose image sequences exiftool labels video/mp4 (an ISO BMFF track): their
+# frames are compared as pictures, all up to MAX_FRAMES, not as streams.
+SEQUENCE_EXTS = {".avif", ".heic", ".heif", ".hif"}
+DNG_MIME = "image/x-adobe-dng"
+JXL_SIGNATURES = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")  # codestream, container
 MAX_FRAMES = 64  # beyond this only the first frame is compared (cost, not principle)
 READ_CHUNK = 100  # paths per exiftool read: one process, bounded by helpers' 300 s timeout
 # Video tags METRICS.md 3 singles out for video: where, and which device or person.
@@ -102,7 +127,16 @@ class Media:
 
     @property
     def is_video(self) -> bool:
-        return self.mime.startswith("video/") or Path(self.rel).suffix.lower() == ".mxf"
+        """Checked as streams (tags, data tracks, stream hashes): videos and, from the made
+        corpus only, sound recordings (the real corpora's loader takes no audio)."""
+        ext = Path(self.rel).suffix.lower()
+        if ext in SEQUENCE_EXTS:
+            return False
+        return self.mime.startswith(("video/", "audio/")) or ext == ".mxf"
+
+    @property
+    def is_dng(self) -> bool:
+        return self.mime == DNG_MIME
 
     @property
     def is_jpeg(self) -> bool:
@@ -282,6 +316,10 @@ def _has_icc(row: dict[str, Any], icc: bytes | None) -> bool:
 
 def displayed_frames(path: Path) -> tuple[list[Image.Image], bytes | None]:
     """Frames as displayed (EXIF orientation applied), all up to MAX_FRAMES, and the ICC."""
+    with path.open("rb") as f:
+        head = f.read(12)
+    if head.startswith(JXL_SIGNATURES):
+        return jxl_frames(path), None
     with Image.open(path) as im:
         icc = im.info.get("icc_profile")
         # An MPO's later frames are previews and stereo pairs, not the picture; cleaners drop them.
@@ -291,6 +329,79 @@ def displayed_frames(path: Path) -> tuple[list[Image.Image], bytes | None]:
             im.seek(index)
             frames.append(ImageOps.exif_transpose(im))
         return frames, icc
+
+
+def jxl_frames(path: Path) -> list[Image.Image]:
+    """A JPEG XL file's frames, decoded by libjxl (imagecodecs), orientation applied as libjxl
+    does by default: Pillow has no JPEG XL decoder of its own, and veil's plugin is the tool
+    under test. The ICC profile is not read (the made file has none)."""
+    import imagecodecs
+
+    data = path.read_bytes()
+    whole, first = imagecodecs.jpegxl_decode(data), imagecodecs.jpegxl_decode(data, index=0)
+    stack = [whole] if whole.shape == first.shape else list(whole)
+    return [Image.fromarray(frame) for frame in (stack if len(stack) <= MAX_FRAMES else stack[:1])]
+
+
+def deep_samples(path: Path) -> Array | None:
+    """A 16-bit PNG's or a TIFF's first picture at its full depth, as stored (no orientation
+    applied), or None for other kinds: Pillow narrows 16-bit colour to 8 bits, so the displayed
+    comparison alone would call a picture that lost its low byte identical."""
+    with path.open("rb") as f:
+        head = f.read(25)
+    # IHDR's bit depth (byte 24) first: decoding every 8-bit PNG twice would be wasted work.
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[24:25] == b"\x10":
+        import imagecodecs
+
+        return np.asarray(imagecodecs.png_decode(path.read_bytes()))
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        import tifffile
+
+        return np.asarray(tifffile.imread(path, key=0))
+    return None
+
+
+def _orient(samples: Array, orientation: int) -> Array:
+    """``samples`` as displayed under EXIF ``orientation`` (as ImageOps.exif_transpose)."""
+    turned = {3: np.rot90(samples, 2), 6: np.rot90(samples, -1), 8: np.rot90(samples, 1),
+              2: samples[:, ::-1], 4: samples[::-1], 5: np.rot90(samples, 1)[::-1],
+              7: np.rot90(samples, -1)[::-1]}  # fmt: skip
+    return turned.get(orientation, samples)
+
+
+def deep_problem(src: Path, dst: Path) -> str | None:
+    """Why a deeper-than-8-bit input's output is not the same to the bit, or None when it is
+    (or when the input is 8-bit or of another kind: the displayed comparison covers those)."""
+    try:
+        before = deep_samples(src)
+    except Exception:  # an input the full-depth readers cannot read: Pillow's check stands
+        return None
+    if before is None or before.dtype.itemsize == 1:
+        return None
+    try:
+        after = deep_samples(dst)
+    except Exception as exc:
+        return f"output not readable at full depth ({type(exc).__name__}: {exc})"
+    if after is None or after.dtype != before.dtype:
+        got = "not a 16-bit PNG nor a TIFF" if after is None else after.dtype
+        return f"samples {before.dtype} -> {got}"
+    a = _orient(before, _orientation(src))
+    b = _orient(after, _orientation(dst))
+    if a.shape != b.shape:
+        return f"full-depth shape {a.shape} -> {b.shape}"
+    if np.array_equal(a, b):
+        return None
+    changed = (a != b).reshape(a.shape[0], a.shape[1], -1).any(axis=2)
+    return f"{before.dtype} samples differ: {int(changed.sum())} of {changed.size} px"
+
+
+def _orientation(path: Path) -> int:
+    """The EXIF orientation Pillow would apply (1 where Pillow cannot open the file)."""
+    try:
+        with Image.open(path) as im:
+            return int(im.getexif().get(0x0112, 1))
+    except Exception:  # the samples compare as stored then
+        return 1
 
 
 def _icc_colour(profile: bytes) -> bytes:
@@ -326,7 +437,7 @@ def _upright(a: Image.Image, b: Image.Image) -> bool:
 class StillCheck:
     """Fidelity of one still image's output: METRICS.md 3."""
 
-    checked: bool = False  # False when Pillow cannot decode the input
+    checked: bool = False  # False when the input does not decode
     identical: bool = False
     upright: bool = True
     icc_had: bool = False
@@ -381,7 +492,55 @@ def check_still(
         if not result.upright:
             result.problems.append("displayed the wrong way up")
     result.identical = not differing and len(after) == len(before)
+    if result.identical and len(before) == 1:
+        deeper = deep_problem(src, dst)
+        if deeper:
+            result.problems.append(deeper)
+            result.identical = False
     return result
+
+
+def check_dng(src: Path, dst: Path) -> StillCheck:
+    """Fidelity of a DNG's output, read as a RAW developer reads it (LibRaw, through rawpy):
+    Pillow decodes only a DNG's TIFF preview, if any, never its sensor data. Identical means
+    every visible sensor value, the colour filter pattern, the black and white levels and the
+    colour matrix the same; the same way up means LibRaw's flip (from Orientation) the same.
+    An ICC profile does not apply (a DNG's colour is its matrices)."""
+    import rawpy
+
+    result = StillCheck()
+    try:
+        before = _raw_facts(src, rawpy)
+    except Exception:  # LibRaw cannot read the input: not checkable, not a fault
+        return result
+    result.checked = True
+    try:
+        after = _raw_facts(dst, rawpy)
+    except Exception as exc:
+        result.upright = False
+        result.problems.append(f"output not read by LibRaw ({type(exc).__name__}: {exc})")
+        return result
+    result.upright = before["flip"] == after["flip"]
+    if not result.upright:
+        result.problems.append(f"displayed the wrong way up (flip {before['flip']} -> "
+                               f"{after['flip']})")  # fmt: skip
+    differing = [k for k in before if k != "flip" and not np.array_equal(before[k], after[k])]
+    if differing:
+        result.problems.append("differs as LibRaw reads it: " + ", ".join(differing))
+    result.identical = not differing
+    return result
+
+
+def _raw_facts(path: Path, rawpy: Any) -> dict[str, Any]:
+    with rawpy.imread(str(path)) as raw:
+        return {
+            "sensor values": raw.raw_image_visible.copy(),
+            "colour filter pattern": raw.raw_pattern.copy(),
+            "black levels": list(raw.black_level_per_channel),
+            "white level": raw.white_level,
+            "colour matrix": raw.rgb_xyz_matrix.copy(),
+            "flip": raw.sizes.flip,
+        }
 
 
 @dataclass
@@ -473,6 +632,8 @@ def score_run(
             score.residual = [f"{k}={_short(row_out[k])}" for k in identifying_tags(row_out)]
             if m.is_video:
                 score.moving = check_video(src, outcome.output, row_out)
+            elif m.is_dng:
+                score.still = check_dng(src, outcome.output)
             else:
                 score.still = check_still(src, outcome.output, row_in, row_out)
         scores.append(score)
@@ -600,7 +761,7 @@ def residuals_text(scores: dict[str, dict[str, list[FileScore]]]) -> str:
                     + "; ".join(s.residual) for s in left]  # fmt: skip
             out += [f"- fidelity: {s.rel} [{s.status}]: " + " | ".join(s.problems) for s in failed]
             out += [f"- refused: {s.rel} [{s.status}]: {s.error}" for s in refused]
-            out += [f"- pixels not checked: {s.rel} [{s.status}]: Pillow cannot decode the input"
+            out += [f"- pixels not checked: {s.rel} [{s.status}]: the input does not decode"
                     for s in unchecked]  # fmt: skip
         out.append("")
     return "\n".join(out) + "\n"
@@ -664,7 +825,90 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tools", nargs="+", choices=TOOLS, default=list(TOOLS), help="tools to run (default: all)"
     )
+    parser.add_argument(
+        "--made", action="store_true",
+        help=f"add the corpus '{MADE}': files this benchmark makes, with planted metadata, in "
+        "containers the real corpora lack (benchmarks/made_corpus.py)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--corpora", nargs="+", metavar="NAME",
+        help=f"only these corpora (folder names in DATA; '{MADE}' implies --made)",
+    )  # fmt: skip
     return parser.parse_args(argv)
+
+
+def load_made(folder: Path, limit: int | None) -> list[Media]:
+    """The made corpus, built afresh into ``folder``, in `MADE_FILES` order (first ``limit``)."""
+    build_corpus(folder)
+    paths = [folder / made.name for made in MADE_FILES][:limit]
+    mimes = _mimes(paths)
+    return [Media(MADE, p.name, p, mimes[str(p)]) for p in paths]
+
+
+def select_corpora(
+    args: argparse.Namespace, work: Path
+) -> tuple[dict[str, list[Media]], dict[str, Counter[str]]]:
+    """The corpora ``--corpora`` and ``--made`` ask for: real ones from DATA, then the made one."""
+    wanted = set(args.corpora or [])
+    made = args.made or MADE in wanted
+    media: dict[str, list[Media]] = {}
+    excluded: dict[str, Counter[str]] = {}
+    if not wanted or wanted - {MADE}:
+        media, excluded = load_corpora(args.data, args.limit)
+        if MADE in media:
+            sys.exit(f"metadata benchmark: {args.data} has a corpus named {MADE!r}; rename it")
+        unknown = sorted(wanted - {MADE} - set(media))
+        if unknown:
+            sys.exit(f"metadata benchmark: no corpus {', '.join(unknown)} in {args.data}")
+        if wanted:
+            media = {c: files for c, files in media.items() if c in wanted}
+            excluded = {c: skipped for c, skipped in excluded.items() if c in wanted}
+    if made:
+        media[MADE] = load_made(work / "made-source" / MADE, args.limit)
+        excluded[MADE] = Counter()
+    return media, excluded
+
+
+def _corpus_title(corpus: str, files: int) -> str:
+    if corpus == MADE:
+        return f"{corpus} ({files} files made by this benchmark with planted metadata)"
+    return f"{corpus} ({files} media files)"
+
+
+def made_rows(scores: dict[str, list[FileScore]], files: Sequence[Media]) -> list[list[str]]:
+    """Per made file: identifying tags before, and per tool what became of it."""
+    rows = []
+    for index, m in enumerate(files):
+        by_tool = [by_file[index] for by_file in scores.values()]
+        # Tags before are the input's, read once: the same in every tool's score.
+        rows.append([m.rel, str(by_tool[0].tags_before), *map(_file_cell, by_tool)])
+    return rows
+
+
+def made_listing(files: Sequence[Media]) -> list[str]:
+    """One line per made file: what container it really is and what was planted in it."""
+    about = {made.name: made for made in MADE_FILES}
+    return [f"- {m.rel}: {about[m.rel].container}; planted: {about[m.rel].planted}" for m in files]
+
+
+def _file_cell(s: FileScore) -> str:
+    if not s.written:
+        return "refused"
+    left = "clean" if not s.residual else f"{len(s.residual)} left"
+    check = s.still or s.moving
+    if check is None or not check.checked:
+        return f"{left}, not checked"
+    return f"{left}, {'identical' if check.identical else 'changed'}"
+
+
+MADE_HEADER = ("file", "tags before")
+MADE_NOTE = (
+    "Files made by this benchmark (benchmarks/made_corpus.py) with planted identifying "
+    "metadata, 256x192, not camera files. Cells: identifying tags left (clean: none), then "
+    "fidelity: DNG as LibRaw reads it (sensor values, pattern, levels, matrix), JPEG XL "
+    "decoded by libjxl, 16-bit PNG/TIFF compared at 16 bits, WMV and WMA by stream hashes "
+    "(the WMA counts in the video rows)."
+)
 
 
 def _check_tools(tools: Sequence[str]) -> None:
@@ -738,9 +982,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = (args.out or Path(tempfile.mkdtemp(prefix="veil-metadata-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     env, today = environment(), date.today().isoformat()
-    media, excluded = load_corpora(args.data, args.limit)
+    media, excluded = select_corpora(args, work)
     everything = [m for files in media.values() for m in files]
-    print(f"{len(everything)} media files from {args.data}; working folder {work}", flush=True)
+    print(f"{len(everything)} media files from {', '.join(media)}; working folder {work}",
+          flush=True)  # fmt: skip
     for corpus, skipped in excluded.items():
         kinds = ", ".join(f"{n} {kind}" for kind, n in skipped.most_common())
         print(f"  {corpus}: {len(media[corpus])} media; excluded {sum(skipped.values())}: {kinds}")
@@ -768,15 +1013,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     combined = {tool: combine(list(summaries[tool].values())) for tool in tools}
 
-    jpegs = [m for m in everything if m.is_jpeg]
-    print(f"throughput on {len(jpegs)} JPEGs ...", flush=True)
-    speed = throughput(jpegs, tools, work) if jpegs else {}
+    # Camera JPEGs only: the made corpus's .jpg files are a HEIF and a PNG in disguise.
+    jpegs = [m for m in everything if m.is_jpeg and m.corpus != MADE]
+    speed: dict[str, tuple[Timing, int]] = {}
+    if jpegs:
+        print(f"throughput on {len(jpegs)} JPEGs ...", flush=True)
+        speed = throughput(jpegs, tools, work)
 
     header = ["metric", *(LABELS[t] for t in tools)]
     head = header_text(env, today)
     text, markdown = [f"\n{head}"], [f"_{head}_"]
-    sections = [(f"{c} ({len(media[c])} media files)", summaries_for(summaries, c)) for c in media]
-    sections.append((f"all corpora ({len(everything)} media files)", combined))
+    sections = [(_corpus_title(c, len(media[c])), summaries_for(summaries, c)) for c in media]
+    if len(media) > 1:
+        made_too = f", {MADE} files included" if MADE in media else ""
+        sections.append((f"all corpora ({len(everything)} media files{made_too})", combined))
     for title, by_tool in sections:
         rows = table_rows(by_tool)
         text += [f"\n{title}", render_text(header, rows)]
@@ -785,6 +1035,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             if s["refusal_reasons"]:
                 reasons = "; ".join(f"{n}x {r}" for r, n in s["refusal_reasons"].items())
                 text.append(f"  {LABELS[tool]} refused: {reasons}")
+    if MADE in media:
+        title = f"{MADE}: each file and what each tool made of it"
+        header_made = [*MADE_HEADER, *(LABELS[t] for t in tools)]
+        rows = made_rows({t: scores[t][MADE] for t in tools}, media[MADE])
+        listing = made_listing(media[MADE])
+        text += [f"\n{title}", MADE_NOTE, *listing, render_text(header_made, rows)]
+        markdown += [f"\n**{title}**\n", f"_{MADE_NOTE}_\n", *listing, "",
+                     render_markdown(header_made, rows)]  # fmt: skip
     if speed:
         title = (f"throughput on the JPEG set ({len(jpegs)} files, --faces off for veil, "
                  f"{env['cores']} cores)")  # fmt: skip
@@ -803,6 +1061,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "data": str(args.data),
         "command": " ".join(["python benchmarks/metadata.py", *sys.argv[1:]]),
         "excluded": {c: dict(v) for c, v in excluded.items()},
+        "made": [
+            {"name": m.name, "container": m.container, "planted": m.planted} for m in MADE_FILES
+        ]
+        if MADE in media
+        else None,
         "corpora": summaries,
         "combined": combined,
         "throughput": {
