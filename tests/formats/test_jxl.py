@@ -21,8 +21,10 @@ from helpers import (
     exiftool_read,
     identifying_tags,
     ssim_grey,
+    textured,
 )
 from veil import Pipeline, Settings
+from veil.errors import TooLarge
 from veil.extras import install_command
 from veil.formats import jxl
 from veil.formats.jxl import strip_jxl
@@ -89,12 +91,104 @@ def test_a_bare_codestream_is_kept_as_it_is(codestream: bytes) -> None:
     assert strip_jxl(codestream) == codestream
 
 
-def test_an_animation_is_refused_with_its_reason(tmp_path: Path) -> None:
-    frames = np.stack([astronaut(), astronaut()[::-1]])
-    src = tmp_path / "moving.jxl"
-    src.write_bytes(bytes(imagecodecs.jpegxl_encode(frames, distance=1.0)))
-    result = Pipeline(Settings()).run(src, tmp_path / "out.jxl")
-    assert result.status == "skipped" and "animated JPEG XL" in (result.error or "")
+def _animation(*frames: np.ndarray) -> bytes:
+    """A bare animated codestream, every frame lossless (libjxl gives each one 0.1 s)."""
+    return bytes(imagecodecs.jpegxl_encode(np.stack(frames), lossless=True))
+
+
+def _frames(data: bytes) -> np.ndarray:
+    return imagecodecs.jpegxl_decode(data)
+
+
+@pytest.fixture(scope="module")
+def faceless() -> bytes:
+    """Three faceless frames, each different, the size of `astronaut`."""
+    height, width = astronaut().shape[:2]
+    return _animation(*(np.roll(textured(height, width), 40 * k, axis=1) for k in range(3)))
+
+
+def test_an_animation_with_no_face_keeps_every_frame_and_loses_its_boxes(
+    tmp_path: Path, faceless: bytes
+) -> None:
+    src, dst = tmp_path / "moving.jxl", tmp_path / "out" / "moving.jxl"
+    src.write_bytes(_container(faceless))
+    report = Pipeline(Settings()).scan(src)
+    assert report.frames == 3 and report.faces == [], report.error
+    assert {"GPS", "CameraOwnerName", "XMP", "JUMBF"} <= {f.name for f in report.metadata}
+
+    result = Pipeline(Settings()).run(src, dst)  # faces searched in all three frames: none
+
+    assert result.status == "cleaned" and result.faces == [], result.error
+    out = dst.read_bytes()
+    # The codestream, which holds every frame's duration, is copied byte for byte.
+    assert out == SIGNATURE + _box(b"ftyp", b"jxl \x00\x00\x00\x00jxl ") + _box(b"jxlc", faceless)
+    np.testing.assert_array_equal(_frames(out), _frames(faceless))
+    assert b"Jane" not in out and b"Exif" not in out
+
+
+def test_an_animation_split_in_parts_keeps_its_parts_and_loses_what_follows() -> None:
+    # libjxl's own container: the codestream in jxlp parts; EXIF and XMP written after it.
+    frames = np.stack([textured(24, 32), textured(24, 32, seed=2)])
+    data = bytes(imagecodecs.jpegxl_encode(frames, lossless=True, usecontainer=True))
+    assert data.count(b"jxlp") == 2
+    planted = data + _box(b"Exif", bytes(4) + exif_block()[6:]) + _box(b"xml ", b"<x:xmpmeta/>")
+    handler = jxl.JxlHandler()
+    source = handler.decode(planted, max_pixels=10_000_000)
+    assert len(source.frames) == 2 and {"GPS", "XMP"} <= {f.name for f in source.metadata}
+    assert handler.encode(source, source.frames) == data
+
+
+def test_a_grey_animation_is_read_frame_by_frame() -> None:
+    # imagecodecs gives a grey animation as (frames, height, width), the shape of a still
+    # with samples; one frame's shape tells them apart.
+    frames = np.stack([textured(40, 48)[..., 0], textured(40, 48, seed=2)[..., 0]])
+    data = _animation(*frames)
+    handler = jxl.JxlHandler()
+    decoded_ = handler.decode(data, max_pixels=10_000_000)
+    assert len(decoded_.frames) == 2 and (decoded_.width, decoded_.height) == (48, 40)
+    for frame, grey in zip(decoded_.frames, frames, strict=True):
+        np.testing.assert_array_equal(frame, np.repeat(grey[..., None], 3, axis=2))
+    assert handler.encode(decoded_, decoded_.frames) == data
+
+
+def test_a_face_in_one_frame_of_an_animation_is_found_and_the_file_refused(
+    tmp_path: Path,
+) -> None:
+    # Only the last frame shows a face: every frame is searched. imagecodecs cannot write an
+    # animation with its timing, so the file is refused rather than written with other timing.
+    height, width = astronaut().shape[:2]
+    src, dst = tmp_path / "moving.jxl", tmp_path / "out" / "moving.jxl"
+    src.write_bytes(_container(_animation(textured(height, width), astronaut())))
+    report = Pipeline(Settings()).scan(src)
+    assert report.frames == 2 and len(report.faces) >= 1, report.error
+
+    result = Pipeline(Settings()).run(src, dst)
+
+    assert result.status == "skipped", result
+    assert "cannot write JPEG XL animations" in (result.error or "")
+    assert not dst.exists() and not dst.parent.exists()
+
+
+def test_a_truncated_animation_fails_clearly(tmp_path: Path) -> None:
+    # Cut between its two frames, libjxl decodes the first without an error: the longest
+    # such prefix reads as a still, and was copied as if whole.
+    data = _animation(textured(24, 32), textured(24, 32, seed=2))
+    between = next(cut for cut in range(len(data) - 1, 0, -1) if _decodes_to_fewer(data[:cut]))
+    for cut in (between, len(data) - 20):  # between the frames, inside the last one
+        src, dst = tmp_path / f"cut{cut}.jxl", tmp_path / "out" / f"cut{cut}.jxl"
+        src.write_bytes(data[:cut])
+        result = Pipeline(Settings(faces=False)).run(src, dst)
+        assert result.status == "failed", result
+        assert "JPEG XL file is truncated" in (result.error or ""), result.error
+        assert not dst.exists()
+
+
+def _decodes_to_fewer(data: bytes) -> bool:
+    """Whether ``data`` decodes, without an error, to one frame of two."""
+    try:
+        return _frames(data).ndim == 3
+    except imagecodecs.JpegxlError:
+        return False
 
 
 @pytest.mark.parametrize(
@@ -122,3 +216,26 @@ def test_without_the_decoder_a_jxl_file_is_skipped_with_the_install_hint(
     src.write_bytes(codestream)
     result = Pipeline(Settings()).run(src, tmp_path / "out.jxl")
     assert result.status == "skipped" and install_command("jxl") in (result.error or "")
+
+
+@pytest.mark.parametrize("shape", [(64, 96, 3), (63, 97), (100, 150, 3), (1000, 3000, 3)])
+def test_the_size_is_read_from_the_header(shape: tuple[int, ...]) -> None:
+    bare = bytes(imagecodecs.jpegxl_encode(np.zeros(shape, np.uint8), distance=1.0))
+    assert jxl.picture_size(bare) == (shape[1], shape[0])
+    assert jxl.picture_size(_container(bare)) == (shape[1], shape[0])
+
+
+def test_a_file_claiming_too_many_pixels_is_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SizeHeader of 2**20 x 2**20 (ratio 1:1) and nothing after it: libjxl would try to
+    make a terabyte picture; veil says no from the header alone."""
+    header = 0b0 | 0b11 << 1 | ((1 << 20) - 1) << 3 | 0b001 << 33
+    bomb = b"\xff\x0a" + header.to_bytes(12, "little") + bytes(64)
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded before the size was checked")
+
+    monkeypatch.setattr(imagecodecs, "jpegxl_decode", no_decoding)
+    with pytest.raises(TooLarge, match="1048576x1048576"):
+        jxl.JxlHandler().decode(bomb, max_pixels=10**8)
