@@ -110,7 +110,9 @@ def test_a_face_in_a_dng_is_refused_and_nothing_is_written(tmp_path: Path) -> No
 
 
 def test_scan_shows_what_a_dng_reveals() -> None:
-    found = {f.name: f.value for f in DngHandler().decode(dng_file(textured(64, 96)), 10**8).metadata}
+    found = {
+        f.name: f.value for f in DngHandler().decode(dng_file(textured(64, 96)), 10**8).metadata
+    }
 
     assert found["OriginalRawFileName"] == DNG_ORIGINAL_NAME
     assert found["CameraSerialNumber"] == SERIAL and found["CameraOwnerName"] == OWNER
@@ -132,7 +134,7 @@ def test_cut_short_or_foreign_files_are_refused_in_veils_words(tmp_path: Path) -
     from PIL import Image
 
     Image.fromarray(textured(32, 32)).save(tiff, "TIFF")
-    with pytest.raises(CorruptInput, match="name it .tif"):
+    with pytest.raises(CorruptInput, match=r"name it \.tif"):
         handler.decode(tiff.getvalue(), 10**8)
     src = tmp_path / "cut.dng"
     src.write_bytes(data[: len(data) // 2])

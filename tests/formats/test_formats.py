@@ -190,7 +190,19 @@ def test_every_registered_format_has_a_round_trip_case() -> None:
     # DNG refuses a face rather than obscure sensor data: tests/formats/test_dng.py.
     registered = {h.pil_formats[0] for h in HANDLERS} - {"DNG"}
     assert registered <= covered, f"no round-trip case for {sorted(registered - covered)}"
-    kinds = {".jpg", ".png", ".webp", ".tif", ".heic", ".avif", ".gif", ".bmp", ".ppm", ".jxl", ".dng"}
+    kinds = {
+        ".jpg",
+        ".png",
+        ".webp",
+        ".tif",
+        ".heic",
+        ".avif",
+        ".gif",
+        ".bmp",
+        ".ppm",
+        ".jxl",
+        ".dng",
+    }
     assert kinds <= set(supported_extensions())
 
 
