@@ -18,12 +18,12 @@ $(BIN)/python:
 # rapidocr only for PP-OCR's model files (plates and text): --no-deps keeps its code's
 # dependencies (requests, a second OpenCV build) out; veil runs the models itself.
 setup: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[verify,demo,jxl,dng]"
+	$(BIN)/python -m pip install --quiet -e ".[verify,demo,jxl,dng,svg]"
 	$(BIN)/python -m pip install --quiet --no-deps "$(RAPIDOCR)"
 
 # resemblyzer only for the speaker encoder's weights: --no-deps keeps torch and librosa out.
 setup-test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray,jxl,dng]"
+	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray,jxl,dng,svg]"
 	$(BIN)/python -m pip install --quiet --no-deps "resemblyzer==0.1.4"
 	$(BIN)/python -m pip install --quiet --no-deps "$(RAPIDOCR)"
 	bash scripts/install-test-tools.sh

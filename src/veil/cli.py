@@ -720,6 +720,8 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     for label, marks in (("plates", report.plates), ("text", report.text)):
         if marks is not None:
             lines.append(f"  {label:<16} {_text_line(marks, report.sampled_frames)}")
+    if report.refused:
+        lines.append(f"  {'refused':<16} {report.refused}")
     if report.speech_note:
         lines.append(f"  {'voices':<16} {report.speech_note}")
     elif report.speech:

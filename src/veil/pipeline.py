@@ -27,8 +27,17 @@ from .faces import Faces
 from .fields import MetaField
 from .files import read_regular
 from .fills import ScannedFace, Seen, judge
-from .formats import FormatHandler, VideoHandler, disagreement, handler_for, handler_for_bytes
+from .formats import (
+    FormatHandler,
+    SvgHandler,
+    VideoHandler,
+    disagreement,
+    handler_for,
+    handler_for_bytes,
+    image_kind,
+)
 from .formats.base import Decoded
+from .formats.svg import Drawing, Raster
 from .formats.video import holds_picture
 from .obscurers import Obscurer, get_obscurer
 from .pixels import Pixels, rgb_view
@@ -119,9 +128,10 @@ class Opened:
 class Look:
     """What a reviewer is shown of a file before cleaning it (``veil serve``)."""
 
-    #: "photo" (edits allowed), "animation" or "video" (every face obscured, tracked), or
-    #: "recording" (sound only: its tags and its voices).
-    kind: Literal["photo", "animation", "video", "recording"]
+    #: "photo" (edits allowed), "animation" or "video" (every face obscured, tracked),
+    #: "recording" (sound only: its tags and its voices) or "drawing" (an SVG: its embedded
+    #: pictures' faces obscured whole, as a video's; ``faces`` are where they show on it).
+    kind: Literal["photo", "animation", "video", "recording", "drawing"]
     format: str
     frames: int
     #: A frame to show, upright and full size: an image's first, a video's middle key frame;
@@ -167,6 +177,9 @@ class ScanReport:
     #: would obscure; None when not looked for.
     plates: list[TextRecord] | None = None
     text: list[TextRecord] | None = None
+    #: Why ``clean`` would refuse the file although it could be read (an SVG with a face
+    #: drawn in its vector shapes), or None.
+    refused: str | None = None
 
     def seen(self, how: Seen) -> list[ScannedFace]:
         """The faces marked ``how``: ``report.seen("visible")`` are those clean would obscure."""
@@ -392,6 +405,8 @@ class Pipeline:
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             raise UsageError("a video is cleaned as a stream (clean_file), not opened whole")
+        if isinstance(handler, SvgHandler):
+            raise UsageError("an SVG is cleaned as a document (clean_file), not opened")
         return self._open(src, handler, _read(src), found, text)
 
     def look(self, src: Path) -> Look:
@@ -417,6 +432,8 @@ class Pipeline:
                 "video", handler.name, report.frames, still, faces, report.metadata,
                 report.sampled_frames, None, speech, note, marks,
             )  # fmt: skip
+        if isinstance(handler, SvgHandler):
+            return self._look_drawing(handler, src)
         opened = self._open(src, handler, _read(src))
         decoded, found = opened.decoded, opened.found[0]
         first = opened.text[0] if opened.text else None
@@ -437,6 +454,8 @@ class Pipeline:
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             return self.video.still(handler, src)
+        if isinstance(handler, SvgHandler):
+            return self._drawn(handler.parse(_read(src)))
         return handler.decode(_read(src), self.settings.max_pixels).frames[0]
 
     def open_bytes(self, data: bytes, ext: str, name: str) -> Opened:
@@ -444,6 +463,8 @@ class Pipeline:
         handler = handler_for_bytes(data, ext)
         if isinstance(handler, VideoHandler):
             raise UnsupportedFormat(f"{handler.name} video: only images are cleaned in memory")
+        if isinstance(handler, SvgHandler):
+            raise UsageError("an SVG is cleaned as a document (clean_bytes), not opened")
         return self._open(Path(name), handler, data)
 
     def _open(
@@ -462,7 +483,10 @@ class Pipeline:
         return Opened(source, handler, decoded, found, text)
 
     def clean_bytes(self, data: bytes, ext: str, name: str = "record") -> Encoded:
-        """Clean an image in memory: `open_bytes`, obscure, `encode`; raises `VeilError`."""
+        """Clean an image in memory: `open_bytes`, obscure, `encode`; raises `VeilError`.
+        An SVG (a dataset's member) is cleaned as a document, as `clean_file` does."""
+        if isinstance(handler := handler_for_bytes(data, ext), SvgHandler):
+            return self._clean_drawing(handler, data, name)
         opened = self.open_bytes(data, ext, name)
         return self.encode(
             opened, self.clean_frames(opened.decoded.frames, opened.found, opened.text)
@@ -473,6 +497,9 @@ class Pipeline:
         handler = handler_for(src)
         if isinstance(handler, VideoHandler):
             result = self._clean_video(handler, src, dst)
+        elif isinstance(handler, SvgHandler):
+            encoded = self._clean_drawing(handler, _read(src), str(src))
+            result = self._written(src, dst, encoded)
         else:
             opened = self.open(src)
             cleaned = self.clean_frames(opened.decoded.frames, opened.found, opened.text)
@@ -507,13 +534,17 @@ class Pipeline:
 
     def write(self, opened: Opened, cleaned: list[Cleaned], dst: Path) -> Result:
         """`encode`, then write ``dst`` atomically; on failure raise `VeilError`, write nothing."""
-        encoded = self.encode(opened, cleaned)
+        return self._written(opened.source, dst, self.encode(opened, cleaned))
+
+    @staticmethod
+    def _written(source: Path, dst: Path, encoded: Encoded) -> Result:
+        """Write ``encoded`` to ``dst`` atomically; its report row."""
         try:
             atomic_write(dst, encoded.data)
         except OSError as exc:
             raise WriteFailed(f"cannot write {dst}: {exc.strerror or exc}") from exc
         return Result(
-            input=str(opened.source),
+            input=str(source),
             output=str(dst),
             status="unchanged" if encoded.unchanged else "cleaned",
             faces=encoded.faces,
@@ -585,6 +616,9 @@ class Pipeline:
                 if faces is None:
                     raise UnsupportedFormat(f"{handler.name} file without sound: nothing to check")
                 return Checked(str(original), str(output), faces.verdict, None, faces)
+            if isinstance(handler, SvgHandler):
+                verification = self._verify_drawing(handler, _read(original), _read(output))
+                return Checked(str(original), str(output), verification.verdict, None, verification)
             decoded = handler.decode(_read(original), self.settings.max_pixels)
             found, text = self.detect_frames(decoded.frames), self.find_text(decoded.frames)
             verification = self._check(handler, decoded, found, _read(output), None, text)
@@ -710,6 +744,8 @@ class Pipeline:
             # Here, not in _scan_video, which `look` shares: decoding a whole sound track is
             # not free, and `look` asks for it on its own.
             report.speech, report.speech_note = _speech(src)
+        elif isinstance(handler, SvgHandler):
+            self._scan_drawing(handler.parse(_read(src)), report)
         else:
             self._scan_image(handler, src, report)
         return report
@@ -741,12 +777,188 @@ class Pipeline:
             report.faces, report.sampled_frames, marks = self.video.scan(handler, src)
             report.plates, report.text = marks.get("plate"), marks.get("text")
 
+    # -- drawings (SVG) --------------------------------------------------------------------
+    def _clean_drawing(self, handler: SvgHandler, data: bytes, name: str) -> Encoded:
+        """An SVG in memory: rebuilt by the allowlist (`veil.formats.svg`), each embedded
+        picture cleaned as an image at its own resolution (its faces obscured, its metadata
+        stripped, verified with ``verify``) and put back with its MIME type; refused when a
+        face is drawn in its vectors. Raises `VeilError`; one picture that cannot be cleaned
+        stops the whole drawing (fail closed)."""
+        drawing = handler.parse(data)
+        if self.settings.faces:
+            drawn = self._drawn_faces(drawing)
+            if len(drawn):
+                raise UnsupportedFormat(_drawn_face_reason(drawn))
+        faces: list[FaceRecord] = []
+        plates: list[TextRecord] = []
+        text: list[TextRecord] = []
+        removed = {f.name for f in drawing.findings}
+        cleaned: list[bytes] = []
+        checks: list[tuple[int, Verification]] = []
+        for number, raster in enumerate(drawing.rasters, 1):
+            encoded = self._clean_picture(raster, number, name)
+            cleaned.append(encoded.data)
+            faces += [replace(f, image=number) for f in encoded.faces]
+            plates += [replace(t, image=number) for t in encoded.plates]
+            text += [replace(t, image=number) for t in encoded.text]
+            removed |= {f"image{number}:{field}" for field in encoded.metadata_removed}
+            if encoded.verification is not None:
+                checks.append((number, encoded.verification))
+        out = drawing.write(cleaned)
+        written = handler.reread(out, drawing)
+        verification = None
+        if self.settings.verify:
+            verification = _with_pictures(self._check_drawing(drawing, written), checks)
+            if verification.verdict == "leak" and not self.settings.allow_leaks:
+                raise LeakFound(verification)
+        return Encoded(out, out == data, faces, sorted(removed), verification, plates, text)
+
+    def _clean_picture(self, raster: Raster, number: int, name: str) -> Encoded:
+        """`clean_bytes` for embedded picture ``number``; its errors name it."""
+        what = f"embedded picture {number} ({raster.mime})"
+        kind = image_kind(raster.data)
+        if kind is None:
+            raise UnsupportedFormat(
+                f"{what} is not of a kind veil cleans (JPEG, PNG, WebP, GIF, ...): it cannot "
+                "be checked for faces, so the SVG is not written"
+            )
+        try:
+            return self.clean_bytes(raster.data, kind, f"{name}#image{number}")
+        except LeakFound as exc:
+            named = _with_pictures(Verification("protected"), [(number, exc.verification)])
+            raise LeakFound(named) from exc
+        except VeilError as exc:
+            raise type(exc)(f"{what}: {exc}") from exc
+
+    def _drawn(self, drawing: Drawing, drawn_only: bool = False) -> Pixels:
+        """``drawing`` rendered at `Drawing.render_size` (``drawn_only``: its vectors alone)."""
+        return drawing.render(self.settings.max_pixels, drawn_only=drawn_only)
+
+    def _drawn_faces(self, drawing: Drawing) -> Faces:
+        """Faces in the drawing without its pictures: drawn in its vector shapes, where veil
+        can obscure nothing (a face in a picture is the picture's to obscure)."""
+        return self.detector.detect(rgb_view(self._drawn(drawing, drawn_only=True)))
+
+    def _check_drawing(self, original: Drawing, written: Drawing) -> Verification:
+        """The independent check of a written SVG's own part: what a re-read still finds
+        (`Drawing.findings`: metadata, links) and, by the second opinion, any face in its
+        vectors that is still recognisable against the original's vectors."""
+        before = self._drawn(original, drawn_only=True)
+        after = self._drawn(written, drawn_only=True)
+        if before.shape != after.shape:
+            raise VerificationFailed(
+                f"the written SVG draws at {after.shape[1]}x{after.shape[0]}, the original at "
+                f"{before.shape[1]}x{before.shape[0]}"
+            )
+        return self.verifier.check([before], [after], [Faces.empty()], written.findings)
+
+    def _verify_drawing(self, handler: SvgHandler, original: bytes, output: bytes) -> Verification:
+        """`verify_file` for an SVG: its own part (`_check_drawing`), then each embedded
+        picture of the output against the original's, in document order."""
+        before, after = handler.parse(original), handler.parse(output)
+        if len(before.rasters) != len(after.rasters):
+            raise VerificationFailed(
+                f"the output holds {len(after.rasters)} embedded pictures, the original "
+                f"{len(before.rasters)}"
+            )
+        checks = []
+        for number, (was, now) in enumerate(zip(before.rasters, after.rasters, strict=True), 1):
+            kind = image_kind(was.data)
+            if kind is None:
+                raise UnsupportedFormat(f"embedded picture {number} is not of a kind veil cleans")
+            picture = handler_for_bytes(was.data, kind)
+            assert isinstance(picture, FormatHandler)  # `image_kind` names still kinds only
+            decoded = picture.decode(was.data, self.settings.max_pixels)
+            found, text = self.detect_frames(decoded.frames), self.find_text(decoded.frames)
+            checks.append((number, self._check(picture, decoded, found, now.data, None, text)))
+        return _with_pictures(self._check_drawing(before, after), checks)
+
+    def _scan_drawing(self, drawing: Drawing, report: ScanReport) -> None:
+        """`inspect` for an SVG: what the document reveals, each embedded picture's faces
+        (`FaceRecord.image`) and metadata (named ``image1:GPS``), and a face drawn in its
+        vectors, which `clean` would refuse (``refused``)."""
+        report.format, report.frames = "SVG", 1
+        report.width, report.height = round(drawing.width), round(drawing.height)
+        report.metadata = list(drawing.findings)
+        plates: list[TextRecord] = []
+        text: list[TextRecord] = []
+        for number, raster in enumerate(drawing.rasters, 1):
+            kind = image_kind(raster.data)
+            if kind is None:
+                raise UnsupportedFormat(
+                    f"embedded picture {number} ({raster.mime}) is not of a kind veil cleans"
+                )
+            picture = self.open_bytes(raster.data, kind, f"{report.path}#image{number}")
+            decoded = picture.decoded
+            report.metadata += [
+                replace(f, name=f"image{number}:{f.name}") for f in decoded.metadata
+            ]
+            for frame, faces in zip(decoded.frames, picture.found, strict=True):
+                where = faces.regions(decoded.width, decoded.height)
+                report.faces += [replace(f, image=number) for f in judge(frame, faces, where)]
+            for marks in picture.text or []:
+                where = marks.regions(decoded.width, decoded.height)
+                plates += [replace(r, image=number) for r in marks.records(where, "plate")]
+                text += [replace(r, image=number) for r in marks.records(where, "text")]
+        report.plates = plates if self.settings.plates else None
+        report.text = text if self.settings.text else None
+        if self.settings.faces:
+            drawn = self._drawn_faces(drawing)
+            if len(drawn):
+                report.refused = _drawn_face_reason(drawn)
+
+    def _look_drawing(self, handler: SvgHandler, src: Path) -> Look:
+        """What the review page shows of an SVG: the drawing as it shows (its own pictures,
+        links left out), the faces found on it there, and what it reveals; cleaned whole."""
+        report = ScanReport(path=str(src))
+        drawing = handler.parse(_read(src))
+        self._scan_drawing(drawing, report)
+        still = self._drawn(drawing)
+        height, width = still.shape[:2]
+        faces = self.detect_frames([still])[0]
+        return Look(
+            "drawing", handler.name, 1, still, faces.records(faces.regions(width, height)),
+            report.metadata, None, None,
+        )  # fmt: skip
+
 
 def _with_leaks(verification: Verification, leaks: list[Leak]) -> Verification:
     """``verification`` with ``leaks`` (of plates, text) added: a leak if there are any."""
     if not leaks:
         return verification
     return replace(verification, verdict="leak", leaks=[*verification.leaks, *leaks])
+
+
+def _with_pictures(
+    document: Verification, pictures: list[tuple[int, Verification]]
+) -> Verification:
+    """An SVG's verdict: its own part's (``document``) with each embedded picture's. A
+    picture's leaks keep their boxes, in its own pixels, and say which picture they are in."""
+    leaks = list(document.leaks)
+    for number, check in pictures:
+        leaks += [replace(leak, detail=f"embedded picture {number}: {leak.detail}")
+                  for leak in check.leaks]  # fmt: skip
+    every = [document, *(check for _, check in pictures)]
+    verdict: Verdict = "protected"
+    if leaks:
+        verdict = "leak"
+    elif any(check.verdict != "protected" for check in every):
+        verdict = "unconfirmed"
+    return Verification(
+        verdict,
+        leaks,
+        sum(check.faces_checked for check in every),
+        sum(check.recognizer_runs for check in every),
+        sum(check.unjudged for check in every),
+    )
+
+
+def _drawn_face_reason(faces: Faces) -> str:
+    return (
+        "a face is drawn in the SVG's vector shapes, which veil cannot obscure: export a PNG "
+        f"and clean that ({len(faces)} found in the drawing without its embedded pictures, "
+        f"detector score up to {float(faces.scores.max()):.2f})"
+    )
 
 
 def _speech(src: Path) -> tuple[float | None, str | None]:

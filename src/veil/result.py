@@ -33,6 +33,10 @@ class FaceRecord:
     region: list[int]
     score: float
     frames: list[int] | None = None
+    #: In an SVG, the embedded picture (1, 2, ... in document order) the face is in: ``box``
+    #: and ``region`` are in that picture's own pixels, where it was found and obscured, not
+    #: in the drawing's (which scales and places it). None for every other kind of file.
+    image: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class TextRecord:
     #: In a video, one record is one tracked plate or text: its first and last frame, and
     #: ``region`` the extent of all its boxes (as `FaceRecord`); None in photos.
     frames: list[int] | None = None
+    #: In an SVG, the embedded picture it is in, as `FaceRecord.image`.
+    image: int | None = None
 
 
 @dataclass(frozen=True)
@@ -198,11 +204,9 @@ class Result:
             if not row[key]:
                 del row[key]
             for mark in row.get(key, []):
-                if mark["frames"] is None:
-                    del mark["frames"]
-        for face in row["faces"]:
-            if face["frames"] is None:  # photos: the contract of METRICS.md, unchanged
-                del face["frames"]
+                _drop_none(mark, "frames", "image")
+        for face in row["faces"]:  # photos: the contract of METRICS.md, unchanged
+            _drop_none(face, "frames", "image")
         return json_text(row)
 
     @classmethod
@@ -222,6 +226,13 @@ class Result:
             plates=[TextRecord(**t) for t in row.get("plates") or []],
             text=[TextRecord(**t) for t in row.get("text") or []],
         )
+
+
+def _drop_none(row: dict[str, Any], *keys: str) -> None:
+    """``row`` without those of ``keys`` that are None: fields only some files have."""
+    for key in keys:
+        if row[key] is None:
+            del row[key]
 
 
 #: A pair of ``veil verify``: a verdict, or why there is none.

@@ -28,9 +28,11 @@ from helpers import backdrop, dng_file
 from veil.errors import CorruptInput, TooLarge, UnsupportedFormat, VeilError
 from veil.formats import (
     AUDIO_HANDLERS,
+    DOCUMENT_HANDLERS,
     HANDLERS,
     VIDEO_HANDLERS,
     FormatHandler,
+    SvgHandler,
     VideoHandler,
     handler_for_bytes,
 )
@@ -39,7 +41,10 @@ from veil.formats.base import Decoded
 STILLS = pytest.mark.parametrize("handler", HANDLERS, ids=[h.name for h in HANDLERS])
 VIDEOS = pytest.mark.parametrize("handler", VIDEO_HANDLERS, ids=[h.name for h in VIDEO_HANDLERS])
 SOUNDS = pytest.mark.parametrize("handler", AUDIO_HANDLERS, ids=[h.name for h in AUDIO_HANDLERS])
-EVERY = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS)
+DOCUMENTS = pytest.mark.parametrize(
+    "handler", DOCUMENT_HANDLERS, ids=[h.name for h in DOCUMENT_HANDLERS]
+)
+EVERY = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS, *DOCUMENT_HANDLERS)
 #: A DNG is a TIFF to its first bytes; the extension tells the two apart.
 SAME_SIGNATURE = {"TIFF": ["TIFF", "DNG"], "DNG": ["TIFF", "DNG"]}
 WIDTH, HEIGHT = 96, 64
@@ -270,3 +275,43 @@ def test_cut_off_recording_is_refused(handler: VideoHandler, tmp_path: Path) -> 
     cut.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
     with pytest.raises(VeilError):
         handler.reread(out, handler.clean(cut, out))
+
+
+# -- documents that draw (SVG) ---------------------------------------------------------------
+#: A drawing as an editor saves it: a comment, a title, an author and the editor's own
+#: attribute naming a home folder; what every output must have lost.
+_DRAWING = b"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- saved by A. Person -->
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:dc="http://purl.org/dc/elements/1.1/"
+     xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape" width="96" height="64"
+     inkscape:export-filename="/home/aperson/drawing.png">
+  <title>Dam square, Amsterdam</title>
+  <metadata><dc:creator>A. Person</dc:creator></metadata>
+  <rect x="24" y="16" width="32" height="32" fill="#202020"/>
+</svg>
+"""
+
+
+@DOCUMENTS
+def test_document_round_trip(handler: SvgHandler) -> None:
+    pytest.importorskip("defusedxml", reason="the svg extra is not installed")
+    for ext in handler.extensions:
+        assert handler_for_bytes(_DRAWING, ext) is handler
+    claimed = [h.name for h in EVERY if h.accept(_DRAWING[:64])]
+    assert claimed == [handler.name], f"its content is claimed by {claimed}"
+    drawing = handler.parse(_DRAWING)
+    assert {"A. Person", "Dam square, Amsterdam"} <= {f.value for f in drawing.findings}
+    out = drawing.write()
+    again = handler.reread(out, drawing)  # the handler's own check of what it wrote passes
+    assert again.findings == [] and b"Person" not in out and b"aperson" not in out
+    assert b'<rect x="24" y="16" width="32" height="32" fill="#202020"/>' in out
+
+
+@DOCUMENTS
+def test_cut_off_or_foreign_document_is_refused_in_veils_words(handler: SvgHandler) -> None:
+    pytest.importorskip("defusedxml", reason="the svg extra is not installed")
+    for damaged in (_DRAWING[: len(_DRAWING) // 2], _DRAWING[:40]):
+        with pytest.raises(CorruptInput):
+            handler.parse(damaged)
+    with pytest.raises(CorruptInput):
+        handler_for_bytes(b"this is not a picture at all" * 4, handler.extensions[0])

@@ -16,6 +16,7 @@ from .jpeg import JpegHandler
 from .jxl import JxlHandler, register_jxl
 from .png import PngHandler
 from .pnm import PnmHandler
+from .svg import SvgHandler
 from .tiff import TiffHandler
 from .video import AUDIO_HANDLERS, REFUSED_VIDEO, VIDEO_HANDLERS, VideoHandler, holds_picture
 from .webp import WebpHandler
@@ -39,8 +40,9 @@ class MediaHandler(Protocol):
 
 #: What `handler_for` returns: a still-image handler (bytes in memory) or a video handler
 #: (file paths: videos are remuxed on disk, never read whole); a sound recording is a video
-#: handler with ``sound`` set.
-Handler: TypeAlias = FormatHandler | VideoHandler
+#: handler with ``sound`` set; an SVG drawing is a document (`SvgHandler`), cleaned as text
+#: whose embedded pictures are cleaned as images.
+Handler: TypeAlias = FormatHandler | VideoHandler | SvgHandler
 
 HANDLERS: tuple[FormatHandler, ...] = (
     JpegHandler(),
@@ -55,8 +57,10 @@ HANDLERS: tuple[FormatHandler, ...] = (
     JxlHandler(),
     DngHandler(),  # after TIFF: the same signature, so content alone says TIFF
 )
+#: Documents that draw (SVG): neither pixels nor streams.
+DOCUMENT_HANDLERS: tuple[SvgHandler, ...] = (SvgHandler(),)
 # Videos before recordings: an M4A is an MP4 too, and a mismatch names the wider kind.
-_ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS)
+_ALL: tuple[Handler, ...] = (*HANDLERS, *VIDEO_HANDLERS, *AUDIO_HANDLERS, *DOCUMENT_HANDLERS)
 #: Every registered format as the registry sees it (mypy holds both families to the contract).
 _REGISTERED: tuple[MediaHandler, ...] = _ALL
 _BY_EXTENSION = {ext: h for h in _ALL for ext in h.extensions}
@@ -93,6 +97,7 @@ RAW_EXTENSIONS = frozenset(
 IMAGE_EXTENSIONS = frozenset(ext for h in HANDLERS for ext in h.extensions)
 VIDEO_EXTENSIONS = frozenset(ext for h in VIDEO_HANDLERS for ext in h.extensions)
 AUDIO_EXTENSIONS = frozenset(ext for h in AUDIO_HANDLERS for ext in h.extensions)
+DOCUMENT_EXTENSIONS = frozenset(ext for h in DOCUMENT_HANDLERS for ext in h.extensions)
 
 register_heif()
 register_jxl()
@@ -198,6 +203,8 @@ def disagreement(path: Path, handler: Handler) -> str | None:
 __all__ = [
     "AUDIO_EXTENSIONS",
     "AUDIO_HANDLERS",
+    "DOCUMENT_EXTENSIONS",
+    "DOCUMENT_HANDLERS",
     "HANDLERS",
     "IMAGE_EXTENSIONS",
     "RAW_EXTENSIONS",
@@ -207,6 +214,7 @@ __all__ = [
     "FormatHandler",
     "Handler",
     "MediaHandler",
+    "SvgHandler",
     "VideoHandler",
     "disagreement",
     "handler_for",

@@ -61,7 +61,7 @@ class Reveal(BaseModel):
 class Scanned(BaseModel):
     id: str
     name: str
-    kind: Literal["photo", "animation", "video", "recording"]
+    kind: Literal["photo", "animation", "video", "recording", "drawing"]
     editable: bool = Field(description="faces can be kept and areas added (still photos)")
     format: str
     width: int = Field(description="full-size pixels; 0 for a recording")

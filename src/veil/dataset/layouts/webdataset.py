@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from ...formats import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from ...formats import AUDIO_EXTENSIONS, DOCUMENT_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from ..records import Cleaner, Image, Row
 from ..writes import output
 from .base import FileShards, Shard, fields_json, read_fields
 
-#: Members cleaned: images, and videos and recordings (their faces, voices and tags).
-_MEDIA = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
+#: Members cleaned: images, videos and recordings (their faces, voices and tags), and SVG
+#: drawings (a member left out of this would be copied as it is, metadata and all).
+_MEDIA = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS | AUDIO_EXTENSIONS | DOCUMENT_EXTENSIONS
 
 
 def _split(name: str) -> tuple[str, str]:

@@ -19,6 +19,7 @@
     animation: "animation",
     video: "video",
     recording: "recording",
+    drawing: "drawing",
   };
   // How each verdict of the independent check is shown; anything else reads "not checked".
   const VERDICT_CLASS = { protected: "ok", unconfirmed: "unconfirmed" };
@@ -359,7 +360,9 @@
         : s.kind === "video"
           ? "A frame from the video, with the faces found in it outlined." +
             (s.marks.length ? " So are the plates and text of the frames veil looked at." : "")
-          : `The first frame, with the ${things} found in it outlined.`;
+          : s.kind === "drawing"
+            ? `The drawing as it shows, with the ${things} found on it outlined.`
+            : `The first frame, with the ${things} found in it outlined.`;
       const original = el(
         "figure",
         { class: "pane original" },
@@ -383,7 +386,12 @@
         hidden: true, // until there is something to show
       });
       this.previewNote = el("p", { class: "hint preview-note" });
-      if (!s.editable) {
+      if (s.kind === "drawing") {
+        this.previewNote.textContent =
+          "This is an SVG drawing: every face in the pictures it embeds will be hidden, and " +
+          "its metadata, comments and links removed. A face drawn in its shapes cannot be " +
+          "hidden: cleaning then stops and says so. After cleaning, the result is shown here.";
+      } else if (!s.editable) {
         this.previewNote.textContent =
           `This is ${s.kind === "video" ? "a video" : "an animation"}: every face in every ` +
           `frame will be hidden.${this.alsoHidden()} Single faces cannot be kept and areas ` +
