@@ -1,6 +1,6 @@
 """The ``made`` corpus of benchmarks/metadata.py: files the benchmark makes itself, each with
 identifying metadata planted in it, for the containers the real camera corpora hold no real
-sample of (DNG, JPEG XL, WMV and WMA, PNM, animated AVIF, 16-bit TIFF and PNG) and for content
+sample of (DNG, JPEG XL, WMV and WMA, PNM, animated AVIF, 16-bit TIFF and PNG, SVG) and for content
 that lies about its extension (a HEIF photo and a PNG, each named ``.jpg``).
 
 They are not camera files: each is as small as will do (256x192, a faceless textured gradient
@@ -12,6 +12,7 @@ it really is and what was planted, for the report.
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 import sys
@@ -227,6 +228,38 @@ def _png16(path: Path) -> None:
     path.write_bytes(data[:ihdr_end] + extra + data[ihdr_end:])
 
 
+# -- SVG ----------------------------------------------------------------------------------
+def _svg(path: Path) -> None:
+    """An SVG as Inkscape writes one: a comment, RDF/Dublin Core metadata (creator, date,
+    rights), a title, Inkscape's and Sodipodi's attributes (the document's name, the folder
+    it was exported to) and an embedded JPEG carrying EXIF (GPS, serial, owner, ...)."""
+    photo = io.BytesIO()
+    Image.fromarray(_picture(2)).resize((128, 96)).save(photo, "JPEG", quality=90, exif=_exif())
+    embedded = base64.b64encode(photo.getvalue()).decode()
+    text = f"""<?xml version="1.0" encoding="UTF-8" standalone="no"?>
+<!-- Created with Inkscape by {PERSON} -->
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"
+   xmlns:inkscape="http://www.inkscape.org/namespaces/inkscape"
+   xmlns:sodipodi="http://sodipodi.sourceforge.net/DTD/sodipodi-0.dtd"
+   xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:cc="http://creativecommons.org/ns#"
+   xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+   width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" inkscape:version="1.3"
+   sodipodi:docname="march-{PERSON.split()[0].lower()}.svg"
+   inkscape:export-filename="/home/jane/Pictures/march.png">
+  <title>The march, {WHEN}</title>
+  <metadata><rdf:RDF><cc:Work rdf:about="">
+    <dc:creator><cc:Agent><dc:title>{PERSON}</dc:title></cc:Agent></dc:creator>
+    <dc:date>{WHEN}</dc:date><dc:rights><cc:Agent><dc:title>{PERSON}</dc:title></cc:Agent></dc:rights>
+  </cc:Work></rdf:RDF></metadata>
+  <sodipodi:namedview pagecolor="#ffffff" inkscape:window-width="1920"/>
+  <rect x="8" y="8" width="100" height="60" fill="#c33" inkscape:label="banner"/>
+  <circle cx="60" cy="140" r="30" fill="#36c"/>
+  <image x="120" y="20" width="128" height="96" xlink:href="data:image/jpeg;base64,{embedded}"/>
+</svg>
+"""
+    path.write_text(text, encoding="utf-8")
+
+
 MADE: tuple[Made, ...] = (
     Made("dng-sensor-in-subifd.dng", "DNG 1.4, sensor data in a SubIFD, RGB preview in IFD0",
          "Make/Model/Artist, CameraSerialNumber, DNGPrivateData, RawDataUniqueID, "
@@ -252,6 +285,8 @@ MADE: tuple[Made, ...] = (
          "Make, Model, Artist, Copyright, description, date, software, XMP", _tiff16),
     Made("png-16bit.png", "PNG, RGB 16 bits a sample", "eXIf (GPS, serial, ...), XMP, tEXt Author",
          _png16),
+    Made("inkscape.svg", "SVG as Inkscape writes it, with an embedded JPEG",
+         "comment, RDF creator/date/rights, title, docname, export path; EXIF in the JPEG", _svg),
 )  # fmt: skip
 
 

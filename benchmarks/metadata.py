@@ -13,7 +13,8 @@ the picture the same way up. Pillow decodes them, except: JPEG XL, decoded by li
 colour to 8; and a DNG, read as a RAW developer reads it (LibRaw, through rawpy): identical
 means every visible sensor value, the colour filter pattern, the black and white levels and
 the colour matrix the same, the same way up means LibRaw's flip the same, since Pillow reads
-only a DNG's preview. For videos (and the made corpus's WMA recording): no GPS, location,
+only a DNG's preview; and an SVG, drawn by resvg (what veil's svg extra ships) and compared
+as RGBA pixels. For videos (and the made corpus's WMA recording): no GPS, location,
 serial or owner tag and no data track left (ffprobe), and the video and audio streams
 bit-identical (ffmpeg ``streamhash``).
 
@@ -54,6 +55,7 @@ a new temporary folder).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -105,6 +107,7 @@ JPEG_EXTS = {".jpg", ".jpeg"}
 # frames are compared as pictures, all up to MAX_FRAMES, not as streams.
 SEQUENCE_EXTS = {".avif", ".heic", ".heif", ".hif"}
 DNG_MIME = "image/x-adobe-dng"
+SVG_MIME = "image/svg+xml"
 JXL_SIGNATURES = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")  # codestream, container
 MAX_FRAMES = 64  # beyond this only the first frame is compared (cost, not principle)
 READ_CHUNK = 100  # paths per exiftool read: one process, bounded by helpers' 300 s timeout
@@ -137,6 +140,10 @@ class Media:
     @property
     def is_dng(self) -> bool:
         return self.mime == DNG_MIME
+
+    @property
+    def is_svg(self) -> bool:
+        return self.mime == SVG_MIME
 
     @property
     def is_jpeg(self) -> bool:
@@ -531,6 +538,39 @@ def check_dng(src: Path, dst: Path) -> StillCheck:
     return result
 
 
+def check_svg(src: Path, dst: Path) -> StillCheck:
+    """Fidelity of an SVG's output, as it is drawn: both rendered by resvg (what veil's svg
+    extra ships; no system fonts, so text is not compared), identical RGBA pixels. A linked
+    file the input drew and the output no longer links shows as a difference, rightly."""
+    import resvg_py
+
+    def drawn(path: Path) -> Array:
+        png = resvg_py.svg_to_bytes(svg_path=str(path), skip_system_fonts=True)
+        return np.asarray(Image.open(io.BytesIO(bytes(png))).convert("RGBA"))
+
+    result = StillCheck()
+    try:
+        before = drawn(src)
+    except Exception:  # resvg cannot draw the input: not checkable, not a fault
+        return result
+    result.checked = True
+    try:
+        after = drawn(dst)
+    except Exception as exc:
+        result.problems.append(f"output not drawn by resvg ({type(exc).__name__}: {exc})")
+        return result
+    if before.shape != after.shape:
+        result.problems.append(f"drawn at {before.shape[1]}x{before.shape[0]}, now "
+                               f"{after.shape[1]}x{after.shape[0]}")  # fmt: skip
+        return result
+    diff = np.abs(before.astype(np.int64) - after.astype(np.int64))
+    if diff.any():
+        changed = int((diff.max(axis=2) > 0).sum())
+        result.problems.append(f"drawing differs: {changed} px, max |diff| {int(diff.max())}")
+    result.identical = not diff.any()
+    return result
+
+
 def _raw_facts(path: Path, rawpy: Any) -> dict[str, Any]:
     with rawpy.imread(str(path)) as raw:
         return {
@@ -634,6 +674,8 @@ def score_run(
                 score.moving = check_video(src, outcome.output, row_out)
             elif m.is_dng:
                 score.still = check_dng(src, outcome.output)
+            elif m.is_svg:
+                score.still = check_svg(src, outcome.output)
             else:
                 score.still = check_still(src, outcome.output, row_in, row_out)
         scores.append(score)
@@ -906,8 +948,8 @@ MADE_NOTE = (
     "Files made by this benchmark (benchmarks/made_corpus.py) with planted identifying "
     "metadata, 256x192, not camera files. Cells: identifying tags left (clean: none), then "
     "fidelity: DNG as LibRaw reads it (sensor values, pattern, levels, matrix), JPEG XL "
-    "decoded by libjxl, 16-bit PNG/TIFF compared at 16 bits, WMV and WMA by stream hashes "
-    "(the WMA counts in the video rows)."
+    "decoded by libjxl, 16-bit PNG/TIFF compared at 16 bits, SVG as resvg draws it, WMV and "
+    "WMA by stream hashes (the WMA counts in the video rows)."
 )
 
 
