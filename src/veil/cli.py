@@ -719,7 +719,7 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
         lines.append(f"  {'faces':<16} {_faces_line(report)}")
     for label, marks in (("plates", report.plates), ("text", report.text)):
         if marks is not None:
-            lines.append(f"  {label:<16} {_text_line(marks, report.sampled_frames)}")
+            lines.append(f"  {label:<16} {_text_line(marks, report.sampled_frames, _fate(report))}")
     if report.refused:
         lines.append(f"  {'refused':<16} {report.refused}")
     if report.speech_note:
@@ -742,13 +742,18 @@ def format_scan(report: ScanReport, faces_on: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _text_line(marks: list[TextRecord], sampled: int | None) -> str:
+def _fate(report: ScanReport) -> str:
+    """What clean would do with what scan found: obscure it, or refuse the file (`refused`)."""
+    return "clean would refuse the file (below)" if report.refused else "would be obscured"
+
+
+def _text_line(marks: list[TextRecord], sampled: int | None, fate: str) -> str:
     """What scan says of plates or text: how many, how tall; never what they say."""
     where = f" in {_count(sampled, 'sampled key frame')}" if sampled is not None else ""
     if not marks:
         return f"none found{where}"
     heights = [float(m.region[3] - m.region[1]) for m in marks]
-    return f"{len(marks)} found{where}, {_span(heights, '{:.0f} px')} tall: would be obscured"
+    return f"{len(marks)} found{where}, {_span(heights, '{:.0f} px')} tall: {fate}"
 
 
 def _faces_line(report: ScanReport) -> str:
@@ -783,7 +788,7 @@ def _faces_line(report: ScanReport) -> str:
             f"not a face), {found}: another clean would obscure {them}, look at {them}; "
             f"{already}"
         )
-    return f"{len(visible)} found{sampled}, {found}: would be obscured" + (
+    return f"{len(visible)} found{sampled}, {found}: {_fate(report)}" + (
         f"; {already}" if already else ""
     )
 

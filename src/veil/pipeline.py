@@ -177,8 +177,8 @@ class ScanReport:
     #: would obscure; None when not looked for.
     plates: list[TextRecord] | None = None
     text: list[TextRecord] | None = None
-    #: Why ``clean`` would refuse the file although it could be read (an SVG with a face
-    #: drawn in its vector shapes), or None.
+    #: Why ``clean`` would refuse the file although it could be read: a face drawn in an
+    #: SVG's vector shapes, or anything to obscure in a DNG or an animated JPEG XL.
     refused: str | None = None
 
     def seen(self, how: Seen) -> list[ScannedFace]:
@@ -767,6 +767,8 @@ class Pipeline:
 
             report.plates = records("plate") if self.settings.plates else None
             report.text = records("text") if self.settings.text else None
+        if report.faces or report.plates or report.text:
+            report.refused = handler.cannot_obscure(decoded)
 
     def _scan_video(self, handler: VideoHandler, src: Path, report: ScanReport) -> None:
         probe = handler.probe(src)

@@ -102,19 +102,28 @@ def test_the_orientation_in_ifd0_still_applies(tmp_path: Path) -> None:
 def test_a_face_in_a_dng_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     src, dst = tmp_path / "portrait.dng", tmp_path / "out" / "portrait.dng"
     src.write_bytes(dng_file(astronaut()))
+    report = Pipeline(Settings()).scan(src)
+    assert report.faces and "export a JPEG or TIFF" in (report.refused or "")  # said first
 
     result = Pipeline(Settings()).run(src, dst)
 
-    assert result.status == "skipped" and "export a JPEG or TIFF" in (result.error or "")
+    assert result.status == "skipped" and result.error == report.refused
     assert not dst.exists()
 
 
-def test_scan_shows_what_a_dng_reveals() -> None:
+def _written(folder: Path, rgb: np.ndarray) -> Path:
+    path = folder / "photo.dng"
+    path.write_bytes(dng_file(rgb))
+    return path
+
+
+def test_scan_shows_what_a_dng_reveals(tmp_path: Path) -> None:
     found = {
         f.name: f.value for f in DngHandler().decode(dng_file(textured(64, 96)), 10**8).metadata
     }
 
     assert found["OriginalRawFileName"] == DNG_ORIGINAL_NAME
+    assert Pipeline(Settings()).scan(_written(tmp_path, textured(64, 96))).refused is None
     assert found["CameraSerialNumber"] == SERIAL and found["CameraOwnerName"] == OWNER
     assert found["GPS"].startswith("52.373")
     expected = {"Make", "Model", "Artist", "DateTime", "DateTimeOriginal", "BodySerialNumber"}

@@ -258,6 +258,11 @@ class FormatHandler(ABC):
         format cannot do that safely, and then `encode` re-encodes."""
         return None
 
+    def cannot_obscure(self, decoded: Decoded) -> str | None:
+        """Why this file cannot be written with anything obscured in it (its `encode` then
+        refuses changed frames with this reason, and `veil scan` says so); None for most."""
+        return None
+
     def same_pixels(self, data: bytes, decoded: Decoded) -> bool:
         """Whether ``data`` decodes to exactly ``decoded``'s frames, orientation applied.
 

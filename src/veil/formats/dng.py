@@ -248,6 +248,9 @@ class DngHandler(FormatHandler):
         except (CorruptInput, *DECODE_ERRORS):
             return False
 
+    def cannot_obscure(self, decoded: Decoded) -> str | None:
+        return _REFUSED
+
     def encode(self, decoded: Decoded, frames: list[Pixels]) -> bytes:
         if len(frames) != 1 or not same_array(frames[0], decoded.frames[0]):
             raise UnsupportedFormat(_REFUSED)

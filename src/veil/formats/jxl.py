@@ -44,6 +44,11 @@ _BOXES = {
     b"jbrd": ("JPEGReconstruction", "JPEG reconstruction data (the original JPEG's markers)"),
 }
 DISTANCE = 1.0
+_ANIMATION_REFUSED = (
+    "a face or text was obscured in an animated JPEG XL, and veil cannot write JPEG XL "
+    "animations yet (their frame timing would be lost): convert it to GIF, WebP or MP4 and "
+    "clean that"
+)
 
 
 def available() -> bool:
@@ -248,11 +253,7 @@ class JxlHandler(FormatHandler):
         # An animation is only ever copied (`strip`): re-encoding it through imagecodecs would
         # give every frame 0.1 s, whatever the source's timing was.
         if not all(same_array(a, b) for a, b in zip(frames, decoded.frames, strict=True)):
-            raise UnsupportedFormat(
-                "a face or text was obscured in an animated JPEG XL, and veil cannot write "
-                "JPEG XL animations yet (their frame timing would be lost): convert it to "
-                "GIF, WebP or MP4 and clean that"
-            )
+            raise UnsupportedFormat(_ANIMATION_REFUSED)
         stripped = self.strip(decoded)
         if stripped is None:
             raise EncodeFailed(
@@ -260,6 +261,9 @@ class JxlHandler(FormatHandler):
                 "copy did not show the same frames), and veil cannot write JPEG XL animations"
             )
         return stripped
+
+    def cannot_obscure(self, decoded: Decoded) -> str | None:
+        return _ANIMATION_REFUSED if len(decoded.frames) > 1 else None
 
     def strip(self, decoded: Decoded) -> bytes | None:
         stripped = strip_jxl(decoded.source)
