@@ -1,7 +1,8 @@
 """HEIC/HEIF (through pillow-heif) and AVIF (Pillow's own plug-in).
 
 When no pixel changed, the container is rewritten without its metadata items
-(`isobmff.strip_heif`), coded image data untouched. Otherwise the picture is re-encoded;
+(`isobmff.strip_heif`), coded image data untouched; an animated AVIF keeps its track of frames
+and their timing the same way. Otherwise the picture is re-encoded;
 neither container records the quality it was encoded at, so outputs use a high fixed quality.
 Orientation: both decoders apply the container's rotation (irot/imir) and EXIF orientation is
 applied on top only where the decoder leaves it set, via ``ImageOps.exif_transpose``. The
@@ -46,7 +47,11 @@ class _IsoBmffHandler(FormatHandler):
     """Shared by HEIF and AVIF: one container (ISO/IEC 23008-12), two codecs."""
 
     def strip(self, decoded: Decoded) -> bytes | None:
-        stripped = strip_heif(decoded.source)
+        # An image sequence is kept only where every frame was decoded, so that `same_pixels`
+        # checks each one: Pillow's AVIF reader decodes the track, pillow-heif reads only a
+        # HEIF's primary image and would leave the frames of its track unchecked.
+        frames = len(decoded.frames) if self.animated else None
+        stripped = strip_heif(decoded.source, frames)
         if stripped is None:
             return None
         # The rewrite must draw exactly the picture the source drew: the rotation, mirror,
