@@ -414,3 +414,22 @@ def test_icc_profile_date_zeroed() -> None:
     with Image.open(io.BytesIO(stripped)) as im:
         kept = im.info["icc_profile"]
     assert kept[24:36] == bytes(12) and kept[128:] == bytes(dated)[128:]
+
+
+def test_an_image_sequence_beside_the_primary_picture_is_dropped_and_said(
+    heic: Path, tmp_path: Path
+) -> None:
+    """pillow-heif decodes only the primary picture of a HEIF: a sequence track beside it (here
+    a movie box with a marker, appended) cannot be searched, so it goes, and the report says
+    so instead of keeping frames nobody looked at."""
+    movie = box(b"moov", full_box(b"mvhd", 0, 0, bytes(96)) + box(b"udta", BOX_MARKER))
+    src, dst = tmp_path / "sequence.heic", tmp_path / "out" / "sequence.heic"
+    src.write_bytes(heic.read_bytes() + movie)
+
+    result = veil.clean(src, dst, faces=False)
+
+    assert result.status == "cleaned", result.error
+    assert "ImageSequence" in result.metadata_removed
+    out = dst.read_bytes()
+    assert BOX_MARKER not in out and all(found.type != b"moov" for found in boxes(out))
+    assert _same_picture(heic, dst)

@@ -16,9 +16,11 @@ from typing import Any
 
 from PIL import Image
 
+from ..errors import CorruptInput
+from ..fields import PICTURE, MetaField
 from ..pixels import Pixels
 from .base import Decoded, FormatHandler
-from .isobmff import strip_heif, zero_times
+from .isobmff import boxes, strip_heif, zero_times
 
 QUALITY = 90
 # x265's "ultrafast" preset, passed through libheif: on a 12 MP iPhone photo it encodes in
@@ -30,6 +32,23 @@ HEIF_ENCODER_PARAMS = {"preset": "ultrafast"}
 AVIF_SPEED = 9
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 _AVIF_BRANDS = (b"avif", b"avis")
+
+
+# pillow-heif decodes a HEIF's primary picture only: the frames of an image sequence beside it
+# (a moov track) could not be searched, so they are not kept (strip_heif is given no frame
+# count and re-encoding writes the picture alone); the report says what went.
+_SEQUENCE_DROPPED = MetaField(
+    PICTURE,
+    "ImageSequence",
+    "an image sequence beside the primary picture: not kept (veil cannot decode its frames)",
+)
+
+
+def _holds_sequence(data: bytes) -> bool:
+    try:
+        return any(found.type == b"moov" for found in boxes(data))
+    except CorruptInput:
+        return False  # the decoder took the file; the strip walk refuses it on its own
 
 
 def _brand(prefix: bytes) -> bytes:
@@ -49,9 +68,9 @@ class _IsoBmffHandler(FormatHandler):
     def strip(self, decoded: Decoded) -> bytes | None:
         # An image sequence is kept only where every frame was decoded, so that `same_pixels`
         # checks each one: Pillow's AVIF reader decodes the track, pillow-heif reads only a
-        # HEIF's primary image and would leave the frames of its track unchecked.
+        # HEIF's primary image, so a HEIF's track is left out (the report says so).
         frames = len(decoded.frames) if self.animated else None
-        stripped = strip_heif(decoded.source, frames)
+        stripped = strip_heif(decoded.source, frames, drop_sequence=not self.animated)
         if stripped is None:
             return None
         # The rewrite must draw exactly the picture the source drew: the rotation, mirror,
@@ -72,6 +91,12 @@ class HeifHandler(_IsoBmffHandler):
     def accept(cls, prefix: bytes) -> bool:
         # AVIF files often list mif1 as major brand too; avif wins when it is the major brand.
         return _brand(prefix) in _HEIF_BRANDS and b"avif" not in prefix[8:32]
+
+    def decode(self, data: bytes, max_pixels: int) -> Decoded:
+        decoded = super().decode(data, max_pixels)
+        if _holds_sequence(data):
+            decoded.metadata.append(_SEQUENCE_DROPPED)
+        return decoded
 
     def encode_options(self, im: Image.Image) -> dict[str, Any]:
         options = super().encode_options(im)

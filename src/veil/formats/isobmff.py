@@ -225,7 +225,9 @@ def zero_times(data: bytes) -> bytes:
     return bytes(out)
 
 
-def strip_heif(data: bytes, sequence_frames: int | None = None) -> bytes | None:
+def strip_heif(
+    data: bytes, sequence_frames: int | None = None, drop_sequence: bool = False
+) -> bytes | None:
     """A HEIF/AVIF still with only what draws its primary picture: ``ftyp``, a rebuilt ``meta``
     and one ``mdat`` holding the kept items' data. ICC profiles keep their colour data but
     lose their date.
@@ -234,19 +236,20 @@ def strip_heif(data: bytes, sequence_frames: int | None = None) -> bytes | None:
     An image sequence (``moov``) is kept only when its shown track has exactly that many
     samples and the still primary item is that track's first frame, so that no picture goes
     out unchecked; with None (a reader that shows only the primary item, as pillow-heif does
-    for HEIF) an image sequence is refused.
+    for HEIF) an image sequence is refused, or with ``drop_sequence`` left out: the output is
+    the primary picture alone, which the caller decoded and compares.
 
     None when the file is outside what this walk follows safely (image sequences it cannot
     check, items in other files or other items, protected items, an essential property it does
     not know, malformed boxes); the caller then re-encodes.
     """
     try:
-        return _strip(data, sequence_frames)
+        return _strip(data, sequence_frames, drop_sequence)
     except VeilError:
         return None
 
 
-def _strip(data: bytes, sequence_frames: int | None) -> bytes:
+def _strip(data: bytes, sequence_frames: int | None, drop_sequence: bool = False) -> bytes:
     top = list(boxes(data))
     if not top or top[0].type != b"ftyp" or top[0].end - top[0].body < 8:
         raise CorruptInput("no ftyp box first")
@@ -255,7 +258,9 @@ def _strip(data: bytes, sequence_frames: int | None) -> bytes:
     moovs = [b for b in top if b.type == b"moov"]
     if moovs and sequence_frames is None:
         # An image sequence whose frames the caller did not decode: they would go unchecked.
-        raise UnsupportedFormat("HEIF image sequences are re-encoded")
+        if not drop_sequence:
+            raise UnsupportedFormat("HEIF image sequences are re-encoded")
+        moovs = []
     if len(moovs) > 1 or (moovs and any(b.type in (b"moof", b"mfra") for b in top)):
         raise UnsupportedFormat("two movies or a fragmented movie")
     metas = [b for b in top if b.type == b"meta"]
