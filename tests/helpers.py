@@ -50,6 +50,17 @@ XMP = (
 )
 
 
+def xmp_packet(marker: bytes) -> bytes:
+    """An XMP packet whose dc:creator is ``marker``, to find again in bytes (or not)."""
+    return (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+        b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator><rdf:Seq><rdf:li>'
+        + marker
+        + b"</rdf:li></rdf:Seq></dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+
+
 # -- pictures ------------------------------------------------------------------------------
 @cache
 def astronaut() -> Array:

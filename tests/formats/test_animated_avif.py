@@ -29,6 +29,7 @@ from helpers import (
     identifying_tags,
     ssim_grey,
     textured,
+    xmp_packet,
 )
 from veil import Pipeline, Settings
 from veil.formats.isobmff import Box, box, boxes, full_box, strip_heif
@@ -72,13 +73,7 @@ def test_every_frame_is_kept_with_its_timing_and_its_face_obscured(tmp_path: Pat
 
 # -- no face: the sequence is rewritten, not re-encoded --------------------------------------
 XMP_MARKER = b"veil-seq-xmp-3b9e"
-XMP_PACKET = (
-    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-    b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
-    b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator><rdf:Seq><rdf:li>'
-    + XMP_MARKER
-    + b"</rdf:li></rdf:Seq></dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>"
-)
+XMP_PACKET = xmp_packet(XMP_MARKER)
 # Planted in the movie: a udta title and place, a track name, the handler and compressor names,
 # a timed-metadata track's GPS sample (in an mdat of its own), a free box at the top level.
 TITLE, TRACK_NAME = b"veil-movie-title-77c1", b"veil-track-name-e042"

@@ -32,17 +32,12 @@ from helpers import (
     srgb_icc,
     textured,
     thumbnail_jpeg,
+    xmp_packet,
 )
 from veil.formats.isobmff import box, boxes, full_box, strip_heif
 
 XMP_MARKER = b"veil-xmp-marker-5f0c2e"
-XMP_PACKET = (
-    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
-    b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
-    b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator><rdf:Seq><rdf:li>'
-    + XMP_MARKER
-    + b"</rdf:li></rdf:Seq></dc:creator></rdf:Description></rdf:RDF></x:xmpmeta>"
-)
+XMP_PACKET = xmp_packet(XMP_MARKER)
 NAME_MARKER = b"veil-item-name-marker"
 BOX_MARKER = b"veil-box-marker-91d3"
 # Strings of the planted EXIF block (serials in the Exif IFD and in the maker note).
