@@ -818,12 +818,7 @@ class Pipeline:
     def _clean_picture(self, raster: Raster, number: int, name: str) -> Encoded:
         """`clean_bytes` for embedded picture ``number``; its errors name it."""
         what = f"embedded picture {number} ({raster.mime})"
-        kind = image_kind(raster.data)
-        if kind is None:
-            raise UnsupportedFormat(
-                f"{what} is not of a kind veil cleans (JPEG, PNG, WebP, GIF, ...): it cannot "
-                "be checked for faces, so the SVG is not written"
-            )
+        kind = _picture_kind(raster, number)
         try:
             return self.clean_bytes(raster.data, kind, f"{name}#image{number}")
         except LeakFound as exc:
@@ -865,10 +860,7 @@ class Pipeline:
             )
         checks = []
         for number, (was, now) in enumerate(zip(before.rasters, after.rasters, strict=True), 1):
-            kind = image_kind(was.data)
-            if kind is None:
-                raise UnsupportedFormat(f"embedded picture {number} is not of a kind veil cleans")
-            picture = handler_for_bytes(was.data, kind)
+            picture = handler_for_bytes(was.data, _picture_kind(was, number))
             assert isinstance(picture, FormatHandler)  # `image_kind` names still kinds only
             decoded = picture.decode(was.data, self.settings.max_pixels)
             found, text = self.detect_frames(decoded.frames), self.find_text(decoded.frames)
@@ -885,11 +877,7 @@ class Pipeline:
         plates: list[TextRecord] = []
         text: list[TextRecord] = []
         for number, raster in enumerate(drawing.rasters, 1):
-            kind = image_kind(raster.data)
-            if kind is None:
-                raise UnsupportedFormat(
-                    f"embedded picture {number} ({raster.mime}) is not of a kind veil cleans"
-                )
+            kind = _picture_kind(raster, number)
             picture = self.open_bytes(raster.data, kind, f"{report.path}#image{number}")
             decoded = picture.decoded
             report.metadata += [
@@ -953,6 +941,18 @@ def _with_pictures(
         sum(check.recognizer_runs for check in every),
         sum(check.unjudged for check in every),
     )
+
+
+def _picture_kind(raster: Raster, number: int) -> str:
+    """The kind (".jpg") of an SVG's embedded picture ``number``, by its content, or why veil
+    cannot clean it (and so cannot clean the SVG)."""
+    kind = image_kind(raster.data)
+    if kind is None:
+        raise UnsupportedFormat(
+            f"embedded picture {number} ({raster.mime}) is not of a kind veil cleans (JPEG, "
+            "PNG, WebP, GIF, ...): it cannot be checked for faces"
+        )
+    return kind
 
 
 def _drawn_face_reason(faces: Faces) -> str:
