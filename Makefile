@@ -5,8 +5,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The PP-OCR models veil finds plates and text with; src/veil/text/ocr.py checks their hashes.
-RAPIDOCR := rapidocr==3.10.0
+# The wheels of the PP-OCR models veil finds plates and text with (the detector ships in the
+# first, the recognizer in the second); src/veil/text/ocr.py checks their hashes.
+RAPIDOCR := rapidocr_onnxruntime==1.4.4 rapidocr==3.10.0
 
 .PHONY: demo test setup setup-test lint
 
@@ -15,17 +16,17 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # demo: scikit-image, for the sample pictures of examples/make_samples.py.
-# rapidocr only for PP-OCR's model files (plates and text): --no-deps keeps its code's
+# The rapidocr wheels only for PP-OCR's model files (plates and text): --no-deps keeps their
 # dependencies (requests, a second OpenCV build) out; veil runs the models itself.
 setup: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[verify,demo,jxl,dng,svg]"
-	$(BIN)/python -m pip install --quiet --no-deps "$(RAPIDOCR)"
+	$(BIN)/python -m pip install --quiet --no-deps $(RAPIDOCR)
 
 # resemblyzer only for the speaker encoder's weights: --no-deps keeps torch and librosa out.
 setup-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test,verify,web,dataset,ray,jxl,dng,svg]"
 	$(BIN)/python -m pip install --quiet --no-deps "resemblyzer==0.1.4"
-	$(BIN)/python -m pip install --quiet --no-deps "$(RAPIDOCR)"
+	$(BIN)/python -m pip install --quiet --no-deps $(RAPIDOCR)
 	bash scripts/install-test-tools.sh
 
 demo: setup

@@ -255,16 +255,16 @@ def test_a_dataset_record_s_plate_is_obscured_and_counted(
 
 # -- the models ----------------------------------------------------------------------------
 def test_a_model_file_that_changed_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    name, _ = ocr_module.DETECTOR
+    package, name, _ = ocr_module.DETECTOR
     with pytest.raises(UsageError, match="not the one veil was measured with"):
-        ocr_module.model_path(name, "00000000")
+        ocr_module.model_path(package, name, "00000000")
 
 
 def test_without_the_models_the_error_says_how_to_install_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(ocr_module.util, "find_spec", lambda name: None)
-    with pytest.raises(UsageError, match=r"--no-deps .*rapidocr==3\.10\.0"):
+    with pytest.raises(UsageError, match=r"--no-deps .*rapidocr_onnxruntime==1\.4\.4.*rapidocr==3\.10\.0"):
         TextFinder(plates=True, text=False)
 
 

@@ -1,16 +1,19 @@
 """PP-OCR's text detector (DB) and recognizer (CTC) run through onnxruntime.
 
-The ONNX files are PaddleOCR's PP-OCRv6 small models (Apache-2.0, (c) Baidu), as shipped inside
-the ``rapidocr`` wheel, which veil installs without its dependencies: veil reads the two files
-and runs them itself, so rapidocr's own code (and the ``requests`` it would pull in) is never
+The ONNX files are PaddleOCR's models (Apache-2.0, (c) Baidu): the PP-OCRv4 mobile detector as
+shipped in the ``rapidocr_onnxruntime`` wheel and the PP-OCRv6 small recognizer as shipped in
+the ``rapidocr`` wheel. veil installs both wheels without their dependencies, reads the two
+files and runs them itself, so their code (and the ``requests`` it would pull in) is never
 imported. Their SHA-256 is checked before they are loaded: a file that changed between releases
 would change what is found, unmeasured.
 
-Pictures are searched with an int8 copy of the detector (`veil.int8`, ranges recorded by
-scripts/calibrate_int8.py on camera photos that are no benchmark's): 86 against 120 ms a dev
-plate photo on one core, the same plates found by balanced on the dev set and its harder
-views (docs/benchmarks.md). Outputs are checked with the fp32 detector, the stronger reader
-an attacker would use.
+The detector is v4 mobile, not the v6 small one of the same ``rapidocr`` wheel: on the dev
+plates it finds the same plates with fewer boxes that are not plates (fewer crops to read,
+less area obscured, fewer false alarms on the face set) in three quarters of the time
+(docs/benchmarks.md, "Plates and text"). Pictures are searched with an int8 copy of it
+(`veil.int8`, ranges recorded by scripts/calibrate_int8.py on camera photos that are no
+benchmark's). Outputs are checked with the fp32 detector, the stronger reader an attacker
+would use.
 
 Both models take BGR, scaled to -1..1, channels first. The detector outputs a text probability
 map at the input's size; boxes are read from it as PaddleOCR does (threshold, contours, mean
@@ -43,12 +46,16 @@ from ..pixels import Pixels
 if TYPE_CHECKING:
     import onnxruntime as ort
 
-#: The models, with the SHA-256 of the files measured in benchmarks/plates.py (rapidocr 3.10.0).
-DETECTOR = ("PP-OCRv6_det_small.onnx", "090f04ab")
-RECOGNIZER = ("PP-OCRv6_rec_small.onnx", "6f327246")
-RAPIDOCR = "rapidocr==3.10.0"
-# Without its dependencies: veil reads only the model files (the Makefile does the same).
-_INSTALL = f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-reinstall '{RAPIDOCR}'"
+#: The models: (wheel's package, file, a prefix of the SHA-256 of the file measured in
+#: benchmarks/plates.py), and the wheels that ship them.
+DETECTOR = ("rapidocr_onnxruntime", "ch_PP-OCRv4_det_infer.onnx", "d2a7720d")
+RECOGNIZER = ("rapidocr", "PP-OCRv6_rec_small.onnx", "6f327246")
+WHEELS = ("rapidocr_onnxruntime==1.4.4", "rapidocr==3.10.0")
+# Without their dependencies: veil reads only the model files (the Makefile does the same).
+_INSTALL = (
+    f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-reinstall "
+    + " ".join(f"'{wheel}'" for wheel in WHEELS)
+)
 
 #: The int8 detector's activation ranges (scripts/calibrate_int8.py --model text).
 INT8_RANGES = Path(__file__).with_name("detector_int8_ranges.json")
@@ -67,10 +74,11 @@ _REC_HEIGHT = 48
 _REC_BATCH = 8
 
 
-def model_path(name: str, digest: str) -> Path:
-    """The installed wheel's copy of model ``name``, checked against ``digest`` (a prefix of
-    its SHA-256). Found without importing rapidocr, whose dependencies veil does not install."""
-    spec = util.find_spec("rapidocr")
+def model_path(package: str, name: str, digest: str) -> Path:
+    """The copy of model ``name`` that the installed wheel of ``package`` ships, checked
+    against ``digest`` (a prefix of its SHA-256). Found without importing the package, whose
+    dependencies veil does not install."""
+    spec = util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise UsageError(f"finding plates and text needs the OCR models: {_INSTALL}")
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
@@ -81,9 +89,9 @@ def model_path(name: str, digest: str) -> Path:
             f"the OCR model {name} cannot be read ({exc.strerror}): {_INSTALL}"
         ) from exc
     if not found.startswith(digest):
-        version = _version()
+        version = _version(package)
         raise UsageError(
-            f"the OCR model {name} of rapidocr {version} is not the one veil was measured "
+            f"the OCR model {name} of {package} {version} is not the one veil was measured "
             f"with: {_INSTALL}"
         )
     return path
@@ -92,8 +100,8 @@ def model_path(name: str, digest: str) -> Path:
 def require_models() -> None:
     """`UsageError` now, with the command that installs them, if the models are missing or
     not the ones measured: a batch should stop at once, not fail each of its files."""
-    for name, digest in (DETECTOR, RECOGNIZER):
-        model_path(name, digest)
+    for model in (DETECTOR, RECOGNIZER):
+        model_path(*model)
 
 
 @functools.cache
@@ -133,9 +141,9 @@ def int8_detector_bytes() -> bytes:
     return cached("ocr-detector-int8", key, build)
 
 
-def _version() -> str:
+def _version(package: str) -> str:
     try:
-        return metadata.version("rapidocr")
+        return metadata.version(package)
     except metadata.PackageNotFoundError:
         return "(unknown version)"
 
