@@ -835,7 +835,7 @@ def environment() -> dict[str, Any]:
         **machine(),
         "python": platform.python_version(),
         "onnxruntime": version("onnxruntime"),
-        "rapidocr_models": version("rapidocr"),
+        "rapidocr_models": f"{version('rapidocr_onnxruntime')} (detector), {version('rapidocr')}",
         "veil": f"{version('veil')} {where}",
         "veil_source": str(source),
     }
@@ -903,8 +903,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     require_modules(
-        "plates", ("skimage", "cv2", "veil", "rapidocr"),
-        "run `pip install -e .[bench]` and `pip install --no-deps 'rapidocr==3.10.0'`",
+        "plates", ("skimage", "cv2", "veil", "rapidocr", "rapidocr_onnxruntime"),
+        "run `pip install -e .[bench]` and "
+        "`pip install --no-deps 'rapidocr_onnxruntime==1.4.4' 'rapidocr==3.10.0'`",
     )  # fmt: skip
     views_wanted = [v for v in args.views.split(",") if v in ("half", "mosaic")]
     work = (args.out or Path(tempfile.mkdtemp(prefix="veil-plates-"))).resolve()

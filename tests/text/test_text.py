@@ -264,7 +264,8 @@ def test_without_the_models_the_error_says_how_to_install_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(ocr_module.util, "find_spec", lambda name: None)
-    with pytest.raises(UsageError, match=r"--no-deps .*rapidocr_onnxruntime==1\.4\.4.*rapidocr==3\.10\.0"):
+    wheels = r"--no-deps .*rapidocr_onnxruntime==1\.4\.4.*rapidocr==3\.10\.0"
+    with pytest.raises(UsageError, match=wheels):
         TextFinder(plates=True, text=False)
 
 

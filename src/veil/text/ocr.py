@@ -52,10 +52,8 @@ DETECTOR = ("rapidocr_onnxruntime", "ch_PP-OCRv4_det_infer.onnx", "d2a7720d")
 RECOGNIZER = ("rapidocr", "PP-OCRv6_rec_small.onnx", "6f327246")
 WHEELS = ("rapidocr_onnxruntime==1.4.4", "rapidocr==3.10.0")
 # Without their dependencies: veil reads only the model files (the Makefile does the same).
-_INSTALL = (
-    f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-reinstall "
-    + " ".join(f"'{wheel}'" for wheel in WHEELS)
-)
+_WHEEL_ARGS = " ".join(shlex.quote(wheel) for wheel in WHEELS)
+_INSTALL = f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-reinstall {_WHEEL_ARGS}"
 
 #: The int8 detector's activation ranges (scripts/calibrate_int8.py --model text).
 INT8_RANGES = Path(__file__).with_name("detector_int8_ranges.json")
