@@ -120,7 +120,7 @@ def main() -> int:
         found = camera_photos(args.camera)
         if not found:
             sys.exit(f"calibrate_int8: no camera photos under {args.camera}")
-        model = int8.prepared(ocr.model_path(*ocr.DETECTOR).read_bytes())
+        model = ocr.fp32_detector_bytes()  # folded, as it is quantized
         int8.calibrate(model, CameraPhotos(found), ocr.INT8_RANGES, ocr.keep_fp32(model))
         print(f"wrote {ocr.INT8_RANGES} from {len(found)} photos")
         return 0

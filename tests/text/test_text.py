@@ -409,19 +409,33 @@ def test_the_int8_detector_is_built_once_and_finds_the_boxes_the_fp32_one_finds(
     assert _hulls_near(fast, exact, 4) and _hulls_near(exact, fast, 4)
 
 
-def test_the_detector_s_head_stays_in_fp32() -> None:
+def test_the_detector_s_upsampling_stays_in_fp32() -> None:
     import onnx
 
-    from veil import int8
+    folded = ocr_module.fp32_detector_bytes()
+    kept = ocr_module.keep_fp32(folded)
+    ops = {node.name: node.op_type for node in onnx.load_from_string(folded).graph.node}
+    assert [ops[name] for name in (kept[0], kept[-1])] == ["ConvTranspose", "Sigmoid"]
+    assert [ops[name] for name in kept].count("ConvTranspose") == 2
+    assert "Concat" not in {ops[name] for name in kept}  # the joined pyramid is quantized
 
-    prepared = int8.prepared(ocr_module.model_path(*ocr_module.DETECTOR).read_bytes())
-    kept = ocr_module.keep_fp32(prepared)
-    ops = {node.name: node.op_type for node in onnx.load_from_string(prepared).graph.node}
-    assert [ops[name] for name in (kept[0], kept[-1])] == ["Concat", "Sigmoid"]
-    assert "ConvTranspose" in {ops[name] for name in kept}  # the upsampling
+
+def test_the_folded_detector_draws_the_shipped_one_s_map(
+    scene: tuple[np.ndarray, Box, Box],
+) -> None:
+    import onnxruntime as ort
+
+    pixels = scene[0][: scene[0].shape[0] // 32 * 32, : scene[0].shape[1] // 32 * 32]
+    image = ocr_module._normalised(ocr_module.bgr(pixels))[None]
+    shipped = str(ocr_module.model_path(*ocr_module.DETECTOR))
+    maps = [
+        ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, {"x": image})[0]
+        for model in (shipped, ocr_module.fp32_detector_bytes())
+    ]
+    assert np.abs(maps[0] - maps[1]).max() < 1e-4 and maps[0].max() > 0.9
 
 
-def test_with_no_room_for_the_int8_detector_the_fp32_one_finds_the_plate(
+def test_with_no_room_for_the_built_detectors_the_shipped_one_finds_the_plate(
     monkeypatch: pytest.MonkeyPatch, scene: tuple[np.ndarray, Box, Box]
 ) -> None:
     import errno
@@ -430,6 +444,7 @@ def test_with_no_room_for_the_int8_detector_the_fp32_one_finds_the_plate(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ocr_module, "int8_detector_bytes", full_disk)
+    monkeypatch.setattr(ocr_module, "fp32_detector_bytes", full_disk)
     pixels, plate, _ = scene
     finder = TextFinder(plates=True, text=False)
     assert not finder.detector.int8

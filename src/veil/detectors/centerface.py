@@ -72,8 +72,9 @@ _SHARED_ARENA_LOCK = threading.Lock()
 _shared_arena: bool | None = None
 
 
-def _share_cpu_arena() -> bool:
-    """Register one CPU memory arena for every session of this process that asks for it.
+def share_cpu_arena() -> bool:
+    """Register one CPU memory arena for every session of this process that asks for it
+    (CenterFace's and the text detector's and recognizer's, `veil.text.ocr`).
 
     Each onnxruntime session otherwise keeps its own arena, grown to its largest run and never
     given back: the int8 and fp32 sessions held 1.75 and 1.6 GB after 2048 px tiles, 3.2 GB
@@ -193,7 +194,7 @@ class CenterFace:
         self._options.intra_op_num_threads = threads or cores.available()
         self._options.inter_op_num_threads = 1
         self._options.log_severity_level = 3  # the model's unused batch-norm counters warn
-        if _share_cpu_arena():
+        if share_cpu_arena():
             self._options.add_session_config_entry("session.use_env_allocators", "1")
         self._providers = [
             p
@@ -287,7 +288,7 @@ class CenterFace:
     def _release(self) -> None:
         """Hand the memory arena's free blocks back to the system (a tiny run that asks for
         it: onnxruntime shrinks an arena only at the end of a run). Both sessions, in case
-        each has its own arena (`_share_cpu_arena`)."""
+        each has its own arena (`share_cpu_arena`)."""
         import onnxruntime as ort
 
         shrink = ort.RunOptions()

@@ -10,10 +10,11 @@ would change what is found, unmeasured.
 The detector is v4 mobile, not the v6 small one of the same ``rapidocr`` wheel: on the dev
 plates it finds the same plates with fewer boxes that are not plates (fewer crops to read,
 less area obscured, fewer false alarms on the face set) in three quarters of the time
-(docs/benchmarks.md, "Plates and text"). Pictures are searched with an int8 copy of it
-(`veil.int8`, ranges recorded by scripts/calibrate_int8.py on camera photos that are no
-benchmark's). Outputs are checked with the fp32 detector, the stronger reader an attacker
-would use.
+(docs/benchmarks.md, "Plates and text"). veil runs it with its constant scales and shifts
+folded into its convolutions (`veil.graphs`: the same output, less work). Pictures are
+searched with an int8 copy of that (`veil.int8`, ranges recorded by scripts/calibrate_int8.py
+on camera photos that are no benchmark's). Outputs are checked with the fp32 detector, the
+stronger reader an attacker would use.
 
 Both models take BGR, scaled to -1..1, channels first. The detector outputs a text probability
 map at the input's size; boxes are read from it as PaddleOCR does (threshold, contours, mean
@@ -29,6 +30,7 @@ import hashlib
 import math
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
@@ -40,6 +42,7 @@ import numpy.typing as npt
 
 from .. import cores, int8
 from ..cache import cached
+from ..detectors.centerface import share_cpu_arena
 from ..errors import UsageError
 from ..pixels import Pixels
 
@@ -57,7 +60,7 @@ _INSTALL = f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-rein
 
 #: The int8 detector's activation ranges (scripts/calibrate_int8.py --model text).
 INT8_RANGES = Path(__file__).with_name("detector_int8_ranges.json")
-_INT8_VERSION = "1"  # bump when the way the int8 detector is built changes
+_BUILD_VERSION = "3"  # bump when the way the detector copies are built changes (veil.graphs)
 
 Quads = npt.NDArray[np.float32]  # (N, 4, 2): corners of each text box, clockwise from top left
 
@@ -104,39 +107,59 @@ def require_models() -> None:
 
 @functools.cache
 def _detector_bytes() -> bytes:
-    """The fp32 detector file, checked (`model_path`), read once."""
+    """The shipped detector file, checked (`model_path`), read once."""
     return model_path(*DETECTOR).read_bytes()
 
 
 @functools.cache
 def _detector_digest() -> bytes:
-    """SHA-256 of the fp32 detector file: part of the int8 copy's cache key, computed once."""
+    """SHA-256 of the shipped detector file: part of the built copies' cache keys."""
     return hashlib.sha256(_detector_bytes()).digest()
 
 
+def _built(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes:
+    import onnxruntime as ort
+
+    version = f"{ort.__version__}/{_BUILD_VERSION}".encode()
+    return cached(name, [_detector_digest(), *inputs, version], build)
+
+
+def _folded() -> bytes:
+    """The detector at opset 13 with named nodes, its batch norms and its constant scales and
+    shifts folded into its convolutions (`veil.graphs`): the same map, a fifth faster in fp32
+    and a third in int8 (docs/benchmarks.md). What is run in fp32 and what is quantized."""
+    from .. import graphs
+
+    return graphs.folded(int8.prepared(_detector_bytes()))
+
+
+def fp32_detector_bytes() -> bytes:
+    """The fp32 detector, folded (`_folded`) on first use and cached (`veil.cache`)."""
+    return _built("ocr-detector-fp32", [], _folded)
+
+
 def keep_fp32(prepared: bytes) -> list[str]:
-    """The detector's nodes left in fp32: its head, from the last Concat on (where the feature
-    pyramid is joined), whose upsampling convolutions draw the probability map.
-    Quantized, it cost one half-size dev plate (104 against 105 of 108) for 2 ms a photo."""
+    """The detector's nodes left in fp32: its two upsampling ConvTransposes and what follows,
+    which draw the probability map at full size. Quantizing them too cost one half-size dev
+    plate; the convolution before them, where the feature pyramid is joined, cost none in int8
+    (108 of 108 dev plates and 104 at half size, with it quantized or not) and saves a sixth of
+    the int8 detector's time."""
     import onnx
 
     nodes = onnx.load_from_string(prepared).graph.node
-    last = max(i for i, node in enumerate(nodes) if node.op_type == "Concat")
-    return [node.name for node in nodes[last:]]
+    first = min(i for i, node in enumerate(nodes) if node.op_type == "ConvTranspose")
+    return [node.name for node in nodes[first:]]
 
 
 def int8_detector_bytes() -> bytes:
-    """The int8 text detector, built from the fp32 file and `INT8_RANGES` on first use (a few
-    seconds) and cached (`veil.cache`)."""
-    import onnxruntime as ort
+    """The int8 text detector, built from `fp32_detector_bytes` and `INT8_RANGES` on first
+    use (a few seconds) and cached (`veil.cache`)."""
 
     def build() -> bytes:
-        prepared = int8.prepared(_detector_bytes())
-        return int8.quantized(prepared, INT8_RANGES, keep_fp32(prepared))
+        folded = fp32_detector_bytes()
+        return int8.quantized(folded, INT8_RANGES, keep_fp32(folded))
 
-    version = f"{ort.__version__}/{_INT8_VERSION}".encode()
-    key = [_detector_digest(), INT8_RANGES.read_bytes(), version]
-    return cached("ocr-detector-int8", key, build)
+    return _built("ocr-detector-int8", [INT8_RANGES.read_bytes()], build)
 
 
 def _version(package: str) -> str:
@@ -159,6 +182,10 @@ def _session(model: Path | bytes, threads: int | None) -> ort.InferenceSession:
     # Its threads sleep when idle rather than spin: they would take the cores from CenterFace,
     # which runs between the two (and spinning CenterFace threads from these).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # CenterFace's arena, not one of their own: with their own, a run over the 108 dev plate
+    # photos spent 1.5 s in the kernel (page faults) against 0.6 s.
+    if share_cpu_arena():
+        options.add_session_config_entry("session.use_env_allocators", "1")
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
@@ -184,11 +211,12 @@ class TextDetector:
 
     def __init__(self, threads: int | None = None, fast: bool = False) -> None:
         model: Path | bytes = model_path(*DETECTOR)
-        #: Whether the int8 copy runs: with no room to build it (a full disk), the fp32 model
-        #: does, more slowly.
+        #: Whether the int8 copy runs: with no room to build the copies (a full disk), the
+        #: shipped fp32 model does, more slowly.
         self.int8 = False
-        if fast:
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            model = fp32_detector_bytes()
+            if fast:
                 model, self.int8 = int8_detector_bytes(), True
         self.session = _session(model, threads)
         self._input = self.session.get_inputs()[0].name
