@@ -43,18 +43,19 @@ MIN_SHORT_SIDE = 736
 #: The detector's input by preset: pictures with a longer side than the first are shrunk to it
 #: (a 12 MP photo at full size takes 4 s, 2x the face-only run; None: never shrunk), and those
 #: with a shorter short side than the second are enlarged to it (0: never). On the dev plates
-#: at half size (plates 8-15 px), 480 px finds 103 of 108 against 93 unenlarged, as many as
-#: 736 px for a third of its time. The check of an output enlarges to 736, as an attacker would.
+#: at half size (plates 8-15 px), enlarging finds 104 of 108 from 384 px up against 57 unenlarged;
+#: balanced takes 416 px, which keeps `--plates on` at twice the face-only time on the dev
+#: photos (480 px: 2.2 times, the same half-size plates, one more at full size: 108 against
+#: 107). The check of an output enlarges to 736, as an attacker would.
 PRESET_SIDES: dict[str, tuple[int | None, int]] = {
     "fast": (1920, 0),
-    "balanced": (2560, 480),
+    "balanced": (2560, 416),
     "thorough": (None, MIN_SHORT_SIDE),
 }
 
 #: Whether the preset searches with the int8 copy of the detector (`ocr.TextDetector`): fast
-#: and balanced do (86 against 120 ms a dev photo, the same plates found by balanced on the dev
-#: photos and both harder views); thorough keeps fp32, the careful one, because at its 736 px
-#: enlargement the int8 copy lost two half-size plates (95.4% against 97.2%).
+#: and balanced do (at 416 px, 33 against 66 ms a dev photo on one core; 107 and 104 of the
+#: 108 dev and half-size plates against 108 and 106); thorough keeps fp32, the careful one.
 PRESET_INT8: dict[str, bool] = {"fast": True, "balanced": True, "thorough": False}
 
 #: Other text must score this much on the detector (plates, told apart by their reading, take
