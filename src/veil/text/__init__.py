@@ -42,20 +42,22 @@ MAX_READS = 64
 MIN_SHORT_SIDE = 736
 #: The detector's input by preset: pictures with a longer side than the first are shrunk to it
 #: (a 12 MP photo at full size takes 4 s, 2x the face-only run; None: never shrunk), and those
-#: with a shorter short side than the second are enlarged to it (0: never). On the dev plates
-#: at half size (plates 8-15 px), enlarging finds 104 of 108 from 384 px up against 57 unenlarged;
-#: balanced takes 416 px, which keeps `--plates on` at twice the face-only time on the dev
-#: photos (480 px: 2.2 times, the same half-size plates, one more at full size: 108 against
-#: 107). The check of an output enlarges to 736, as an attacker would.
+#: with a shorter short side than the second are enlarged to it (0: never). Each preset takes
+#: the least enlargement at which it finds about as many small plates as it ever does: on the
+#: dev plates at half size (plates 8-15 px, pictures about 290x220), the int8 detector finds
+#: 57 of 108 unenlarged, 96 at 288 px, 102 at 352 and 104 from 384 px up (416, 480), the
+#: fp32 one 108 at 736 (thorough). Enlarging is cheap for a small picture and never happens
+#: to a large one. The check of an output enlarges to 736, as an attacker would.
 PRESET_SIDES: dict[str, tuple[int | None, int]] = {
-    "fast": (1920, 0),
-    "balanced": (2560, 416),
+    "fast": (1920, 288),
+    "balanced": (2560, 384),
     "thorough": (None, MIN_SHORT_SIDE),
 }
 
 #: Whether the preset searches with the int8 copy of the detector (`ocr.TextDetector`): fast
-#: and balanced do (at 416 px, 33 against 66 ms a dev photo on one core; 107 and 104 of the
-#: 108 dev and half-size plates against 108 and 106); thorough keeps fp32, the careful one.
+#: and balanced do, in half the time (29 against 66 ms a dev photo at 384 px on one core), for
+#: a plate or two fewer: 107 of the 108 dev plates against 108, 104 at half size against 105,
+#: 104 on the 3200x2400 mosaics against 106. Thorough keeps fp32, the careful one.
 PRESET_INT8: dict[str, bool] = {"fast": True, "balanced": True, "thorough": False}
 
 #: Other text must score this much on the detector (plates, told apart by their reading, take
