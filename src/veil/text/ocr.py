@@ -64,8 +64,10 @@ _BUILD_VERSION = "3"  # bump when the way the detector copies are built changes 
 
 Quads = npt.NDArray[np.float32]  # (N, 4, 2): corners of each text box, clockwise from top left
 
-# The detector's post-processing. ``BOX_THRESHOLD`` 0.3, not PaddleOCR's 0.5 or 0.6: clean,
-# frontal plates score 0.45 on average over their box (plates study, benchmarks/plates.py).
+# The detector's post-processing. ``BOX_THRESHOLD`` 0.3, not PaddleOCR's 0.5 or 0.6: chosen
+# with the v6 detector, over whose boxes clean, frontal plates scored 0.45 on average (plates
+# study, benchmarks/plates.py). v4's dev plate boxes score 0.80 (tenth percentile 0.72), but
+# small plates far less (0.41 for a half-size one): kept, not re-tuned.
 _PIXEL_THRESHOLD = 0.3
 BOX_THRESHOLD = 0.3
 _UNCLIP = 1.6
