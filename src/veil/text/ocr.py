@@ -89,16 +89,16 @@ def model_path(package: str, name: str, digest: str) -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
     try:
         stat = path.stat()
-        version = (str(path), stat.st_size, stat.st_mtime_ns, digest)
+        key = (str(path), stat.st_size, stat.st_mtime_ns, digest)
         # Hashed once a process for each version of the file (the recognizer's 21 MB take
         # 30 ms, and a batch asks for both models three times before its first picture).
-        found = digest if version in _CHECKED else hashlib.sha256(path.read_bytes()).hexdigest()
+        found = digest if key in _CHECKED else hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise UsageError(
             f"the OCR model {name} cannot be read ({exc.strerror}): {_INSTALL}"
         ) from exc
     if found.startswith(digest):
-        _CHECKED.add(version)
+        _CHECKED.add(key)
     else:
         version = _version(package)
         raise UsageError(
