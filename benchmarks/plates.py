@@ -28,7 +28,9 @@ exists, so that runs compare). What is measured:
    signs that read like plates.
 5. Harder views: every photo downscaled 1/2 (INTER_AREA) and 4x4 mosaics of 16 photos (each
    photo at its own size in an 800x600 cell, shrunk only when larger: 3200x2400 px, so the
-   presets' size caps apply, as they do to large street photos): protected share there too.
+   presets' size caps apply, as they do to large street photos), and every photo seen from the
+   side (squeezed across to cos 50 degrees, its far side 15% shorter, rolled 8 degrees one way
+   or the other: plates 1.8-3 times as long as tall, tilted): protected share there too.
    Derived images go to the working folder (a temporary folder unless ``--out``).
 6. False alarms: share of each photo of a sample of the face set obscured by ``plates``
    regions (text off), and by ``plates`` + ``text`` regions with text on; mean, median, p90.
@@ -96,6 +98,11 @@ VIEW_JPEG_QUALITY = 95
 MOSAIC_GRID = 4
 MOSAIC_CELL = (800, 600)  # width, height of one photo's cell
 MOSAIC_PAD = 128  # grey around photos smaller than their cell and in empty cells
+# The oblique view: a camera turned 50 degrees from the plate (its width times cos 50), the far
+# side 15% shorter, and the picture rolled 8 degrees, one way and the other on alternate photos.
+OBLIQUE_SQUEEZE = math.cos(math.radians(50))
+OBLIQUE_FAR_SIDE = 0.85
+OBLIQUE_ROLL_DEG = 8.0
 
 FACE_CHECK_PHOTOS = 20
 JPEG_BLOCK = 16  # a 4:2:0 JPEG's MCU, in pixels
@@ -234,6 +241,54 @@ def mosaic_view(dev: View, folder: Path, cell: tuple[int, int] = MOSAIC_CELL) ->
     whole = f"{MOSAIC_GRID * cw}x{MOSAIC_GRID * ch}"
     title = f"{MOSAIC_GRID}x{MOSAIC_GRID} mosaics of 16 dev photos ({cw}x{ch} cells, {whole} px)"
     return View("mosaic", title, folder, plates)
+
+
+def oblique_warp(width: int, height: int, flip: bool) -> tuple[npt.NDArray[np.float64], int, int]:
+    """The homography of the oblique view for a picture of this size, and the size of the
+    warped picture: squeezed across (`OBLIQUE_SQUEEZE`), its far side shorter
+    (`OBLIQUE_FAR_SIDE`; the right one, or the left when ``flip``), rolled `OBLIQUE_ROLL_DEG`
+    (the other way when ``flip``)."""
+    w, h = float(width), float(height)
+    near, far = 0.0, h * (1 - OBLIQUE_FAR_SIDE) / 2
+    left, right = (far, near) if flip else (near, far)
+    squeezed = w * OBLIQUE_SQUEEZE
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    dst = np.array([[0, left], [squeezed, right], [squeezed, h - right], [0, h - left]], np.float32)
+    warp = cv2.getPerspectiveTransform(src, dst).astype(np.float64)
+    roll = cv2.getRotationMatrix2D(
+        (squeezed / 2, h / 2), -OBLIQUE_ROLL_DEG if flip else OBLIQUE_ROLL_DEG, 1.0
+    )
+    warp = np.vstack([roll, [0, 0, 1]]) @ warp
+    corners = cv2.perspectiveTransform(src[None].astype(np.float64), warp)[0]
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    shift = np.array([[1, 0, -low[0]], [0, 1, -low[1]], [0, 0, 1]], np.float64)
+    size = np.ceil(high - low).astype(int)
+    return shift @ warp, int(size[0]), int(size[1])
+
+
+def oblique_view(dev: View, folder: Path) -> View:
+    """Every dev photo as seen from the side (`oblique_warp`, bilinear, edges grey); each
+    plate's box: the axis-aligned box around its warped corners."""
+    _fresh(folder)
+    plates = []
+    for k, plate in enumerate(dev.plates):
+        rgb = read_rgb(dev.folder / plate.image)
+        warp, width, height = oblique_warp(rgb.shape[1], rgb.shape[0], flip=k % 2 == 1)
+        out = cv2.warpPerspective(
+            rgb, warp, (width, height), flags=cv2.INTER_LINEAR, borderValue=(MOSAIC_PAD,) * 3
+        )
+        _save(out, folder / plate.image)
+        x1, y1, x2, y2 = plate.box
+        corners = np.array([[[x1, y1], [x2, y1], [x2, y2], [x1, y2]]], np.float64)
+        moved = cv2.perspectiveTransform(corners, warp)[0]
+        (bx1, by1), (bx2, by2) = moved.min(axis=0), moved.max(axis=0)
+        box = (float(bx1), float(by1), float(bx2), float(by2))
+        plates.append(Plate(plate.image, box, plate.text, plate.source))
+    title = (
+        f"dev photos turned {round(math.degrees(math.acos(OBLIQUE_SQUEEZE)))} degrees "
+        f"and rolled {OBLIQUE_ROLL_DEG:g}"
+    )
+    return View("oblique", title, folder, plates)
 
 
 # -- veil's runs ------------------------------------------------------------------------------
@@ -883,8 +938,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(default: 2)",
     )  # fmt: skip
     parser.add_argument(
-        "--views", default="half,mosaic", metavar="V,V",
-        help="harder views to measure: half, mosaic, both (default) or none",
+        "--views", default="half,mosaic,oblique", metavar="V,V",
+        help="harder views to measure: any of half, mosaic, oblique (default: all three), "
+        "or none",
     )  # fmt: skip
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin veil to core 0 with taskset"
@@ -907,7 +963,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run `pip install -e .[bench]` and "
         "`pip install --no-deps 'rapidocr_onnxruntime==1.4.4' 'rapidocr==3.10.0'`",
     )  # fmt: skip
-    views_wanted = [v for v in args.views.split(",") if v in ("half", "mosaic")]
+    views_wanted = [v for v in args.views.split(",") if v in ("half", "mosaic", "oblique")]
     work = (args.out or Path(tempfile.mkdtemp(prefix="veil-plates-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     pin = not args.no_pin and shutil.which("taskset") is not None
@@ -1031,6 +1087,8 @@ def benchmark(
         views.append(half_view(dev, work / "half" / "images"))
     if "mosaic" in views_wanted:
         views.append(mosaic_view(dev, work / "mosaic" / "images"))
+    if "oblique" in views_wanted:
+        views.append(oblique_view(dev, work / "oblique" / "images"))
     results["views"] = {}
     for view in views:
         _warm(view.folder)
