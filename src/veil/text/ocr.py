@@ -7,10 +7,11 @@ files and runs them itself, so their code (and the ``requests`` it would pull in
 imported. Their SHA-256 is checked before they are loaded: a file that changed between releases
 would change what is found, unmeasured.
 
-The detector is v4 mobile, not the v6 small one of the same ``rapidocr`` wheel: on the dev
-plates it finds the same plates with fewer boxes that are not plates (fewer crops to read,
-less area obscured, fewer false alarms on the face set) in three quarters of the time
-(docs/benchmarks.md, "Plates and text"). veil runs it with its constant scales and shifts
+The detector is v4 mobile, not the v6 small one of the same ``rapidocr`` wheel: in about three
+quarters of the time it draws fewer boxes that are not plates (fewer crops to read, less area
+obscured, a third of the false alarms on the face set). In fp32 it finds as many dev plates;
+its int8 copy finds one to three fewer than v6's in each harder view (docs/benchmarks.md,
+"Plates and text"). veil runs it with its constant scales and shifts
 folded into its convolutions (`veil.graphs`: the same output, less work). Pictures are
 searched with an int8 copy of that (`veil.int8`, ranges recorded by scripts/calibrate_int8.py
 on camera photos that are no benchmark's). Outputs are checked with the fp32 detector, the
