@@ -103,6 +103,13 @@ MOSAIC_PAD = 128  # grey around photos smaller than their cell and in empty cell
 OBLIQUE_SQUEEZE = math.cos(math.radians(50))
 OBLIQUE_FAR_SIDE = 0.85
 OBLIQUE_ROLL_DEG = 8.0
+# The dark view: a photo taken in a sixteenth of the light (linear, sRGB gamma 2.2) with sensor
+# noise (sigma in 8-bit linear levels, fixed seed), and brightened by the camera to half the
+# original's light, its noise with it (8x).
+DARK_LIGHT = 1 / 16
+DARK_NOISE = 1.0
+DARK_SHOWN = 0.5
+VIEWS = ("half", "mosaic", "oblique", "dark")
 
 FACE_CHECK_PHOTOS = 20
 JPEG_BLOCK = 16  # a 4:2:0 JPEG's MCU, in pixels
@@ -289,6 +296,20 @@ def oblique_view(dev: View, folder: Path) -> View:
         f"and rolled {OBLIQUE_ROLL_DEG:g}"
     )
     return View("oblique", title, folder, plates)
+
+
+def dark_view(dev: View, folder: Path, seed: int = 0) -> View:
+    """Every dev photo as a camera would give it in a sixteenth of the light (`DARK_LIGHT`):
+    darker, its noise (`DARK_NOISE`) pushed up by the camera's gain. Plates stay put."""
+    _fresh(folder)
+    rng = np.random.default_rng(seed)
+    for image in dev.images:
+        linear = (read_rgb(dev.folder / image).astype(np.float32) / 255) ** 2.2
+        sensed = linear * DARK_LIGHT + rng.normal(0, DARK_NOISE / 255, linear.shape)
+        shown = np.clip(sensed * (DARK_SHOWN / DARK_LIGHT), 0, 1) ** (1 / 2.2)
+        _save((shown * 255 + 0.5).astype(np.uint8), folder / image)
+    title = f"dev photos in 1/{round(1 / DARK_LIGHT)} of the light, brightened, with sensor noise"
+    return View("dark", title, folder, list(dev.plates))
 
 
 # -- veil's runs ------------------------------------------------------------------------------
@@ -938,9 +959,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(default: 2)",
     )  # fmt: skip
     parser.add_argument(
-        "--views", default="half,mosaic,oblique", metavar="V,V",
-        help="harder views to measure: any of half, mosaic, oblique (default: all three), "
-        "or none",
+        "--views", default=",".join(VIEWS), metavar="V,V",
+        help=f"harder views to measure: any of {', '.join(VIEWS)} (default: all), or none",
     )  # fmt: skip
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin veil to core 0 with taskset"
@@ -963,7 +983,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run `pip install -e .[bench]` and "
         "`pip install --no-deps 'rapidocr_onnxruntime==1.4.4' 'rapidocr==3.10.0'`",
     )  # fmt: skip
-    views_wanted = [v for v in args.views.split(",") if v in ("half", "mosaic", "oblique")]
+    views_wanted = [v for v in args.views.split(",") if v in VIEWS]
     work = (args.out or Path(tempfile.mkdtemp(prefix="veil-plates-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     pin = not args.no_pin and shutil.which("taskset") is not None
@@ -1089,6 +1109,8 @@ def benchmark(
         views.append(mosaic_view(dev, work / "mosaic" / "images"))
     if "oblique" in views_wanted:
         views.append(oblique_view(dev, work / "oblique" / "images"))
+    if "dark" in views_wanted:
+        views.append(dark_view(dev, work / "dark" / "images"))
     results["views"] = {}
     for view in views:
         _warm(view.folder)

@@ -42,22 +42,23 @@ MAX_READS = 64
 MIN_SHORT_SIDE = 736
 #: The detector's input by preset: pictures with a longer side than the first are shrunk to it
 #: (a 12 MP photo at full size takes 4 s, 2x the face-only run; None: never shrunk), and those
-#: with a shorter short side than the second are enlarged to it (0: never). Each preset takes
-#: the least enlargement at which it finds about as many small plates as it ever does: on the
-#: dev plates at half size (plates 8-15 px, pictures about 290x220), the int8 detector finds
-#: 57 of 108 unenlarged, 96 at 288 px, 102 at 352 and 104 from 384 px up (416, 480), the
-#: fp32 one 108 at 736 (thorough). Enlarging is cheap for a small picture and never happens
-#: to a large one. The check of an output enlarges to 736, as an attacker would.
+#: with a shorter short side than the second are enlarged to it (0: never). Enlarging is cheap
+#: for a small picture and never happens to a large one. On the dev plates at half size (plates
+#: 8-15 px, pictures about 290x220) the int8 detector finds 57 of 108 unenlarged, 96 at 288
+#: px, 102 at 352 and 104 from 384 px up; but on grainy photos (the dark view of
+#: benchmarks/plates.py) 97 at 384, 103 at 480 and 105 at 736: balanced takes 480, fast 288
+#: (speed first), thorough 736 with the fp32 detector. The check of an output enlarges to 736,
+#: as an attacker would.
 PRESET_SIDES: dict[str, tuple[int | None, int]] = {
     "fast": (1920, 288),
-    "balanced": (2560, 384),
+    "balanced": (2560, 480),
     "thorough": (None, MIN_SHORT_SIDE),
 }
 
 #: Whether the preset searches with the int8 copy of the detector (`ocr.TextDetector`): fast
 #: and balanced do, in half the time (29 against 66 ms a dev photo at 384 px on one core), for
-#: a plate or two fewer: 107 of the 108 dev plates against 108, 104 at half size against 105,
-#: 104 on the 3200x2400 mosaics against 106. Thorough keeps fp32, the careful one.
+#: a plate or two fewer: at 384 px, 107 of the 108 dev plates against 108, 104 at half size
+#: against 105, 104 on the 3200x2400 mosaics against 106. Thorough keeps fp32, the careful one.
 PRESET_INT8: dict[str, bool] = {"fast": True, "balanced": True, "thorough": False}
 
 #: Other text must score this much on the detector (plates, told apart by their reading, take
