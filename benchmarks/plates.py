@@ -30,7 +30,9 @@ exists, so that runs compare). What is measured:
    photo at its own size in an 800x600 cell, shrunk only when larger: 3200x2400 px, so the
    presets' size caps apply, as they do to large street photos), and every photo seen from the
    side (squeezed across to cos 50 degrees, its far side 15% shorter, rolled 8 degrees one way
-   or the other: plates 1.8-3 times as long as tall, tilted): protected share there too.
+   or the other: plates 1.8-3 times as long as tall, tilted), and every photo grainy as at dusk
+   (a sixteenth of the light, sensor noise, brightened by the camera): protected share there
+   too.
    Derived images go to the working folder (a temporary folder unless ``--out``).
 6. False alarms: share of each photo of a sample of the face set obscured by ``plates``
    regions (text off), and by ``plates`` + ``text`` regions with text on; mean, median, p90.
@@ -44,7 +46,7 @@ reading not plate-like, or regions that cover too little of the plate.
 
 Run from the repository root (needs ``pip install -e .[bench]`` and the OCR models)::
 
-    python benchmarks/plates.py                          # everything, about 15 min on 2 cores
+    python benchmarks/plates.py                          # everything, about 25 min on 2 cores
     python benchmarks/plates.py --limit 12 --faces-sample 20 --repeat 1   # a quick look
     python benchmarks/plates.py --presets balanced --json /tmp/plates.json
 
