@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .. import cores, int8
+from .. import arena, cores, int8
 from ..cache import cached
 from ..errors import DetectionFailed
 from ..faces import Faces
@@ -68,35 +68,6 @@ FP32_NODES = [f"node{i}" for i in range(12)]
 #: (a fifth of a 12 MP photo's). Up to it, detection is as it always was.
 _HUGE_PIXELS = 50_000_000
 _SHRINK_ARENA = "memory.enable_memory_arena_shrinkage"
-_SHARED_ARENA_LOCK = threading.Lock()
-_shared_arena: bool | None = None
-
-
-def share_cpu_arena() -> bool:
-    """Register one CPU memory arena for every session of this process that asks for it
-    (CenterFace's and the text detector's and recognizer's, `veil.text.ocr`).
-
-    Each onnxruntime session otherwise keeps its own arena, grown to its largest run and never
-    given back: the int8 and fp32 sessions held 1.75 and 1.6 GB after 2048 px tiles, 3.2 GB
-    together. Shared, and grown by what is asked rather than in powers of two, they hold
-    1.5 GB, and the re-used memory saves page faults (measured in this repo, onnxruntime 1.32).
-    False where this onnxruntime cannot; each session then keeps its own.
-    """
-    global _shared_arena
-    import onnxruntime as ort
-
-    with _SHARED_ARENA_LOCK:
-        if _shared_arena is None:
-            try:
-                cpu = ort.OrtMemoryInfo(
-                    "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
-                )
-                # 1: kSameAsRequested, grow by what a run asks for
-                ort.create_and_register_allocator(cpu, ort.OrtArenaCfg(0, 1, -1, -1))
-                _shared_arena = True
-            except Exception:  # an onnxruntime without the API: per-session arenas
-                _shared_arena = False
-        return _shared_arena
 
 
 def model_path() -> str:
@@ -194,8 +165,7 @@ class CenterFace:
         self._options.intra_op_num_threads = threads or cores.available()
         self._options.inter_op_num_threads = 1
         self._options.log_severity_level = 3  # the model's unused batch-norm counters warn
-        if share_cpu_arena():
-            self._options.add_session_config_entry("session.use_env_allocators", "1")
+        arena.join(self._options)
         self._providers = [
             p
             for p in ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -288,7 +258,7 @@ class CenterFace:
     def _release(self) -> None:
         """Hand the memory arena's free blocks back to the system (a tiny run that asks for
         it: onnxruntime shrinks an arena only at the end of a run). Both sessions, in case
-        each has its own arena (`share_cpu_arena`)."""
+        each has its own arena (`veil.arena`)."""
         import onnxruntime as ort
 
         shrink = ort.RunOptions()

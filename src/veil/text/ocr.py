@@ -40,9 +40,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .. import cores, int8
+from .. import arena, cores, int8
 from ..cache import cached
-from ..detectors.centerface import share_cpu_arena
 from ..errors import UsageError
 from ..pixels import Pixels
 
@@ -193,10 +192,7 @@ def _session(model: Path | bytes, threads: int | None) -> ort.InferenceSession:
     # Its threads sleep when idle rather than spin: they would take the cores from CenterFace,
     # which runs between the two (and spinning CenterFace threads from these).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    # CenterFace's arena, not one of their own: with their own, a run over the 108 dev plate
-    # photos spent 1.5 s in the kernel (page faults) against 0.6 s.
-    if share_cpu_arena():
-        options.add_session_config_entry("session.use_env_allocators", "1")
+    arena.join(options)  # CenterFace's arena, not one of their own (`veil.arena`)
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
