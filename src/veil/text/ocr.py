@@ -136,8 +136,9 @@ def _built(name: str, inputs: list[bytes], build: Callable[[], bytes]) -> bytes:
 
 def _folded() -> bytes:
     """The detector at opset 13 with named nodes, its batch norms and its constant scales and
-    shifts folded into its convolutions (`veil.graphs`): the same map, a fifth faster in fp32
-    and a third in int8 (docs/benchmarks.md). What is run in fp32 and what is quantized."""
+    shifts folded into its convolutions (`veil.graphs`): the same map for less work (the int8
+    copy 30 against 47 ms on a 640x480 picture, docs/benchmarks.md). What is run in fp32 and
+    what is quantized."""
     from .. import graphs
 
     return graphs.folded(int8.prepared(_detector_bytes()))
@@ -150,10 +151,10 @@ def fp32_detector_bytes() -> bytes:
 
 def keep_fp32(prepared: bytes) -> list[str]:
     """The detector's nodes left in fp32: its two upsampling ConvTransposes and what follows,
-    which draw the probability map at full size. Quantizing them too cost one half-size dev
-    plate; the convolution before them, where the feature pyramid is joined, cost none in int8
-    (108 of 108 dev plates and 104 at half size, with it quantized or not) and saves a sixth of
-    the int8 detector's time."""
+    which draw the probability map at full size. The first of them in int8 was no faster
+    (onnxruntime runs it between dequantize and quantize steps); the convolution before them,
+    where the feature pyramid is joined, cost no plate in int8 (108 of 108 dev plates and 104
+    at half size, with it quantized or not) and saves a sixth of the int8 detector's time."""
     import onnx
 
     nodes = onnx.load_from_string(prepared).graph.node
