@@ -929,6 +929,17 @@ def preset_list(value: str) -> list[str]:
     return [p for p in PRESETS if p in chosen]
 
 
+def view_list(text: str) -> list[str]:
+    """``--views``: names from `VIEWS`, comma-separated; "none" for no view."""
+    names = [name for name in text.split(",") if name and name != "none"]
+    unknown = [name for name in names if name not in VIEWS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown view {', '.join(unknown)}: choose from {', '.join(VIEWS)} or none"
+        )
+    return names
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Licence plates and text (docs/METRICS.md section 6): protected share by "
@@ -961,7 +972,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "(default: 2)",
     )  # fmt: skip
     parser.add_argument(
-        "--views", default=",".join(VIEWS), metavar="V,V",
+        "--views", type=view_list, default=list(VIEWS), metavar="V,V",
         help=f"harder views to measure: any of {', '.join(VIEWS)} (default: all), or none",
     )  # fmt: skip
     parser.add_argument(
@@ -985,7 +996,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run `pip install -e .[bench]` and "
         "`pip install --no-deps 'rapidocr_onnxruntime==1.4.4' 'rapidocr==3.10.0'`",
     )  # fmt: skip
-    views_wanted = [v for v in args.views.split(",") if v in VIEWS]
+    views_wanted = args.views
     work = (args.out or Path(tempfile.mkdtemp(prefix="veil-plates-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     pin = not args.no_pin and shutil.which("taskset") is not None
@@ -1104,15 +1115,13 @@ def benchmark(
 
     # 5. Harder views.
     print("\n[4/6] harder views", flush=True)
-    views: list[View] = []
-    if "half" in views_wanted:
-        views.append(half_view(dev, work / "half" / "images"))
-    if "mosaic" in views_wanted:
-        views.append(mosaic_view(dev, work / "mosaic" / "images"))
-    if "oblique" in views_wanted:
-        views.append(oblique_view(dev, work / "oblique" / "images"))
-    if "dark" in views_wanted:
-        views.append(dark_view(dev, work / "dark" / "images"))
+    builders = {
+        "half": half_view,
+        "mosaic": mosaic_view,
+        "oblique": oblique_view,
+        "dark": dark_view,
+    }
+    views = [builders[key](dev, work / key / "images") for key in views_wanted]
     results["views"] = {}
     for view in views:
         _warm(view.folder)
