@@ -14,13 +14,15 @@ its int8 copy finds one to three fewer than v6's in each harder view (docs/bench
 "Plates and text"). veil runs it with its constant scales and shifts
 folded into its convolutions (`veil.graphs`: the same output, less work). Pictures are
 searched with an int8 copy of that (`veil.int8`, ranges recorded by scripts/calibrate_int8.py
-on camera photos that are no benchmark's). Outputs are checked with the fp32 detector, the
-stronger reader an attacker would use.
+on camera photos that are no benchmark's), its constant multiplies and adds dropped and its
+input read as the picture's bytes (`veil.graphs.constants_read_in`, `byte_input`). Outputs are
+checked with the fp32 detector, the stronger reader an attacker would use.
 
-Both models take BGR, scaled to -1..1, channels first. The detector outputs a text probability
-map at the input's size; boxes are read from it as PaddleOCR does (threshold, contours, mean
-score, then the rectangle grown by ``area * 1.6 / perimeter``). The recognizer reads a crop 48
-px tall into 18,710 characters of many scripts (the list is in the model's metadata).
+Both models take BGR, scaled to -1..1, channels first (the int8 detector: the BGR bytes).
+The detector outputs a text probability map at the input's size; boxes are read from it as
+PaddleOCR does (threshold, contours, mean score, then the rectangle grown by ``area * 1.6 /
+perimeter``). The recognizer reads a crop 48 px tall into 18,710 characters of many scripts
+(the list is in the model's metadata).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ _INSTALL = f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-rein
 
 #: The int8 detector's activation ranges (scripts/calibrate_int8.py --model text).
 INT8_RANGES = Path(__file__).with_name("detector_int8_ranges.json")
-_BUILD_VERSION = "3"  # bump when the way the detector copies are built changes (veil.graphs)
+_BUILD_VERSION = "9"  # bump when the way the detector copies are built changes (veil.graphs)
 
 Quads = npt.NDArray[np.float32]  # (N, 4, 2): corners of each text box, clockwise from top left
 
@@ -167,8 +169,12 @@ def int8_detector_bytes() -> bytes:
     use (a few seconds) and cached (`veil.cache`)."""
 
     def build() -> bytes:
+        from .. import graphs
+
         folded = fp32_detector_bytes()
-        return int8.quantized(folded, INT8_RANGES, keep_fp32(folded))
+        quantized = graphs.constants_read_in(int8.quantized(folded, INT8_RANGES, keep_fp32(folded)))
+        # It reads the picture's bytes, which `_normalised` scales to -1..1 in steps of 2/255.
+        return graphs.byte_input(quantized, "x", 2 / 255)
 
     return _built("ocr-detector-int8", [INT8_RANGES.read_bytes()], build)
 
@@ -241,7 +247,9 @@ class TextDetector:
         # Bilinear, not INTER_AREA, when shrinking: area averaging costs small plates 1-15
         # points of recall (plates study).
         resized = cv2.resize(image, (w, h)) if (h, w) != (height, width) else image
-        heat = self.session.run(None, {self._input: _normalised(resized)[None]})[0][0, 0]
+        # The int8 copy takes the bytes as they are (`int8.byte_input`).
+        pixels = np.ascontiguousarray(resized) if self.int8 else _normalised(resized)
+        heat = self.session.run(None, {self._input: pixels[None]})[0][0, 0]
         quads, scores = _boxes(heat)
         if len(quads):
             quads *= np.array([width / w, height / h], np.float32)
