@@ -583,7 +583,7 @@ def diagnose(finder: Any, rgb: RGB, box: Box) -> dict[str, Any]:
     kinds = sorted({k for k, r in zip(marks.kinds, regions.tolist(), strict=True)
                     if _intersects(r, box)})  # fmt: skip
     image = bgr(rgb)
-    quads, scores = finder.detector.detect(image, finder.scale(height, width))
+    quads, scores = finder.detector.detect(image, finder.scale(image))
     over = [i for i, q in enumerate(quads) if _intersects(_bbox(q), box)]
     readings = finder.recognizer.read([crop(image, quads[i]) for i in over])
     boxes = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import cv2
 import numpy as np
@@ -40,24 +40,55 @@ MAX_READS = 64
 #: Small pictures are enlarged until their short side is this long: plates 10-14 px tall are
 #: found 88% of the time at their own size, and nearly always twice as large.
 MIN_SHORT_SIDE = 736
-#: The detector's input by preset: pictures with a longer side than the first are shrunk to it
-#: (a 12 MP photo at full size takes 4 s, 2x the face-only run; None: never shrunk), and those
-#: with a shorter short side than the second are enlarged to it (0: never). Enlarging is cheap
-#: for a small picture and never happens to a large one. On the dev plates at half size (plates
-#: 8-15 px, pictures about 290x220) the int8 detector finds 57 of 108 unenlarged, 96 at 288
-#: px, 102 at 352 and 104 from 384 px up; but on grainy photos (the dark view of
-#: benchmarks/plates.py) 97 at 384, 103 at 480 and 105 at 736: balanced takes 480, fast 288
-#: (speed first), thorough 736 with the fp32 detector. The check of an output enlarges to 736,
-#: as an attacker would.
-PRESET_SIDES: dict[str, tuple[int | None, int]] = {
-    "fast": (1920, 288),
-    "balanced": (2560, 480),
-    "thorough": (None, MIN_SHORT_SIDE),
+
+
+class Sides(NamedTuple):
+    """The detector's input size: pictures with a longer side than ``most`` are shrunk to it
+    (None: never), and those with a shorter short side than ``short`` are enlarged to it, or
+    to ``grainy`` when they are grainy (`GRAIN`)."""
+
+    most: int | None
+    short: int
+    grainy: int
+
+
+#: The sizes by preset. A 12 MP photo at full size takes 4 s, 2x the face-only run, hence the
+#: caps. Enlarging is cheap for a small picture and never happens to a large one. The int8
+#: detector, on the 108 dev plates at half size (plates 8-15 px, pictures about 290x220),
+#: finds 57 unenlarged, 96 at 288 px, 102 at 352 and 104 from 384 px up, and the dev photos
+#: (short sides 260-441 px) as well at 384 as at 480 px. Grain is what enlarging more helps:
+#: on the dark view of benchmarks/plates.py (a sixteenth of the light, brightened; `grain`
+#: 12-16) 97 at 384, 104 at 480; with noise but more light (`grain` 5-9) 106-107 at 384 and
+#: 107 at 480; Gaussian noise alone (`grain` 2-9) cost nothing. So balanced takes 384 px, and
+#: 480 for grainy pictures; fast 288 (speed first); thorough 736 with the fp32 detector. The
+#: check of an output enlarges to 736, as an attacker would.
+PRESET_SIDES: dict[str, Sides] = {
+    "fast": Sides(1920, 288, 288),
+    "balanced": Sides(2560, 384, 480),
+    "thorough": Sides(None, MIN_SHORT_SIDE, MIN_SHORT_SIDE),
 }
 
+#: A picture is grainy when its `grain` is above this: clean dev photos measure 0.7-3.1
+#: (median 1.2), crowd photos up to 7.7 (90% under 3.6), the dark view 12-16.
+GRAIN = 4.0
+
+_LAPLACE = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+
+
+def grain(image: npt.NDArray[np.uint8]) -> float:
+    """The picture's noise, as the standard deviation of its grey levels (Immerkaer's
+    estimate: the mean size of a second difference that flat regions give to noise alone).
+    Edges and fine texture add to it, so a detailed clean picture may read a little grainy."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    if min(grey.shape) < 3:
+        return 0.0
+    residual = cv2.filter2D(grey, -1, _LAPLACE)[1:-1, 1:-1]
+    return float(np.sqrt(np.pi / 2) * np.abs(residual).mean() / 6)
+
+
 #: Whether the preset searches with the int8 copy of the detector (`ocr.TextDetector`): fast
-#: and balanced do, in half the time (29 against 66 ms a dev photo at 384 px on one core), for
-#: a plate or two fewer: at 384 px, 107 of the 108 dev plates against 108, 104 at half size
+#: and balanced do, in under half the time (27 against 60 ms a dev photo at balanced's sizes,
+#: one core), for a plate or two fewer: all 108 dev plates either way, 104 at half size
 #: against 105, 104 on the 3200x2400 mosaics against 106. Thorough keeps fp32, the careful one.
 PRESET_INT8: dict[str, bool] = {"fast": True, "balanced": True, "thorough": False}
 
@@ -254,7 +285,7 @@ class TextFinder:
         self,
         plates: bool,
         text: bool,
-        sides: tuple[int | None, int] = PRESET_SIDES["balanced"],
+        sides: Sides = PRESET_SIDES["balanced"],
         threads: int | None = None,
         int8: bool = True,
     ) -> None:
@@ -263,18 +294,22 @@ class TextFinder:
         self.recognizer = Recognizer(threads)
         self._checker: TextDetector | None = None  # fp32, for `still_legible`, on first use
 
-    def scale(self, height: int, width: int, least: int | None = None) -> float:
-        """The detector's input scale for a picture of this size (`PRESET_SIDES`);
-        ``least``: the short side to enlarge to instead of the preset's."""
-        most, short = self.sides
+    def scale(self, image: npt.NDArray[np.uint8], least: int | None = None) -> float:
+        """The detector's input scale for this picture (`PRESET_SIDES`); ``least``: the short
+        side to enlarge to instead of the preset's."""
+        height, width = int(image.shape[0]), int(image.shape[1])
+        most, short, grainy = self.sides
         if most is not None and max(height, width) > most:
             return most / max(height, width)
-        return max(1.0, (short if least is None else least) / min(height, width))
+        if least is None:
+            enlarged = min(height, width) < grainy and grainy > short
+            least = grainy if enlarged and grain(image) > GRAIN else short
+        return max(1.0, least / min(height, width))
 
     def find(self, pixels: Pixels) -> Marks:
         """The plates and text of one picture that this finder was asked for."""
         image = bgr(pixels)
-        quads, scores = self.detector.detect(image, self.scale(*image.shape[:2]))
+        quads, scores = self.detector.detect(image, self.scale(image))
         kinds = self._kinds(image, quads, scores)
         chosen = [i for i, kind in enumerate(kinds) if kind is not None]
         marks = Marks(
@@ -339,10 +374,9 @@ class TextFinder:
         if not len(regions):
             return []
         image = bgr(pixels)
-        height, width = image.shape[:2]
         if self._checker is None:
             self._checker = TextDetector(self.threads)
-        quads, _ = self._checker.detect(image, self.scale(height, width, MIN_SHORT_SIDE))
+        quads, _ = self._checker.detect(image, self.scale(image, MIN_SHORT_SIDE))
         hits: list[tuple[int, int]] = []  # (region, quad)
         for q, quad in enumerate(quads):
             for r, region in enumerate(regions):
