@@ -18,7 +18,16 @@ from clips import plate_clip
 from helpers import PLATE_TEXT, Box, central, plate_scene, ssim_grey, us_plate_scene
 from veil import Pipeline, Settings
 from veil.errors import UsageError
-from veil.text import Marks, TextFinder, legible, plate_like, readable
+from veil.text import (
+    GRAIN,
+    PRESET_SIDES,
+    Marks,
+    TextFinder,
+    grain,
+    legible,
+    plate_like,
+    readable,
+)
 from veil.text import ocr as ocr_module
 from veil.text.ocr import Reading
 
@@ -107,6 +116,46 @@ def test_boxes_past_the_reading_cap_are_obscured_unread(
     marks = TextFinder(plates=True, text=False).find(pixels)
     assert "plate" in marks.kinds
     assert covered(marks.regions(pixels.shape[1], pixels.shape[0]), plate) >= 0.7
+
+
+# -- how large the detector sees a picture -------------------------------------------------
+def _grainy(pixels: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """``pixels`` with grey-level noise of standard deviation ``sigma`` (the same in R, G, B)."""
+    noise = np.random.default_rng(seed).normal(0.0, sigma, (*pixels.shape[:2], 1))
+    return np.clip(pixels + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("sigma", [3.0, 8.0, 16.0])
+def test_grain_measures_the_noise_of_a_flat_picture(sigma: float) -> None:
+    flat = np.full((240, 320, 3), 120, np.uint8)
+    assert grain(flat) == 0.0
+    assert grain(_grainy(flat, sigma)) == pytest.approx(sigma, rel=0.15)
+
+
+def test_a_clean_rendered_street_is_not_grainy(scene: tuple[np.ndarray, Box, Box]) -> None:
+    assert grain(ocr_module.bgr(scene[0])) < GRAIN
+
+
+def test_balanced_enlarges_grainy_small_pictures_more(scene: tuple[np.ndarray, Box, Box]) -> None:
+    finder = TextFinder(plates=True, text=False, sides=PRESET_SIDES["balanced"])
+    most, short, grainy = PRESET_SIDES["balanced"]
+    assert most is not None and short < grainy
+    small = np.ascontiguousarray(ocr_module.bgr(scene[0])[::2, ::2])  # 320x240
+    assert finder.scale(small) == pytest.approx(short / 240)
+    assert finder.scale(_grainy(small, 12)) == pytest.approx(grainy / 240)
+    # A picture already as large as the grainy size is not enlarged, grainy or not; one
+    # larger than the cap is shrunk to it; the check of an output takes the size it asks for.
+    assert finder.scale(_grainy(np.zeros((grainy, 640, 3), np.uint8), 12)) == 1.0
+    assert finder.scale(np.zeros((100, most * 2, 3), np.uint8)) == pytest.approx(0.5)
+    assert finder.scale(_grainy(small, 12), 736) == pytest.approx(736 / 240)
+
+
+def test_the_plate_of_a_grainy_small_picture_is_found(scene: tuple[np.ndarray, Box, Box]) -> None:
+    pixels, plate, _ = scene
+    small = _grainy(np.ascontiguousarray(pixels[::2, ::2]), 10)
+    marks = TextFinder(plates=True, text=False).find(small)
+    half = (plate[0] // 2, plate[1] // 2, plate[2] // 2, plate[3] // 2)
+    assert covered(marks.of("plate").regions(small.shape[1], small.shape[0]), half) >= 0.7
 
 
 def test_a_blank_picture_has_no_text(finder: TextFinder) -> None:
