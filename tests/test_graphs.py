@@ -212,12 +212,20 @@ def test_the_int8_copy_reads_a_picture_s_bytes(tmp_path: Path) -> None:
     pictures[0][0, 0, 0, :2] = [0, 255]  # the calibration sees the whole range, -1 to 1
     floats = [(p.transpose(0, 3, 1, 2) * (2 / 255) - 1).astype(np.float32) for p in pictures]
     quantized = _quantized(_lab_hardswish(0.7), floats, tmp_path)
-    reading = graphs.byte_input(quantized, "x", 2 / 255)
+    reading = graphs.byte_input(quantized, "x", 2 / 255, 127.5)
     session = ort.InferenceSession(reading, providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["x_bytes"]
     for picture, x in zip(pictures, floats, strict=True):
         before = _run(quantized, x)
         after = session.run(None, {"x_bytes": picture})[0]
         assert np.abs(before - after).max() < 0.05 * float(np.ptp(before))
+    # Read from the model's own zero point, the bytes are exactly what the float input
+    # (b - 128) * 2/255 quantizes to: the outputs are the same to the bit.
+    own = ort.InferenceSession(
+        graphs.byte_input(quantized, "x", 2 / 255, 128), providers=["CPUExecutionProvider"]
+    )
+    for picture in pictures:
+        x = (picture.transpose(0, 3, 1, 2).astype(np.float32) - 128) * np.float32(2 / 255)
+        assert np.array_equal(own.run(None, {"x_bytes": picture})[0], _run(quantized, x))
     with pytest.raises(ValueError, match="steps of"):
-        graphs.byte_input(quantized, "x", 1 / 255)
+        graphs.byte_input(quantized, "x", 1 / 255, 127.5)

@@ -61,7 +61,7 @@ _INSTALL = f"{shlex.quote(sys.executable)} -m pip install --no-deps --force-rein
 
 #: The int8 detector's activation ranges (scripts/calibrate_int8.py --model text).
 INT8_RANGES = Path(__file__).with_name("detector_int8_ranges.json")
-_BUILD_VERSION = "9"  # bump when the way the detector copies are built changes (veil.graphs)
+_BUILD_VERSION = "10"  # bump when the way the detector copies are built changes (veil.graphs)
 
 Quads = npt.NDArray[np.float32]  # (N, 4, 2): corners of each text box, clockwise from top left
 
@@ -173,8 +173,8 @@ def int8_detector_bytes() -> bytes:
 
         folded = fp32_detector_bytes()
         quantized = graphs.constants_read_in(int8.quantized(folded, INT8_RANGES, keep_fp32(folded)))
-        # It reads the picture's bytes, which `_normalised` scales to -1..1 in steps of 2/255.
-        return graphs.byte_input(quantized, "x", 2 / 255)
+        # It reads the picture's bytes, which `_normalised` scales to 2/255 * (byte - 127.5).
+        return graphs.byte_input(quantized, "x", 2 / 255, 127.5)
 
     return _built("ocr-detector-int8", [INT8_RANGES.read_bytes()], build)
 
