@@ -55,15 +55,17 @@ class Sides(NamedTuple):
 #: The sizes by preset. A 12 MP photo at full size takes 4 s, 2x the face-only run, hence the
 #: caps. Enlarging is cheap for a small picture and never happens to a large one. The int8
 #: detector, on the 108 dev plates at half size (plates 8-15 px, pictures about 290x220),
-#: finds 57 unenlarged, 96 at 288 px, 102 at 352 and 104 from 384 px up, and the dev photos
-#: (short sides 260-441 px) as well at 384 as at 480 px. Grain is what enlarging more helps:
-#: on the dark view of benchmarks/plates.py (a sixteenth of the light, brightened; `grain`
-#: 12-16) 97 at 384, 104 at 480; with noise but more light (`grain` 5-9) 106-107 at 384 and
-#: 107 at 480; Gaussian noise alone (`grain` 2-9) cost nothing. So balanced takes 384 px, and
-#: 480 for grainy pictures; fast 288 (speed first); thorough 736 with the fp32 detector. The
-#: check of an output enlarges to 736, as an attacker would.
+#: finds 56 unenlarged, 91 at 288 px, 95 at 320, 103 at 352 and 105 at 384; the dev photos
+#: (short sides 260-441 px) it finds all at 384 px as at 480. Grain is what enlarging more
+#: helps: on the dark view of benchmarks/plates.py (a sixteenth of the light, brightened;
+#: `grain` 12-16) 97 at 384 px, 103 at 480; with noise but more light (`grain` 5-9) 106-107
+#: at 384 and 107 at 480; Gaussian noise alone (`grain` 2-9) cost nothing. So balanced takes
+#: 384 px, and 480 for grainy pictures; fast 320 and 384 (speed first: at 288 the smallest
+#: plates come and go with half a step of the int8 copy's input, 91-96 at half size);
+#: thorough 736 with the fp32 detector. The check of an output enlarges to 736, as an
+#: attacker would.
 PRESET_SIDES: dict[str, Sides] = {
-    "fast": Sides(1920, 288, 288),
+    "fast": Sides(1920, 320, 384),
     "balanced": Sides(2560, 384, 480),
     "thorough": Sides(None, MIN_SHORT_SIDE, MIN_SHORT_SIDE),
 }
