@@ -58,12 +58,12 @@ class Sides(NamedTuple):
 #: finds 56 unenlarged, 91 at 288 px, 95 at 320, 103 at 352 and 105 at 384; the dev photos
 #: (short sides 260-441 px) it finds all at 384 px as at 480. Grain is what enlarging more
 #: helps: on the dark view of benchmarks/plates.py (a sixteenth of the light, brightened;
-#: `grain` 12-16) 97 at 384 px, 103 at 480; with noise but more light (`grain` 5-9) 106-107
-#: at 384 and 107 at 480; Gaussian noise alone (`grain` 2-9) cost nothing. So balanced takes
-#: 384 px, and 480 for grainy pictures; fast 320 and 384 (speed first: at 288 the smallest
-#: plates come and go with half a step of the int8 copy's input, 91-96 at half size);
-#: thorough 736 with the fp32 detector. The check of an output enlarges to 736, as an
-#: attacker would.
+#: `grain` 12-16) 97 at 384 px, 103 at 480; with noise but more light (`grain` 5-9) 106 at
+#: 384 and 107 at 480; Gaussian noise alone (`grain` 2-9) moved a plate one way or the other.
+#: So balanced takes 384 px, and 480 for grainy pictures; fast 320 and 384 (speed first: at
+#: 288 the smallest plates come and go with half a step of the int8 copy's input, 91-96 at
+#: half size); thorough 736 with the fp32 detector. The check of an output enlarges to 736,
+#: as an attacker would.
 PRESET_SIDES: dict[str, Sides] = {
     "fast": Sides(1920, 320, 384),
     "balanced": Sides(2560, 384, 480),
@@ -90,8 +90,8 @@ def grain(image: npt.NDArray[np.uint8]) -> float:
 
 #: Whether the preset searches with the int8 copy of the detector (`ocr.TextDetector`): fast
 #: and balanced do, in under half the time (27 against 60 ms a dev photo at balanced's sizes,
-#: one core), for a plate or two fewer: all 108 dev plates either way, 104 at half size
-#: against 105, 104 on the 3200x2400 mosaics against 106. Thorough keeps fp32, the careful one.
+#: one core), for a plate or two fewer: all 108 dev plates either way, 105 at half size either
+#: way, 104 on the 3200x2400 mosaics against 106. Thorough keeps fp32, the careful one.
 PRESET_INT8: dict[str, bool] = {"fast": True, "balanced": True, "thorough": False}
 
 #: Other text must score this much on the detector (plates, told apart by their reading, take
