@@ -202,3 +202,23 @@ def test_console_says_why_files_were_skipped(tmp_path: Path, cli) -> None:
     assert "1 file: 0 cleaned, 1 unchanged, 0 skipped, 0 failed; 0 faces obscured" in alone.err
     reason = f"skipped: {src / 'p0.png'}: output exists (use --overwrite to replace it)"
     assert reason in again.err.splitlines()
+
+
+def test_a_stop_while_a_job_is_handed_to_a_worker_leaves_no_staged_file(tmp_path: Path) -> None:
+    """Ctrl-C or SIGTERM can land while a job is being submitted, before the batch counts it as
+    running; the staged file it made for that job is this process's own, which no sweep of
+    this process removes, so it must go at once."""
+    from collections import deque
+
+    from veil import batch
+
+    class Interrupted:
+        def submit(self, *args: object) -> None:
+            raise KeyboardInterrupt
+
+    (tmp_path / "out").mkdir()
+    job = batch.Job(tmp_path / "in.jpg", tmp_path / "out" / "in.jpg")
+    running: dict = {}
+    with pytest.raises(KeyboardInterrupt):
+        list(batch._submit(Interrupted(), deque([(0, job)]), running))  # type: ignore[arg-type]
+    assert running == {} and leftovers(tmp_path / "out") == []

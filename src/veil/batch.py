@@ -413,11 +413,17 @@ def _submit(
         return
     try:
         future = pool.submit(_work, job.src, staged)
+        running[future] = (i, job, staged)
     except BrokenProcessPool:
         discard(staged)
         waiting.appendleft((i, job))
         raise
-    running[future] = (i, job, staged)
+    except BaseException:
+        # Stopped (Ctrl-C, SIGTERM) while handing the job over, before it was counted as
+        # running: `_stop` would not know its staged file, and no sweep removes this
+        # process's own temporary files.
+        discard(staged)
+        raise
 
 
 def _collect(future: Future[Result], running: _Running) -> Iterator[_Done]:
