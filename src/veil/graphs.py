@@ -69,9 +69,11 @@ class _Graph:
     def producer(self, tensor: str) -> onnx.NodeProto | None:
         return next((n for n in self.graph.node if tensor in n.output), None)
 
-    def add_constant(self, base: str, value: Array) -> str:
+    def add_constant(
+        self, base: str, value: npt.NDArray[np.generic], dtype: type = np.float32
+    ) -> str:
         name = f"{base}_folded{len(self.constants)}"
-        self.graph.initializer.append(numpy_helper.from_array(value.astype(np.float32), name))
+        self.graph.initializer.append(numpy_helper.from_array(value.astype(dtype), name))
         self.constants[name] = self.graph.initializer[-1]
         return name
 
@@ -219,11 +221,7 @@ def constants_read_in(model: bytes) -> bytes:
             continue
         quantize, source, step, zero_point = found
         step_name = graph.add_constant(f"{node.name}_step", np.array(step, np.float32))
-        point_name = f"{node.name}_zero_point"
-        graph.graph.initializer.append(
-            numpy_helper.from_array(np.array(zero_point, np.uint8), point_name)
-        )
-        graph.constants[point_name] = graph.graph.initializer[-1]
+        point_name = graph.add_constant(f"{node.name}_zero_point", np.array(zero_point), np.uint8)
         for reader in readers[quantize.output[0]]:
             reader.input[:3] = [source, step_name, point_name]
         gone |= {node.name, quantize.name}

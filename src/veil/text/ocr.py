@@ -247,7 +247,7 @@ class TextDetector:
         # Bilinear, not INTER_AREA, when shrinking: area averaging costs small plates 1-15
         # points of recall (plates study).
         resized = cv2.resize(image, (w, h)) if (h, w) != (height, width) else image
-        # The int8 copy takes the bytes as they are (`int8.byte_input`).
+        # The int8 copy takes the bytes as they are (`veil.graphs.byte_input`).
         pixels = np.ascontiguousarray(resized) if self.int8 else _normalised(resized)
         heat = self.session.run(None, {self._input: pixels[None]})[0][0, 0]
         quads, scores = _boxes(heat)
