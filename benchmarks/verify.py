@@ -401,8 +401,7 @@ def clip_study(runs: int, work: Path) -> dict[str, dict[str, Any]]:
             out.unlink(missing_ok=True)
             pipe.video.clean(handler, src, out)
             frames = []
-            for number, before, after in pipe.video.pairs(handler, src, out):
-                faces = pipe.video.detect(before)
+            for number, before, after, faces in pipe.video.pairs(handler, src, out):
                 frames.append((number, before, after, faces))
                 height, width = before.shape[:2]
                 for box in faces.xyxy:

@@ -6,6 +6,7 @@ tone for sound. Where the face is at each frame is known, so each output frame i
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import av
 import numpy as np
 import pytest
 
-from clips import KINDS, WIDTH, Array, Kind, face_box, frames_of, make_clip, picture
+from clips import HEIGHT, KINDS, WIDTH, Array, Kind, face_box, frames_of, make_clip, picture
 from helpers import read_report
 from veil.detectors import Strategy
 from veil.faces import Faces
+from veil.formats import handler_for
 from veil.pipeline import Pipeline
 from veil.settings import Settings
 
@@ -123,7 +125,7 @@ class Forgetful:
         index, self.calls = self.calls, self.calls + 1
         if index in self.misses:
             return Faces.empty()
-        scale = rgb.shape[1] / WIDTH  # the working size may be smaller than the frame
+        scale = rgb.shape[1] / WIDTH  # the working size may differ from the clip's
         box = np.array([face_box(index)], np.float32) * scale
         return Faces(box, np.array([0.9], np.float32))
 
@@ -269,6 +271,48 @@ def test_clean_verify_and_verify_judge_video(tmp_path: Path, cli) -> None:
     leaked = cli("verify", src, copy / "clip.mp4", "--progress", "off")
     assert leaked.code == 1
     assert "leak" in leaked.err and "frame" in leaked.err
+
+
+class Recording(Forgetful):
+    """`Forgetful` with no misses that notes each question: the picture and the passes."""
+
+    def __init__(self) -> None:
+        super().__init__(set())
+        self.asked: list[tuple[bytes, Strategy | None]] = []
+
+    def detect(self, rgb: Array, strategy: Strategy | None = None) -> Faces:
+        self.asked.append((hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).digest(), strategy))
+        return super().detect(rgb, strategy)
+
+
+@pytest.mark.parametrize("scale", [1, 3], ids=["working size", "shrunk"])
+def test_checks_are_given_the_faces_clean_found(scale: int, tmp_path: Path) -> None:
+    """Verification and scan judge the faces `clean` found in a frame: the same picture asked
+    by the same passes. When they looked their own way (no zoom, OpenCV's shrinking), the demo
+    clip was once refused for a box only the check had found."""
+    src = tmp_path / "clip.mp4"
+    make_clip(src, frames=4)
+    if scale > 1:  # the same clip, larger than the fast preset's working size (640 px)
+        big = tmp_path / "big.mp4"
+        with av.open(str(big), "w") as out:
+            video = out.add_stream("libx264", rate=10)
+            video.width, video.height, video.pix_fmt = scale * WIDTH, scale * HEIGHT, "yuv420p"
+            for i, pixels in enumerate(frames_of(src)):
+                grown = np.repeat(np.repeat(pixels, scale, 0), scale, 1)
+                frame = av.VideoFrame.from_ndarray(grown, format="rgb24")
+                frame.pts = i
+                out.mux(video.encode(frame))
+            out.mux(video.encode())
+        src = big
+    detector = Recording()
+    pipe = Pipeline(Settings(preset="fast"), detector=detector)
+    dst = tmp_path / "out" / src.name
+    assert pipe.run(src, dst).status == "cleaned"
+    cleaning, detector.asked = detector.asked, []
+    handler = handler_for(src)
+    checked = list(pipe.video.pairs(handler, src, dst))
+    assert len(checked) == 4 and detector.asked == cleaning
+    assert all(len(faces) == 1 for *_, faces in checked)
 
 
 # -- real clips ------------------------------------------------------------------------------

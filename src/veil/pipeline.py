@@ -709,10 +709,10 @@ class Pipeline:
         text: list[Leak] = []
 
         def frames() -> Iterator[tuple[int, Pixels, Pixels, Faces]]:
-            for number, before, after in self.video.pairs(handler, original, output):
+            for number, before, after, faces in self.video.pairs(handler, original, output):
                 if self._finds_text:  # where the original has plates or text, at full size
                     text.extend(self._text_leaks(number, self.text_finder.find(before), after))
-                yield number, before, after, self.video.detect(before)
+                yield number, before, after, faces
 
         return _with_leaks(self.verifier.check_frames(frames(), handler.fields(output)), text)
 

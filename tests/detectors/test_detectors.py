@@ -210,11 +210,6 @@ def test_int8_model_builds_without_a_writable_cache(
     assert len(int8_model_bytes()) > 100_000
 
 
-def test_video_frames_are_searched_without_zoom() -> None:
-    video = PRESETS["balanced"].for_video()
-    assert video.zoom == () and video.scales == PRESETS["balanced"].scales
-
-
 def _greedy(xyxy: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     """Textbook greedy NMS, to check the OpenCV-backed one against."""
     order, keep = list(np.argsort(-scores, kind="stable")), []

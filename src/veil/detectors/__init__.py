@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -15,8 +15,8 @@ from ..faces import Faces
 
 class Detector(Protocol):
     """What the pipeline needs of a detector: the faces in an RGB uint8 image of shape
-    (H, W, 3), found by its own `Strategy` or, when one is given, by that one (a video frame
-    gets `Strategy.for_video`). A detector takes what of a strategy it can use (its scales,
+    (H, W, 3), found by its own `Strategy` or, when one is given, by that one (the verifier's
+    second pass). A detector takes what of a strategy it can use (its scales,
     threshold) and ignores the rest."""
 
     def detect(self, rgb: npt.NDArray[np.uint8], strategy: Strategy | None = None) -> Faces: ...
@@ -60,11 +60,6 @@ class Strategy:
     #: detection, so video trades some reach on small faces for speed; the tracker fills the
     #: frames where a face was missed). Photos are always detected at full resolution.
     video_side: int = 960
-
-    def for_video(self) -> Strategy:
-        """The passes for a video frame: no zoom (every frame is a detection and the tracker
-        covers a missed frame; the working size sets the reach instead)."""
-        return replace(self, zoom=())
 
 
 #: Detection presets (``--preset``), chosen on the face benchmark and its crowd-scale views
