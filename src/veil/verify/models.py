@@ -67,18 +67,10 @@ JUDGE_MIN_TURNED_PX = 64
 #: percentile 0.22). 11% of the faces the cleaning finds there are turned away by this rule.
 TURNED_EYE_SHARE = 0.25
 _GREY = 128
-#: The grainy controls' noise, in grey levels: film-grain strength, about what a fill that is
+#: The grainy control's noise, in grey levels: film-grain strength, about what a fill that is
 #: meant to be measurable carries (a flat one compresses to nothing); not taken from the output,
 #: so that a blurred face's own texture cannot make its control more face-like.
 _GRAIN = 24.0
-#: Grainy controls per place, each a fresh draw of a grain in brightness alone. One draw (in
-#: colour) is a single sample of how far a grainy blank lands, and a fill's own draw beat it by
-#: up to 0.15 (9 of 2843 places of 100 face-set photos under the fill's ellipses came out 0.1
-#: nearer than the blanks); the nearest of four brightness draws: 0 places, at most 0.10. The
-#: weak ways of obscuring are flagged as often as before (5x5 blur 1833 places against 1835,
-#: veil's blur 43 against 42, pixelate 22 against 23); four colour draws would have let a
-#: tenth of the 5x5 blur's places go (1687).
-_GRAINS = 4
 
 
 class VerifyUnavailable(UsageError):
@@ -161,7 +153,7 @@ class Recognizer:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """For each (x1, y1, x2, y2) box: the descriptor distance from the original's face to
         the output at the very same place, and to the original with the box blanked grey
-        (the nearest of the blanks: one flat, `_GRAINS` with a film grain).
+        (the nearer of two blanks: flat, and with a film grain).
 
         The output is cut out with the original's landmarks: the attacker is assumed to know
         exactly where the face was, the strongest position one can have. The blanked original
@@ -169,31 +161,32 @@ class Recognizer:
         two images share around a face (hair, a hood, the picture's edge) brings even a blank
         under 0.6 for small faces, so only an output nearer than the blank tells of the face.
         A grainy fill moved a profile face's descriptor 0.1 nearer than a flat blank did (the
-        demo clip, 2 runs in 12, with the face wholly covered), hence the grainy controls.
+        demo clip, 2 runs in 12, with the face wholly covered), hence the grainy control.
         """
         if len(boxes) == 0:
             return np.zeros(0), np.zeros(0)
-        each = 3 + _GRAINS  # original, output, flat blank, grainy blanks
-        chips = np.empty((each * len(boxes), CHIP, CHIP, 3), np.uint8)
+        chips = np.empty((4 * len(boxes), CHIP, CHIP, 3), np.uint8)
         grain = np.random.default_rng(0)  # the same controls on every run
         blank = original.copy()  # one copy, blanked and restored box by box
         for i, (x1, y1, x2, y2) in enumerate(np.round(boxes).astype(int).tolist()):
             shape = self._landmarks(original, self._dlib.rectangle(x1, y1, x2, y2))
-            row = chips[each * i : each * (i + 1)]
             for j, image in enumerate((original, output)):
-                row[j] = self._dlib.get_face_chip(image, shape, CHIP, 0.25)
+                chips[4 * i + j] = self._dlib.get_face_chip(image, shape, CHIP, 0.25)
+            # Two controls: flat grey, and grey with a grain (a grainy patch moves the
+            # descriptor more than a flat one does).
             region = blank[y1:y2, x1:x2]
-            for j in range(2, each):  # flat grey, then grains (they move a descriptor more)
-                noise = grain.normal(0, _GRAIN, region.shape[:2]) if j > 2 else 0.0
-                region[...] = np.clip(_GREY + noise, 0, 255)[..., None]
-                row[j] = self._dlib.get_face_chip(blank, shape, CHIP, 0.25)
+            for j, noise in ((2, 0.0), (3, _GRAIN)):
+                region[...] = np.clip(_GREY + grain.normal(0, noise, region.shape), 0, 255)
+                chips[4 * i + j] = self._dlib.get_face_chip(blank, shape, CHIP, 0.25)
             region[...] = original[y1:y2, x1:x2]
         with self._lock:
             network = self._network()
             found = network.run(None, {"chips": chips_to_input(chips, self._mean)})[0]
-        descriptors = np.asarray(found, np.float64).reshape(len(boxes), each, -1)
-        gaps = np.linalg.norm(descriptors[:, 1:] - descriptors[:, :1], axis=2)
-        to_output, to_blank = gaps[:, 0], gaps[:, 1:].min(axis=1)
+        descriptors = np.asarray(found, np.float64)
+        to_output = np.linalg.norm(descriptors[0::4] - descriptors[1::4], axis=1)
+        to_flat = np.linalg.norm(descriptors[0::4] - descriptors[2::4], axis=1)
+        to_grain = np.linalg.norm(descriptors[0::4] - descriptors[3::4], axis=1)
+        to_blank = np.minimum(to_flat, to_grain)
         del found, descriptors  # face templates: gone as soon as they are compared
         return to_output, to_blank
 
